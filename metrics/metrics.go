@@ -1,0 +1,43 @@
+// Package metrics holds contactd's Prometheus collectors, shared by the
+// components that count and the HTTP server that exposes them.
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Registry is the registry /metrics serves.
+var Registry = prometheus.NewRegistry()
+
+var (
+	// Transitions counts request lifecycle events by event name
+	// (created, accepted, declined, applied, failed, expired, cancelled, ...).
+	Transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contactd_transitions_total", Help: "Request lifecycle events, by event.",
+	}, []string{"event"})
+
+	// Emails counts outbox deliveries by kind and result (sent, retry, dead).
+	Emails = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contactd_emails_total", Help: "Outbox deliveries, by kind and result (sent, retry, dead).",
+	}, []string{"kind", "result"})
+
+	// Replies counts received emails by outcome (processed, rejected, ignored).
+	Replies = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contactd_replies_total", Help: "Received emails, by outcome (processed, rejected, ignored).",
+	}, []string{"outcome"})
+
+	// SweepSeconds observes how long scheduler sweeps take.
+	SweepSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "contactd_sweep_duration_seconds", Help: "Duration of scheduler sweeps.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	}, []string{"sweep"})
+
+	// HTTPSeconds observes HTTP latency by route pattern and status code.
+	HTTPSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "contactd_http_request_duration_seconds", Help: "HTTP request latency, by route and status.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8),
+	}, []string{"route", "code"})
+)
+
+func init() {
+	Registry.MustRegister(Transitions, Emails, Replies, SweepSeconds, HTTPSeconds,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+}

@@ -1,0 +1,645 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options are the workflow settings of the configuration (SPEC section 8).
+type Options struct {
+	KeyPrefix    string
+	NICPattern   string
+	RequestTTL   time.Duration
+	RemindAfter  time.Duration
+	MaxReminders int
+	ReportWindow time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store keeps the directory and the change requests in Redis.
+type Store struct {
+	rdb  redis.UniversalClient
+	keys Keys
+	nics NICs
+	opt  Options
+}
+
+// NewStore returns a store on rdb.
+func NewStore(rdb redis.UniversalClient, opt Options) (*Store, error) {
+	nics, err := NewNICs(opt.NICPattern)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.KeyPrefix == "" {
+		opt.KeyPrefix = "contactd"
+	}
+	return &Store{rdb: rdb, keys: Keys{Prefix: opt.KeyPrefix}, nics: nics, opt: opt}, nil
+}
+
+// Keys returns the key names the store uses, for the packages that share
+// them (the outbox).
+func (s *Store) Keys() Keys { return s.keys }
+
+// Redis returns the client the store uses.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// NICs returns the NIC checker of the configured pattern.
+func (s *Store) NICs() NICs { return s.nics }
+
+// Now returns the store's clock reading.
+func (s *Store) Now() time.Time { return s.opt.Now() }
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// run executes a script and returns its reply as strings.
+func (s *Store) run(ctx context.Context, sc *redis.Script, shard int, keys []string, args ...any) ([]string, error) {
+	argv := append([]any{s.keys.Shard(shard), ms(s.opt.Now())}, args...)
+	res, err := sc.Run(ctx, s.rdb, keys, argv...).StringSlice()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return res, nil
+}
+
+// storeErr turns a Redis failure into the domain's error.
+func storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !strings.HasPrefix(rerr.Error(), "LOADING") &&
+		!strings.HasPrefix(rerr.Error(), "CLUSTERDOWN") && !strings.HasPrefix(rerr.Error(), "TRYAGAIN") {
+		return fmt.Errorf("workflow: redis: %w", err)
+	}
+	return &Error{Code: EUnavailable, Message: "the store is unreachable: " + err.Error()}
+}
+
+// requestRef splits a request id into its shard and key.
+func (s *Store) requestRef(id string) (int, string, error) {
+	if !ValidRequestID(id) {
+		return 0, "", Errorf(ENotFound, "no request with id %q", clip(id))
+	}
+	shard, _ := shardFromID(id)
+	return shard, s.keys.Request(shard, id), nil
+}
+
+// Get returns the request with the given id. A pending request past its
+// expiry time reads as expired even before a sweep has marked it.
+func (s *Store) Get(ctx context.Context, id string) (*Request, error) {
+	_, key, err := s.requestRef(id)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if len(h) == 0 {
+		return nil, Errorf(ENotFound, "no request with id %q", id)
+	}
+	return s.decodeRequest(id, h)
+}
+
+func (s *Store) decodeRequest(id string, h map[string]string) (*Request, error) {
+	r := &Request{ID: id, Service: h["svc"], Requester: h["req"], Status: Status(h["st"]),
+		Reason: h["why"], Approvals: map[string]Approval{}, Informed: strings.Fields(h["inf"])}
+	if err := json.Unmarshal([]byte(h["chg"]), &r.Changes); err != nil {
+		return nil, fmt.Errorf("workflow: request %s: changes: %w", id, err)
+	}
+	c, _ := strconv.ParseInt(h["c"], 10, 64)
+	x, _ := strconv.ParseInt(h["x"], 10, 64)
+	r.CreatedAt, r.ExpiresAt = fromMS(c), fromMS(x)
+	if r.Status == Pending && !s.opt.Now().Before(r.ExpiresAt) {
+		r.Status = Expired
+	}
+	for _, nic := range strings.Fields(h["apv"]) {
+		a := Approval{Status: h["s:"+nic], Channel: Channel(h["c:"+nic]), Undeliverable: h["u:"+nic] == "1"}
+		a.Reminders, _ = strconv.Atoi(h["r:"+nic])
+		if v, err := strconv.ParseInt(h["a:"+nic], 10, 64); err == nil {
+			t := fromMS(v)
+			a.At = &t
+		}
+		r.Approvals[nic] = a
+	}
+	for _, line := range strings.Split(strings.TrimSpace(h["h"]), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			continue
+		}
+		at, _ := strconv.ParseInt(f[0], 10, 64)
+		ev := Event{At: fromMS(at), Event: f[1], Channel: Channel(f[3])}
+		if f[2] != "-" {
+			ev.NIC = f[2]
+		}
+		r.History = append(r.History, ev)
+	}
+	if r.Informed == nil {
+		r.Informed = []string{}
+	}
+	return r, nil
+}
+
+// List returns the requests where nic is requester, approver or informed,
+// newest first, keeping only those of the given status when it is set.
+func (s *Store) List(ctx context.Context, nic, status string) ([]*Request, error) {
+	nic, err := s.nics.Normalize(nic)
+	if err != nil {
+		return nil, err
+	}
+	if status != "" && !ValidStatus(status) {
+		return nil, Errorf(EInvalidRequest, "unknown status %q", clip(status))
+	}
+	ids, err := s.rdb.ZRevRange(ctx, s.keys.NICRequests(nic), 0, -1).Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	out := []*Request{}
+	for _, id := range ids {
+		r, err := s.Get(ctx, id)
+		if ErrorCode(err) == ENotFound {
+			continue // a pointer written for a request that was refused
+		}
+		if err != nil {
+			return nil, err
+		}
+		if status == "" || string(r.Status) == status {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Create checks an ask against every rule of SPEC section 2 and stores the
+// new request, queueing the validation emails in the same step.
+func (s *Store) Create(ctx context.Context, a Ask, ch Channel) (*Request, error) {
+	requester, changes, err := s.nics.checkShape(a)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		plan, err := s.plan(ctx, a.Service, requester, changes)
+		if err != nil {
+			return nil, err
+		}
+		r, err := s.store(ctx, plan, ch)
+		if ErrorCode(err) == "stale" && attempt < 3 {
+			continue // the service changed between reading and writing: check again
+		}
+		return r, err
+	}
+}
+
+// plan reads the service and contacts involved and applies the rules.
+func (s *Store) plan(ctx context.Context, serviceID, requester string, changes map[Role]string) (*Plan, error) {
+	nics := []string{requester}
+	for _, r := range Roles {
+		if nic, ok := changes[r]; ok && !contains(nics, nic) {
+			nics = append(nics, nic)
+		}
+	}
+	svc, contacts, err := s.readDirectory(ctx, serviceID, nics)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := changes[Billing]; ok && svc != nil && svc.Billing != "" {
+		if _, seen := contacts[svc.Billing]; !seen {
+			c, err := s.GetContact(ctx, svc.Billing)
+			if err != nil && ErrorCode(err) != EUnknownContact {
+				return nil, err
+			}
+			contacts[svc.Billing] = c
+		}
+	}
+	return decide(requester, changes, svc, contacts)
+}
+
+// readDirectory reads a service and some contacts in one round trip.
+func (s *Store) readDirectory(ctx context.Context, serviceID string, nics []string) (*Service, map[string]*Contact, error) {
+	pipe := s.rdb.Pipeline()
+	svcCmd := pipe.HGetAll(ctx, s.keys.Service(serviceID))
+	cmds := make([]*redis.MapStringStringCmd, len(nics))
+	for i, nic := range nics {
+		cmds[i] = pipe.HGetAll(ctx, s.keys.Contact(nic))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, storeErr(err)
+	}
+	var svc *Service
+	if h := svcCmd.Val(); len(h) > 0 {
+		svc = decodeService(serviceID, h)
+	}
+	contacts := map[string]*Contact{}
+	for i, nic := range nics {
+		if h := cmds[i].Val(); len(h) > 0 {
+			contacts[nic] = decodeContact(nic, h)
+		} else {
+			contacts[nic] = nil
+		}
+	}
+	return svc, contacts, nil
+}
+
+// store writes a planned request: the index pointers and the create script
+// go out in one round trip.
+func (s *Store) store(ctx context.Context, p *Plan, ch Channel) (*Request, error) {
+	shard := ShardOf(p.Service.ID)
+	id := newRequestID(shard)
+	now := s.opt.Now()
+	expires := now.Add(s.opt.RequestTTL)
+	chg, _ := json.Marshal(p.Changes)
+	keys := []string{s.keys.Request(shard, id), s.keys.Service(p.Service.ID), s.keys.Open(p.Service.ID)}
+	args := []any{s.keys.Shard(shard), ms(now), id, p.Service.ID, p.Requester, ms(expires), string(chg),
+		strings.Join(p.Approvers, " "), strings.Join(p.Informed, " "), strings.Join(p.PaymentNICs, " "),
+		string(ch), ms(now.Add(s.opt.RemindAfter))}
+	for _, r := range Roles {
+		if c, ok := p.Changes[r]; ok {
+			args = append(args, string(r), c.From)
+		}
+	}
+	parties := append(append([]string{p.Requester}, p.Approvers...), p.Informed...)
+	res, err := s.evalWithPointers(ctx, createScript, keys, args, func(pipe redis.Pipeliner) {
+		for _, nic := range parties {
+			pipe.ZAdd(ctx, s.keys.NICRequests(nic), redis.Z{Score: float64(ms(now)), Member: id})
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch res[0] {
+	case "ok":
+		return s.Get(ctx, id)
+	case "stale":
+		s.dropPointers(ctx, id, parties)
+		return nil, &Error{Code: "stale", Message: "the service changed meanwhile"}
+	case "conflict":
+		s.dropPointers(ctx, id, parties)
+		return nil, &Error{Code: EConflict, RequestID: res[1],
+			Message: fmt.Sprintf("request %s is already open on %s for one of these roles", res[1], p.Service.ID)}
+	}
+	return nil, fmt.Errorf("workflow: create: unexpected reply %v", res)
+}
+
+// evalWithPointers sends index writes and a script in one pipeline. The
+// scripts are loaded first if the server does not know them.
+func (s *Store) evalWithPointers(ctx context.Context, sc *redis.Script, keys []string, args []any, pointers func(redis.Pipeliner)) ([]string, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		pointers(pipe)
+		cmd := sc.EvalSha(ctx, pipe, keys, args...)
+		_, _ = pipe.Exec(ctx)
+		err := cmd.Err()
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, storeErr(err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		return cmd.StringSlice()
+	}
+}
+
+func (s *Store) dropPointers(ctx context.Context, id string, nics []string) {
+	pipe := s.rdb.Pipeline()
+	for _, nic := range nics {
+		pipe.ZRem(ctx, s.keys.NICRequests(nic), id)
+	}
+	_, _ = pipe.Exec(ctx) // best effort: readers skip pointers to nothing
+}
+
+// Outcome is the result of a decision.
+type Outcome struct {
+	Request  *Request
+	NIC      string
+	Decision Decision
+}
+
+// LookupToken tells what a validation token is for, without changing
+// anything: the request, the approver, and whether the token is live. A
+// token that never existed is ENotFound; a used, revoked or expired one is
+// EGone (with the request still returned, for logging only).
+func (s *Store) LookupToken(ctx context.Context, token string) (*Request, string, error) {
+	return s.lookup(ctx, token, "v")
+}
+
+func (s *Store) lookup(ctx context.Context, token, kind string) (*Request, string, error) {
+	token, ok := NormalizeToken(token)
+	if !ok {
+		return nil, "", Errorf(ENotFound, "this link is not valid")
+	}
+	shard, _ := shardFromID(token)
+	hash := HashToken(token)
+	t, err := s.rdb.HGetAll(ctx, s.keys.Token(shard, hash)).Result()
+	if err != nil {
+		return nil, "", storeErr(err)
+	}
+	if len(t) == 0 || t["k"] != kind {
+		return nil, "", Errorf(ENotFound, "this link is not valid")
+	}
+	r, err := s.Get(ctx, t["r"])
+	if err != nil {
+		return nil, "", err
+	}
+	gone := Errorf(EGone, "this link is no longer valid")
+	if kind == "r" {
+		x, _ := strconv.ParseInt(t["x"], 10, 64)
+		if t["used"] != "" || ms(s.opt.Now()) >= x {
+			return r, t["n"], gone
+		}
+		return r, t["n"], nil
+	}
+	live, err := s.rdb.HGet(ctx, s.keys.Request(shard, t["r"]), "t:"+t["n"]).Result()
+	if err != nil && err != redis.Nil {
+		return nil, "", storeErr(err)
+	}
+	if r.Status != Pending || live != hash {
+		return r, t["n"], gone
+	}
+	return r, t["n"], nil
+}
+
+// Decide records an approver's decision made with their token. When the
+// last approver accepts, the request is approved and applied at once.
+func (s *Store) Decide(ctx context.Context, token string, d Decision, ch Channel) (*Outcome, error) {
+	token, ok := NormalizeToken(token)
+	if !ok {
+		return nil, Errorf(ENotFound, "this link is not valid")
+	}
+	return s.DecideByHash(ctx, HashToken(token), token[0], d, ch)
+}
+
+// DecideByHash is Decide for a caller that holds only the hash of a token
+// and its first character (the shard), such as a reply matched by the
+// Message-ID of the email that carried the token.
+func (s *Store) DecideByHash(ctx context.Context, hash string, shardChar byte, d Decision, ch Channel) (*Outcome, error) {
+	if d != Accept && d != Decline {
+		return nil, Errorf(EInvalidRequest, "decision must be accept or decline")
+	}
+	shard, ok := shardFromID(string(shardChar))
+	if !ok {
+		return nil, Errorf(ENotFound, "this link is not valid")
+	}
+	res, err := s.run(ctx, decideScript, shard, []string{s.keys.Token(shard, hash)}, hash, string(d), string(ch))
+	if err != nil {
+		return nil, err
+	}
+	switch res[0] {
+	case "unknown":
+		return nil, Errorf(ENotFound, "this link is not valid")
+	case "gone":
+		return nil, Errorf(EGone, "this link is no longer valid")
+	case "approved":
+		if _, err := s.apply(ctx, shard, res[1], strings.Fields(res[3])); err != nil {
+			// The request stays approved; the sweep applies it.
+			return s.outcome(ctx, res, d)
+		}
+	}
+	return s.outcome(ctx, res, d)
+}
+
+func (s *Store) outcome(ctx context.Context, res []string, d Decision) (*Outcome, error) {
+	r, err := s.Get(ctx, res[1])
+	if err != nil {
+		return nil, err
+	}
+	return &Outcome{Request: r, NIC: res[2], Decision: d}, nil
+}
+
+// Apply makes an approved request effective; it does nothing to a request
+// in any other state, so it may be called any number of times.
+func (s *Store) Apply(ctx context.Context, id string) (Status, error) {
+	shard, key, err := s.requestRef(id)
+	if err != nil {
+		return "", err
+	}
+	pay, err := s.rdb.HGet(ctx, key, "pay").Result()
+	if err != nil && err != redis.Nil {
+		return "", storeErr(err)
+	}
+	return s.apply(ctx, shard, id, strings.Fields(pay))
+}
+
+// apply re-checks the payments of the billing contacts, then runs the
+// apply script, which re-checks the role holders.
+func (s *Store) apply(ctx context.Context, shard int, id string, pay []string) (Status, error) {
+	reason, err := s.paymentIssue(ctx, pay)
+	if err != nil {
+		return "", err
+	}
+	res, err := s.run(ctx, applyScript, shard, []string{s.keys.Request(shard, id)}, id, reason)
+	if err != nil {
+		return "", err
+	}
+	if res[0] == string(Applied) {
+		if err := s.indexServiceHolders(ctx, id); err != nil {
+			return Applied, err
+		}
+	}
+	return Status(res[0]), nil
+}
+
+// paymentIssue returns why a billing change cannot be applied, or "".
+func (s *Store) paymentIssue(ctx context.Context, nics []string) (string, error) {
+	if len(nics) == 0 {
+		return "", nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(nics))
+	for i, nic := range nics {
+		cmds[i] = pipe.HGet(ctx, s.keys.Contact(nic), "payment_ok")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return "", storeErr(err)
+	}
+	for i, nic := range nics {
+		if v, err := cmds[i].Result(); err == nil && v != "1" {
+			return fmt.Sprintf("billing contact %s is not up to date with payments", nic), nil
+		}
+	}
+	return "", nil
+}
+
+// indexServiceHolders points the new holders of an applied request's
+// roles at its service, for "My contacts".
+func (s *Store) indexServiceHolders(ctx context.Context, id string) error {
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	pipe := s.rdb.Pipeline()
+	for _, c := range r.Changes {
+		pipe.SAdd(ctx, s.keys.NICServices(c.To), r.Service)
+	}
+	_, err = pipe.Exec(ctx)
+	return storeErr(err)
+}
+
+// Cancel ends a pending request at its requester's demand.
+func (s *Store) Cancel(ctx context.Context, id, nic string, ch Channel) (*Request, error) {
+	shard, key, err := s.requestRef(id)
+	if err != nil {
+		return nil, err
+	}
+	if nic, err = s.nics.Normalize(nic); err != nil {
+		return nil, err
+	}
+	res, err := s.run(ctx, cancelScript, shard, []string{key}, id, nic, string(ch))
+	if err != nil {
+		return nil, err
+	}
+	switch res[0] {
+	case "unknown":
+		return nil, Errorf(ENotFound, "no request with id %q", id)
+	case "forbidden":
+		return nil, Errorf(ERoleNotAllowed, "only the requester may cancel request %s", id)
+	case "notpending":
+		return nil, &Error{Code: EConflict, RequestID: id, Message: fmt.Sprintf("request %s is %s, not pending", id, res[1])}
+	}
+	return s.Get(ctx, id)
+}
+
+// Resend queues a new email (with a new token) to one approver, or to
+// every approver who has not answered when nic is empty. It returns how
+// many emails were queued.
+func (s *Store) Resend(ctx context.Context, id, nic string) (int, error) {
+	shard, key, err := s.requestRef(id)
+	if err != nil {
+		return 0, err
+	}
+	if nic != "" {
+		if nic, err = s.nics.Normalize(nic); err != nil {
+			return 0, err
+		}
+	}
+	res, err := s.run(ctx, resendScript, shard, []string{key}, id, nic, s.opt.RemindAfter.Milliseconds())
+	if err != nil {
+		return 0, err
+	}
+	switch res[0] {
+	case "unknown":
+		return 0, Errorf(ENotFound, "no request with id %q", id)
+	case "notpending":
+		return 0, &Error{Code: EConflict, RequestID: id, Message: fmt.Sprintf("request %s is %s, not pending", id, res[1])}
+	case "notapprover":
+		return 0, Errorf(EInvalidRequest, "%s is not an approver of request %s", nic, id)
+	case "answered":
+		return 0, &Error{Code: EConflict, RequestID: id, Message: fmt.Sprintf("%s has already answered request %s", nic, id)}
+	}
+	n, _ := strconv.Atoi(res[1])
+	return n, nil
+}
+
+// IssueToken gives an approver a new token for the email about to be sent
+// (kind validation, reminder or resend), revoking their earlier one, and
+// records the email in the history. The token is returned once and stored
+// only as its hash. A request no longer pending, or an approver who has
+// already answered, gets no token (EGone): the email is no longer due.
+func (s *Store) IssueToken(ctx context.Context, id, nic, kind string) (string, error) {
+	shard, key, err := s.requestRef(id)
+	if err != nil {
+		return "", err
+	}
+	event := map[string]string{"validation": "sent", "reminder": "reminded", "resend": "resent"}[kind]
+	if event == "" {
+		return "", Errorf(EInvalidRequest, "no token goes with a %q email", kind)
+	}
+	token := newToken(shard)
+	hash := HashToken(token)
+	res, err := s.run(ctx, tokenScript, shard, []string{key, s.keys.Token(shard, hash)},
+		id, nic, hash, event, s.opt.RequestTTL.Milliseconds())
+	if err != nil {
+		return "", err
+	}
+	switch res[0] {
+	case "ok":
+		return token, nil
+	case "unknown":
+		return "", Errorf(ENotFound, "no approver %s on request %s", nic, id)
+	}
+	return "", Errorf(EGone, "request %s no longer awaits %s", id, nic)
+}
+
+// IssueReportToken gives a previous holder told of an applied change the
+// token of its "this wasn't me" link, valid for workflow.report_window.
+func (s *Store) IssueReportToken(ctx context.Context, id, nic string) (string, error) {
+	shard, key, err := s.requestRef(id)
+	if err != nil {
+		return "", err
+	}
+	token := newToken(shard)
+	hash := HashToken(token)
+	res, err := s.run(ctx, reportTokenScript, shard, []string{key, s.keys.Token(shard, hash)},
+		id, nic, hash, s.opt.ReportWindow.Milliseconds(), s.opt.RequestTTL.Milliseconds())
+	if err != nil {
+		return "", err
+	}
+	if res[0] != "ok" {
+		return "", Errorf(ENotFound, "%s was not informed of request %s", nic, id)
+	}
+	return token, nil
+}
+
+// LookupReport is LookupToken for a "this wasn't me" token.
+func (s *Store) LookupReport(ctx context.Context, token string) (*Request, string, error) {
+	return s.lookup(ctx, token, "r")
+}
+
+// Dispute records a "this wasn't me" report; it reverts nothing by itself
+// but queues the event and the email to the security contact.
+func (s *Store) Dispute(ctx context.Context, token string, ch Channel) (*Request, string, error) {
+	token, ok := NormalizeToken(token)
+	if !ok {
+		return nil, "", Errorf(ENotFound, "this link is not valid")
+	}
+	shard, _ := shardFromID(token)
+	res, err := s.run(ctx, disputeScript, shard, []string{s.keys.Token(shard, HashToken(token))}, string(ch))
+	if err != nil {
+		return nil, "", err
+	}
+	switch res[0] {
+	case "unknown":
+		return nil, "", Errorf(ENotFound, "this link is not valid")
+	case "gone":
+		return nil, "", Errorf(EGone, "this link is no longer valid")
+	}
+	r, err := s.Get(ctx, res[1])
+	return r, res[2], err
+}
+
+// MarkUndeliverable records that an email to an approver bounced.
+func (s *Store) MarkUndeliverable(ctx context.Context, id, nic string) error {
+	shard, key, err := s.requestRef(id)
+	if err != nil {
+		return err
+	}
+	res, err := s.run(ctx, undeliverableScript, shard, []string{key}, id, nic)
+	if err != nil {
+		return err
+	}
+	if res[0] == "unknown" {
+		return Errorf(ENotFound, "no approver %s on request %s", nic, id)
+	}
+	return nil
+}
