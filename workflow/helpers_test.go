@@ -1,0 +1,116 @@
+package workflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"contactd/internal/redistest"
+	"contactd/workflow"
+)
+
+// clock is a settable clock for the store.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+const (
+	ttl         = 336 * time.Hour
+	remindAfter = 48 * time.Hour
+)
+
+func newStore(t testing.TB, b redistest.Backend, c *clock) *workflow.Store {
+	t.Helper()
+	s, err := workflow.NewStore(b.Client, workflow.Options{
+		KeyPrefix: b.Prefix, NICPattern: `^[a-z]{2}[0-9]+-ovh$`, RequestTTL: ttl, RemindAfter: remindAfter,
+		MaxReminders: 2, ReportWindow: 720 * time.Hour, Now: c.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// seedYAML is the directory most tests start from.
+const seedYAML = `contacts:
+  - {nic: ad1-ovh, email: admin@example.com, name: Alice Admin, language: en}
+  - {nic: te1-ovh, email: tech@example.com, name: Tom Tech, language: fr}
+  - {nic: bi1-ovh, email: billing@example.com, name: Bob Billing}
+  - {nic: nw1-ovh, email: new1@example.net, name: Nora New, language: fr}
+  - {nic: nw2-ovh, email: new2@example.net, name: Ned New}
+  - {nic: od1-ovh, email: overdue@example.net, name: Olga Overdue, payment_ok: false}
+  - {nic: at1-ovh, email: at@example.com, name: Ada AdminTech}
+  - {nic: tb1-ovh, email: tb@example.com, name: Tess TechBilling}
+services:
+  - {id: example.com, kind: domain, admin: ad1-ovh, tech: te1-ovh, billing: bi1-ovh}
+  - {id: vps-1.ovh.net, kind: vps, admin: at1-ovh, tech: at1-ovh, billing: bi1-ovh}
+  - {id: hosting-9, kind: hosting, admin: ad1-ovh, tech: tb1-ovh, billing: tb1-ovh}
+  - {id: overdue.org, kind: domain, admin: ad1-ovh, tech: te1-ovh, billing: od1-ovh}
+`
+
+func seed(t testing.TB, s *workflow.Store) {
+	t.Helper()
+	if _, err := s.Import(context.Background(), []byte(seedYAML)); err != nil {
+		t.Fatalf("import seed: %v", err)
+	}
+}
+
+// outbox returns the queued messages of every shard, in queue order per shard.
+func outbox(t testing.TB, b redistest.Backend) []workflow.Message {
+	t.Helper()
+	ctx := context.Background()
+	k := workflow.Keys{Prefix: b.Prefix}
+	var out []workflow.Message
+	for n := 0; n < workflow.Shards; n++ {
+		ids, err := b.Client.ZRange(ctx, k.OutboxReady(n), 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			raw, err := b.Client.HGet(ctx, k.Outbox(n), id).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m workflow.Message
+			if err := json.Unmarshal([]byte(raw), &m); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// mails lists "kind nic" for the outbox messages of one request, sorted.
+func mails(t testing.TB, b redistest.Backend, id string) []string {
+	var out []string
+	for _, m := range outbox(t, b) {
+		if m.Request == id {
+			who := m.NIC
+			if m.Kind == "event" {
+				who = m.Event
+			}
+			out = append(out, m.Kind+" "+who)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func events(r *workflow.Request) []string {
+	var out []string
+	for _, e := range r.History {
+		out = append(out, e.Event+" "+e.NIC+" "+string(e.Channel))
+	}
+	return out
+}

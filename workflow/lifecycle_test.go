@@ -1,0 +1,117 @@
+package workflow_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"contactd/internal/redistest"
+	"contactd/workflow"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func ask(service, requester string, changes map[string]string) workflow.Ask {
+	return workflow.Ask{Service: service, Requester: requester, Changes: changes}
+}
+
+func TestLifecycleApplied(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		c := newClock()
+		s := newStore(t, b, c)
+		seed(t, s)
+
+		r, err := s.Create(ctx, ask("example.com", "AD1-OVH", map[string]string{"tech": "nw1-ovh"}), workflow.API)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := r.Status, workflow.Pending; got != want {
+			t.Fatalf("status = %s, want %s", got, want)
+		}
+		if diff := cmp.Diff([]string{"ad1-ovh", "nw1-ovh"}, r.Approvers()); diff != "" {
+			t.Errorf("approvers (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"te1-ovh"}, r.Informed); diff != "" {
+			t.Errorf("informed (-want +got):\n%s", diff)
+		}
+		if got, want := r.ExpiresAt, c.Now().Add(ttl); !got.Equal(want) {
+			t.Errorf("expires_at = %v, want %v", got, want)
+		}
+		if diff := cmp.Diff([]string{"validation ad1-ovh", "validation nw1-ovh"}, mails(t, b, r.ID)); diff != "" {
+			t.Errorf("queued emails (-want +got):\n%s", diff)
+		}
+
+		tokA, err := s.IssueToken(ctx, r.ID, "ad1-ovh", "validation")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokN, err := s.IssueToken(ctx, r.ID, "nw1-ovh", "validation")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tokA == tokN {
+			t.Fatal("two approvers got the same token")
+		}
+		c.Advance(time.Minute)
+		out, err := s.Decide(ctx, tokN, workflow.Accept, workflow.Email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := out.Request.Status; got != workflow.Pending {
+			t.Fatalf("after one accept: status = %s, want pending", got)
+		}
+		out, err = s.Decide(ctx, tokA, workflow.Accept, workflow.Web)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := out.Request.Status; got != workflow.Applied {
+			t.Fatalf("after both accepts: status = %s, want applied", got)
+		}
+		svc, err := s.GetService(ctx, "example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := svc.Tech, "nw1-ovh"; got != want {
+			t.Errorf("service tech = %s, want %s", got, want)
+		}
+		if svc.Admin != "ad1-ovh" || svc.Billing != "bi1-ovh" {
+			t.Errorf("other roles changed: %+v", svc)
+		}
+		wantHistory := []string{"created ad1-ovh api", "sent ad1-ovh system", "sent nw1-ovh system",
+			"accepted nw1-ovh email", "accepted ad1-ovh web", "approved  system", "applied  system"}
+		if diff := cmp.Diff(wantHistory, events(out.Request)); diff != "" {
+			t.Errorf("history (-want +got):\n%s", diff)
+		}
+		a := out.Request.Approvals["nw1-ovh"]
+		if a.Status != "accepted" || a.Channel != workflow.Email || a.At == nil {
+			t.Errorf("approval of nw1-ovh = %+v", a)
+		}
+		wantMails := []string{"applied ad1-ovh", "applied nw1-ovh", "event applied", "informed te1-ovh",
+			"recorded ad1-ovh", "recorded nw1-ovh", "validation ad1-ovh", "validation nw1-ovh"}
+		if diff := cmp.Diff(wantMails, mails(t, b, r.ID)); diff != "" {
+			t.Errorf("queued emails (-want +got):\n%s", diff)
+		}
+		// Applying again changes nothing.
+		if st, err := s.Apply(ctx, r.ID); err != nil || st != workflow.Applied {
+			t.Errorf("second apply = %s, %v; want applied, nil", st, err)
+		}
+		if got := len(mails(t, b, r.ID)); got != len(wantMails) {
+			t.Errorf("second apply queued more emails: %d", got)
+		}
+		// My contacts follows the change.
+		svcs, err := s.ServicesOf(ctx, "nw1-ovh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]workflow.ContactService{{Service: "example.com", Kind: "domain", Roles: []workflow.Role{workflow.Tech}}}, svcs); diff != "" {
+			t.Errorf("services of nw1-ovh (-want +got):\n%s", diff)
+		}
+		svcs, _ = s.ServicesOf(ctx, "te1-ovh")
+		for _, cs := range svcs {
+			if cs.Service == "example.com" {
+				t.Errorf("te1-ovh still listed on example.com: %+v", cs)
+			}
+		}
+	})
+}
