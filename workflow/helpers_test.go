@@ -3,6 +3,7 @@ package workflow_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sort"
 	"sync"
 	"testing"
@@ -114,3 +115,5 @@ func events(r *workflow.Request) []string {
 	}
 	return out
 }
+
+func asError(err error, target **workflow.Error) bool { return errors.As(err, target) }

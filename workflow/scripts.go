@@ -302,7 +302,7 @@ for _, a in ipairs(targets) do
   redis.call('ZADD', P .. 'due:remind', NOW + tonumber(ARGV[5]), id .. ' ' .. a)
   enqueue({kind = 'resend', request = id, nic = a})
 end
-return {'ok', #targets}
+return {'ok', tostring(#targets)}
 `)
 
 // undeliverableScript records that an email to an approver bounced: its

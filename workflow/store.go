@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -74,24 +77,28 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, shard int, keys []str
 	return res, nil
 }
 
-// storeErr turns a Redis failure into the domain's error.
+// storeErr turns a Redis failure into the domain's error: a server that
+// cannot be reached (or is loading, or a Cluster that is down) is
+// EUnavailable, anything else an internal error.
 func storeErr(err error) error {
 	if err == nil {
 		return nil
 	}
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
+	var nerr net.Error
+	var operr *net.OpError
+	switch {
+	case errors.As(err, &nerr), errors.As(err, &operr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, redis.ErrClosed),
+		errors.Is(err, redis.ErrPoolTimeout),
+		redis.HasErrorPrefix(err, "LOADING"), redis.HasErrorPrefix(err, "CLUSTERDOWN"),
+		redis.HasErrorPrefix(err, "TRYAGAIN"), redis.HasErrorPrefix(err, "MASTERDOWN"):
+		return &Error{Code: EUnavailable, Message: "the store is unreachable"}
 	}
-	var rerr redis.Error
-	if errors.As(err, &rerr) && !strings.HasPrefix(rerr.Error(), "LOADING") &&
-		!strings.HasPrefix(rerr.Error(), "CLUSTERDOWN") && !strings.HasPrefix(rerr.Error(), "TRYAGAIN") {
-		return fmt.Errorf("workflow: redis: %w", err)
-	}
-	return &Error{Code: EUnavailable, Message: "the store is unreachable: " + err.Error()}
+	return fmt.Errorf("workflow: redis: %w", err)
 }
 
 // requestRef splits a request id into its shard and key.

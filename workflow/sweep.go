@@ -77,4 +77,6 @@ func (s *Store) Sweep(ctx context.Context, limit int64) (SweepResult, error) {
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
-func redisZ(score int64, member string) redis.Z { return redis.Z{Score: float64(score), Member: member} }
+func redisZ(score int64, member string) redis.Z {
+	return redis.Z{Score: float64(score), Member: member}
+}

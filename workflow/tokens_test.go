@@ -1,0 +1,231 @@
+package workflow_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"contactd/internal/redistest"
+	"contactd/workflow"
+)
+
+func created(t *testing.T, s *workflow.Store, service, requester string, changes map[string]string) *workflow.Request {
+	t.Helper()
+	r, err := s.Create(context.Background(), ask(service, requester, changes), workflow.API)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return r
+}
+
+func token(t *testing.T, s *workflow.Store, id, nic, kind string) string {
+	t.Helper()
+	tok, err := s.IssueToken(context.Background(), id, nic, kind)
+	if err != nil {
+		t.Fatalf("issue token for %s: %v", nic, err)
+	}
+	return tok
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := workflow.ErrorCode(err); got != code {
+		t.Fatalf("error = %v (code %q), want code %q", err, got, code)
+	}
+}
+
+func TestTokenShape(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b, newClock())
+	seed(t, s)
+	r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	seen := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		tok := token(t, s, r.ID, "ad1-ovh", "reminder")
+		if len(tok) != workflow.TokenLen || strings.ToLower(tok) != tok || strings.Trim(tok, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+			t.Fatalf("token %q is not %d lower-case base32 characters", tok, workflow.TokenLen)
+		}
+		if seen[tok] {
+			t.Fatal("a token repeated")
+		}
+		seen[tok] = true
+		// The token itself is stored nowhere.
+		for _, k := range b.Mini.Keys() {
+			if strings.Contains(k, tok) {
+				t.Fatalf("key %q holds the token", k)
+			}
+			if v, err := b.Mini.Get(k); err == nil && strings.Contains(v, tok) {
+				t.Fatalf("key %q holds the token", k)
+			}
+			if h, err := b.Mini.HKeys(k); err == nil {
+				for _, f := range h {
+					if strings.Contains(b.Mini.HGet(k, f), tok) {
+						t.Fatalf("field %s of %q holds the token", f, k)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestTokenStates(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		c := newClock()
+		s := newStore(t, b, c)
+		seed(t, s)
+		r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+		old := token(t, s, r.ID, "nw1-ovh", "validation")
+		live := token(t, s, r.ID, "nw1-ovh", "reminder")
+
+		// Looking changes nothing, and tells live from revoked.
+		for i := 0; i < 3; i++ {
+			got, nic, err := s.LookupToken(ctx, strings.ToUpper(live))
+			if err != nil || got.ID != r.ID || nic != "nw1-ovh" {
+				t.Fatalf("lookup live token = %v, %q, %v", got, nic, err)
+			}
+		}
+		_, _, err := s.LookupToken(ctx, old)
+		wantCode(t, err, workflow.EGone)
+		_, err = s.Decide(ctx, old, workflow.Accept, workflow.Web)
+		wantCode(t, err, workflow.EGone)
+
+		never := strings.Repeat("a", workflow.TokenLen)
+		_, _, err = s.LookupToken(ctx, never)
+		wantCode(t, err, workflow.ENotFound)
+		_, err = s.Decide(ctx, never, workflow.Accept, workflow.Web)
+		wantCode(t, err, workflow.ENotFound)
+		_, err = s.Decide(ctx, "not a token", workflow.Accept, workflow.Web)
+		wantCode(t, err, workflow.ENotFound)
+
+		// A token is single-use; case does not matter.
+		if _, err := s.Decide(ctx, strings.ToUpper(live), workflow.Accept, workflow.Email); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Decide(ctx, live, workflow.Accept, workflow.Email)
+		wantCode(t, err, workflow.EGone)
+		// An approver who answered gets no new token.
+		_, err = s.IssueToken(ctx, r.ID, "nw1-ovh", "resend")
+		wantCode(t, err, workflow.EGone)
+
+		// All tokens die when the request leaves pending.
+		admin := token(t, s, r.ID, "ad1-ovh", "validation")
+		if _, err := s.Cancel(ctx, r.ID, "ad1-ovh", workflow.API); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = s.LookupToken(ctx, admin)
+		wantCode(t, err, workflow.EGone)
+		_, err = s.Decide(ctx, admin, workflow.Accept, workflow.Web)
+		wantCode(t, err, workflow.EGone)
+		_, err = s.IssueToken(ctx, r.ID, "ad1-ovh", "reminder")
+		wantCode(t, err, workflow.EGone)
+
+		// A dead token still reads as gone, not unknown, a request_ttl later.
+		c.Advance(ttl + ttl/2)
+		if b.Mini != nil {
+			b.Mini.FastForward(ttl + ttl/2)
+		}
+		_, _, err = s.LookupToken(ctx, admin)
+		wantCode(t, err, workflow.EGone)
+	})
+}
+
+func TestExpiry(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		c := newClock()
+		s := newStore(t, b, c)
+		seed(t, s)
+		r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+		tok := token(t, s, r.ID, "nw1-ovh", "validation")
+		c.Advance(ttl)
+
+		// Past its expiry it reads as expired before any sweep...
+		got, err := s.Get(ctx, r.ID)
+		if err != nil || got.Status != workflow.Expired {
+			t.Fatalf("get after ttl = %v, %v; want expired", got.Status, err)
+		}
+		if l, _ := s.List(ctx, "ad1-ovh", "pending"); len(l) != 0 {
+			t.Errorf("listed as pending after expiry: %d", len(l))
+		}
+		// ...and no decision can be made on it.
+		_, err = s.Decide(ctx, tok, workflow.Accept, workflow.Web)
+		wantCode(t, err, workflow.EGone)
+		// The decision attempt itself ended it, with the emails.
+		got, _ = s.Get(ctx, r.ID)
+		if last := got.History[len(got.History)-1]; last.Event != "expired" {
+			t.Errorf("last event = %s, want expired", last.Event)
+		}
+		res, err := s.Sweep(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Expired != 0 {
+			t.Errorf("sweep expired %d already expired requests", res.Expired)
+		}
+		want := []string{"event expired", "expired ad1-ovh", "expired nw1-ovh", "validation ad1-ovh", "validation nw1-ovh"}
+		if diff := strings.Join(mails(t, b, r.ID), ","); diff != strings.Join(want, ",") {
+			t.Errorf("emails = %s, want %s", diff, strings.Join(want, ","))
+		}
+		// A new request may now take the role.
+		created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw2-ovh"})
+	})
+}
+
+func TestSweepExpiresAndReminds(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		c := newClock()
+		s := newStore(t, b, c)
+		seed(t, s)
+		r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+		tokA := token(t, s, r.ID, "ad1-ovh", "validation")
+		token(t, s, r.ID, "nw1-ovh", "validation")
+		if _, err := s.Decide(ctx, tokA, workflow.Accept, workflow.Web); err != nil {
+			t.Fatal(err)
+		}
+		count := func(kind string) int {
+			n := 0
+			for _, m := range mails(t, b, r.ID) {
+				if strings.HasPrefix(m, kind+" ") {
+					n++
+				}
+			}
+			return n
+		}
+		res, _ := s.Sweep(ctx, 100)
+		if res.Reminded != 0 {
+			t.Fatalf("reminded before remind_after: %+v", res)
+		}
+		for i := 1; i <= 4; i++ {
+			c.Advance(remindAfter)
+			if _, err := s.Sweep(ctx, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Only the approver who has not answered, at most max_reminders times.
+		if got := mails(t, b, r.ID); count("reminder") != 2 || !contains(got, "reminder nw1-ovh") {
+			t.Errorf("reminders = %v, want two to nw1-ovh", got)
+		}
+		c.Advance(ttl)
+		res, err := s.Sweep(ctx, 100)
+		if err != nil || res.Expired != 1 {
+			t.Fatalf("sweep after ttl = %+v, %v; want 1 expired", res, err)
+		}
+		if got, _ := s.Get(ctx, r.ID); got.Status != workflow.Expired {
+			t.Errorf("status = %s, want expired", got.Status)
+		}
+		if count("expired") != 2 || count("event") != 1 {
+			t.Errorf("end emails = %v", mails(t, b, r.ID))
+		}
+	})
+}
+
+func contains(l []string, s string) bool {
+	for _, v := range l {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
