@@ -175,7 +175,6 @@ redis.call('ZREM', P .. 'due:remind', id .. ' ' .. nic)
 redis.call('HSET', k, 'c:' .. nic, ch, 'a:' .. nic, NOW)
 if ARGV[4] == 'decline' then
   redis.call('HSET', k, 's:' .. nic, 'declined')
-  hist(k, 'declined', nic, ch)
   enqueue({kind = 'recorded', request = id, nic = nic})
   finish(k, id, 'declined', nic, ch, '')
   return {'declined', id, nic, ''}

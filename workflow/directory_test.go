@@ -1,0 +1,104 @@
+package workflow_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"contactd/internal/redistest"
+	"contactd/workflow"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestImport(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		d, err := s.Import(ctx, []byte(seedYAML))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Contacts) != 8 || len(d.Services) != 4 {
+			t.Fatalf("imported %d contacts, %d services", len(d.Contacts), len(d.Services))
+		}
+		c, err := s.GetContact(ctx, "TE1-OVH")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(&workflow.Contact{NIC: "te1-ovh", Email: "tech@example.com", Name: "Tom Tech", Language: "fr", PaymentOK: true}, c); diff != "" {
+			t.Errorf("contact (-want +got):\n%s", diff)
+		}
+		if c, _ := s.GetContact(ctx, "bi1-ovh"); c.Language != "en" || !c.PaymentOK {
+			t.Errorf("defaults not applied: %+v", c)
+		}
+		if c, _ := s.GetContact(ctx, "od1-ovh"); c.PaymentOK {
+			t.Errorf("payment_ok: false not kept: %+v", c)
+		}
+		// An import is an upsert: a second file may name known contacts.
+		_, err = s.Import(ctx, []byte("contacts:\n  - {nic: ad1-ovh, email: alice@example.org, name: Alice}\nservices:\n  - {id: b.example, kind: domain, admin: ad1-ovh, tech: te1-ovh, billing: ad1-ovh}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := s.GetContact(ctx, "ad1-ovh"); c.Email != "alice@example.org" {
+			t.Errorf("upsert did not replace the email: %+v", c)
+		}
+		svcs, _ := s.ServicesOf(ctx, "ad1-ovh")
+		if len(svcs) != 4 {
+			t.Errorf("ad1-ovh holds roles on %d services, want 4: %+v", len(svcs), svcs)
+		}
+	})
+}
+
+func TestImportRejectsWholeFile(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"bad nic", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\n  - {nic: bad, email: b@example.com}\n", "line 3:"},
+		{"bad email", "contacts:\n  - {nic: ok1-ovh, email: not-an-address}\n", "line 2:"},
+		{"bad language", "contacts:\n  - nic: ok1-ovh\n    email: a@example.com\n    language: de\n", "line 2:"},
+		{"unknown field", "contacts:\n  - nic: ok1-ovh\n    email: a@example.com\n    phone: 123\n", "line 4: unknown field \"phone\""},
+		{"unknown contact in service", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\nservices:\n  - {id: x.example, admin: ok1-ovh, tech: zz1-ovh, billing: ok1-ovh}\n", "line 4:"},
+		{"missing role", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\nservices:\n  - {id: x.example, admin: ok1-ovh, tech: ok1-ovh}\n", "line 4:"},
+		{"duplicate contact", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\n  - {nic: OK1-OVH, email: b@example.com}\n", "line 3:"},
+		{"wrong type", "contacts:\n  - {nic: ok1-ovh, email: a@example.com, payment_ok: maybe}\n", "line 2:"},
+		{"unknown top key", "people: []\n", "line 1:"},
+		{"not yaml", "contacts: [\n", "line"},
+		{"list expected", "contacts: 3\n", "line 1:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := redistest.Mini(t)
+			s := newStore(t, b, newClock())
+			_, err := s.Import(context.Background(), []byte(tt.yaml))
+			if err == nil {
+				t.Fatal("import accepted a bad file")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+			if keys := b.Mini.Keys(); len(keys) != 0 {
+				t.Errorf("a rejected import wrote %v", keys)
+			}
+		})
+	}
+}
+
+func TestPutService(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b, newClock())
+	seed(t, s)
+	ctx := context.Background()
+	_, err := s.PutService(ctx, workflow.Service{ID: "new.example", Admin: "ad1-ovh", Tech: "zz1-ovh", Billing: "ad1-ovh"})
+	wantCode(t, err, workflow.EUnknownContact)
+	_, err = s.PutService(ctx, workflow.Service{ID: "new example", Admin: "ad1-ovh", Tech: "ad1-ovh", Billing: "ad1-ovh"})
+	wantCode(t, err, workflow.EInvalidRequest)
+	_, err = s.PutService(ctx, workflow.Service{ID: "new.example", Admin: "ad1", Tech: "ad1-ovh", Billing: "ad1-ovh"})
+	wantCode(t, err, workflow.EInvalidNIC)
+	v, err := s.PutService(ctx, workflow.Service{ID: "new.example", Kind: "domain", Admin: "AD1-OVH", Tech: "te1-ovh", Billing: "ad1-ovh"})
+	if err != nil || v.Admin != "ad1-ovh" {
+		t.Fatalf("put = %+v, %v", v, err)
+	}
+	_, err = s.GetService(ctx, "missing.example")
+	wantCode(t, err, workflow.EUnknownService)
+}
