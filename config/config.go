@@ -181,35 +181,49 @@ func Load(path string) (Config, error) {
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// Parse expands ${VAR} references, decodes the YAML over the defaults and
-// validates the result. A failure is a Problems listing every fault.
+// Parse decodes the YAML over the defaults, replacing ${VAR} in values
+// (not in comments) from the environment, and validates the result. A
+// failure is a Problems listing every fault.
 func Parse(data []byte) (Config, error) {
-	var missing Problems
-	data = envRef.ReplaceAllFunc(data, func(m []byte) []byte {
-		name := string(envRef.FindSubmatch(m)[1])
-		v, ok := os.LookupEnv(name)
-		if !ok {
-			missing = append(missing, fmt.Sprintf("${%s}: environment variable is not set", name))
-		}
-		return []byte(v)
-	})
-	if len(missing) > 0 {
-		return Config{}, missing
-	}
 	cfg := Default()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return Config{}, Problems{"config: " + err.Error()}
+		return Config{}, Problems{"config: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	if len(root.Content) == 0 {
 		return cfg, cfg.Validate()
 	}
 	var probs Problems
+	expandEnv(&root, &probs)
+	if len(probs) > 0 {
+		return Config{}, probs
+	}
 	decodeInto(root.Content[0], reflect.ValueOf(&cfg).Elem(), "", &probs)
 	if len(probs) > 0 {
 		return Config{}, probs
 	}
 	return cfg, cfg.Validate()
+}
+
+// expandEnv replaces ${VAR} in every scalar value. A plain scalar is typed
+// again after the replacement, so "port: ${SMTP_PORT}" reads as a number.
+func expandEnv(n *yaml.Node, probs *Problems) {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := envRef.FindStringSubmatch(m)[1]
+			v, ok := os.LookupEnv(name)
+			if !ok {
+				*probs = append(*probs, fmt.Sprintf("${%s}: environment variable is not set (line %d)", name, n.Line))
+			}
+			return v
+		})
+		if n.Style == 0 {
+			n.Tag = ""
+		}
+	}
+	for _, c := range n.Content {
+		expandEnv(c, probs)
+	}
 }
 
 // decodeInto walks a YAML mapping beside a struct so that every unknown key

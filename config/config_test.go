@@ -1,0 +1,101 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"contactd/config"
+)
+
+func TestDefaults(t *testing.T) {
+	cfg, err := config.Parse([]byte(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Workflow.RequestTTL.D(), 336*time.Hour; got != want {
+		t.Errorf("request_ttl = %v, want %v", got, want)
+	}
+	if cfg.SMTP.Port != 587 || cfg.IMAP.Port != 993 || cfg.Redis.KeyPrefix != "contactd" || !cfg.Inbox.RequireSenderMatch {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestParse(t *testing.T) {
+	t.Setenv("SMTP_PASSWORD", "s3cret")
+	cfg, err := config.Parse([]byte(`
+redis: {addr: 10.0.0.1:6379, key_prefix: cd}
+smtp: {host: mail.example.com, port: 465, tls: tls, username: u, password: "${SMTP_PASSWORD}"}
+workflow: {request_ttl: 72h, max_reminders: 0}
+imap: {poll_interval: 10s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SMTP.Password != "s3cret" || cfg.SMTP.Port != 465 || cfg.Redis.KeyPrefix != "cd" {
+		t.Errorf("values not read: %+v %+v", cfg.SMTP, cfg.Redis)
+	}
+	if cfg.Workflow.RequestTTL.D() != 72*time.Hour || cfg.IMAP.PollInterval.D() != 10*time.Second || cfg.Workflow.MaxReminders != 0 {
+		t.Errorf("durations not read: %+v", cfg.Workflow)
+	}
+	if cfg.Workflow.RemindAfter.D() != 48*time.Hour {
+		t.Errorf("a key not given lost its default: %v", cfg.Workflow.RemindAfter.D())
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"port", "smtp: {port: 70000}", "smtp.port: must be 1-65535"},
+		{"unknown key", "smtp: {hots: x}", "smtp.hots: unknown key"},
+		{"unknown section", "mailer: {}", "mailer: unknown key"},
+		{"bad duration", "workflow: {request_ttl: 2 weeks}", "workflow.request_ttl: must be a duration"},
+		{"wrong type", "imap: {port: imap}", "imap.port:"},
+		{"tls", "imap: {tls: yes}", "imap.tls: must be tls, starttls or none"},
+		{"language", "workflow: {default_language: de}", "workflow.default_language: must be en or fr"},
+		{"pattern", "workflow: {nic_pattern: '(['}", "workflow.nic_pattern:"},
+		{"from", "smtp: {from: nobody}", "smtp.from:"},
+		{"xoauth2 needs a command", "imap: {auth: xoauth2}", "imap.oauth2_token_command:"},
+		{"missing env", "smtp: {password: '${CONTACTD_TEST_UNSET_VAR}'}", "${CONTACTD_TEST_UNSET_VAR}: environment variable is not set"},
+		{"short api token", "http: {api_tokens: [abc]}", "http.api_tokens[0]:"},
+		{"log", "log: {format: xml}", "log.format:"},
+		{"not a mapping", "smtp: 3", "smtp: must be a mapping"},
+		{"dkim half set", "smtp: {dkim: {domain: example.com}}", "smtp.dkim:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAllProblemsAtOnce(t *testing.T) {
+	_, err := config.Parse([]byte("smtp: {port: 0, tls: ssl}\nlog: {level: loud}\n"))
+	probs, ok := err.(config.Problems)
+	if !ok || len(probs) != 3 {
+		t.Fatalf("got %v, want three problems", err)
+	}
+}
+
+func TestExampleFileIsValid(t *testing.T) {
+	cfg, err := config.Load("../config.example.yaml")
+	if err != nil {
+		t.Fatalf("config.example.yaml: %v", err)
+	}
+	if cfg.HTTP.BaseURL == "" {
+		t.Error("example has no http.base_url")
+	}
+}
+
+func TestEnvNumber(t *testing.T) {
+	t.Setenv("CONTACTD_TEST_PORT", "2525")
+	cfg, err := config.Parse([]byte("# ${NOT_EXPANDED} in a comment\nsmtp:\n  port: ${CONTACTD_TEST_PORT}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SMTP.Port != 2525 {
+		t.Errorf("port = %d, want 2525", cfg.SMTP.Port)
+	}
+}
