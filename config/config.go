@@ -174,7 +174,7 @@ func (p Problems) Error() string { return strings.Join(p, "\n") }
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, Problems{err.Error()}
 	}
 	return Parse(data)
 }

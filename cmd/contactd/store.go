@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"contactd/config"
+	"contactd/workflow"
+)
+
+// backend is an open store and what must be closed with it.
+type backend struct {
+	cfg   config.Config
+	store *workflow.Store
+	rdb   redis.UniversalClient
+	mini  *miniredis.Miniredis
+}
+
+func (b *backend) Close() {
+	_ = b.rdb.Close()
+	if b.mini != nil {
+		b.mini.Close()
+	}
+}
+
+// newRedis connects to the Redis of the configuration: one server, a
+// Cluster (several addrs) or Sentinel (addrs and master_name), or an
+// in-process miniredis when embedded.
+func newRedis(c config.Redis) (redis.UniversalClient, *miniredis.Miniredis, error) {
+	opt := &redis.UniversalOptions{
+		Addrs: c.Addrs, MasterName: c.MasterName, Username: c.Username, Password: c.Password, DB: c.DB,
+	}
+	if len(opt.Addrs) == 0 {
+		opt.Addrs = []string{c.Addr}
+	}
+	if c.TLS {
+		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	var mini *miniredis.Miniredis
+	if c.Embedded {
+		mini = miniredis.NewMiniRedis()
+		if err := mini.Start(); err != nil {
+			return nil, nil, fmt.Errorf("embedded redis: %w", err)
+		}
+		opt = &redis.UniversalOptions{Addrs: []string{mini.Addr()}}
+	}
+	return redis.NewUniversalClient(opt), mini, nil
+}
+
+func storeOptions(cfg config.Config) workflow.Options {
+	w := cfg.Workflow
+	return workflow.Options{
+		KeyPrefix: cfg.Redis.KeyPrefix, NICPattern: w.NICPattern, RequestTTL: w.RequestTTL.D(),
+		RemindAfter: w.RemindAfter.D(), MaxReminders: w.MaxReminders, ReportWindow: w.ReportWindow.D(),
+	}
+}
+
+// openStore loads the configuration and opens its store.
+func openStore(ctx context.Context, path string) (*backend, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return openBackend(cfg)
+}
+
+func openBackend(cfg config.Config) (*backend, error) {
+	rdb, mini, err := newRedis(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	st, err := workflow.NewStore(rdb, storeOptions(cfg))
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	return &backend{cfg: cfg, store: st, rdb: rdb, mini: mini}, nil
+}
