@@ -160,8 +160,8 @@ return {'ok'}
 //
 // KEYS[1] the token's key. ARGV[3] token hash, [4] accept|decline, [5] channel.
 // Returns {"unknown"} (no such token), {"gone", id, nic} (used, revoked or
-// the request left pending), or {outcome, id, nic, payment NICs} where
-// outcome is accepted (others still awaited), approved or declined.
+// the request left pending), or {outcome, id, nic} where outcome is
+// accepted (others still awaited), approved or declined.
 var decideScript = script(`
 local t = redis.call('HMGET', KEYS[1], 'r', 'n', 'k')
 if not t[1] or t[3] ~= 'v' then return {'unknown'} end
@@ -177,17 +177,17 @@ if ARGV[4] == 'decline' then
   redis.call('HSET', k, 's:' .. nic, 'declined')
   enqueue({kind = 'recorded', request = id, nic = nic})
   finish(k, id, 'declined', nic, ch, '')
-  return {'declined', id, nic, ''}
+  return {'declined', id, nic}
 end
 redis.call('HSET', k, 's:' .. nic, 'accepted')
 hist(k, 'accepted', nic, ch)
 enqueue({kind = 'recorded', request = id, nic = nic})
-if redis.call('HINCRBY', k, 'n', -1) > 0 then return {'accepted', id, nic, ''} end
+if redis.call('HINCRBY', k, 'n', -1) > 0 then return {'accepted', id, nic} end
 redis.call('HSET', k, 'st', 'approved')
 hist(k, 'approved', '', 'system')
 redis.call('ZREM', P .. 'due:expire', id)
 redis.call('ZADD', P .. 'due:apply', NOW, id)
-return {'approved', id, nic, redis.call('HGET', k, 'pay')}
+return {'approved', id, nic}
 `)
 
 // applyScript makes an approved request effective: the service's contacts

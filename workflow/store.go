@@ -294,7 +294,7 @@ func (s *Store) store(ctx context.Context, p *Plan, ch Channel) (*Request, error
 	}
 	switch res[0] {
 	case "ok":
-		return s.Get(ctx, id)
+		return newRequest(id, p, now, expires, ch), nil
 	case "stale":
 		s.dropPointers(ctx, id, parties)
 		return nil, &Error{Code: "stale", Message: "the service changed meanwhile"}
@@ -304,6 +304,18 @@ func (s *Store) store(ctx context.Context, p *Plan, ch Channel) (*Request, error
 			Message: fmt.Sprintf("request %s is already open on %s for one of these roles", res[1], p.Service.ID)}
 	}
 	return nil, fmt.Errorf("workflow: create: unexpected reply %v", res)
+}
+
+// newRequest is the request the create script has just written.
+func newRequest(id string, p *Plan, now, expires time.Time, ch Channel) *Request {
+	r := &Request{ID: id, Service: p.Service.ID, Requester: p.Requester, Changes: p.Changes, Status: Pending,
+		Approvals: map[string]Approval{}, Informed: append([]string{}, p.Informed...),
+		CreatedAt: fromMS(ms(now)), ExpiresAt: fromMS(ms(expires)),
+		History: []Event{{At: fromMS(ms(now)), Event: "created", NIC: p.Requester, Channel: ch}}}
+	for _, nic := range p.Approvers {
+		r.Approvals[nic] = Approval{Status: string(Pending)}
+	}
+	return r
 }
 
 // evalWithPointers sends index writes and a script in one pipeline. The
@@ -418,10 +430,9 @@ func (s *Store) DecideByHash(ctx context.Context, hash string, shardChar byte, d
 	case "gone":
 		return nil, Errorf(EGone, "this link is no longer valid")
 	case "approved":
-		if _, err := s.apply(ctx, shard, res[1], strings.Fields(res[3])); err != nil {
-			// The request stays approved; the sweep applies it.
-			return s.outcome(ctx, res, d)
-		}
+		// Apply at once; should that fail, the request stays approved and
+		// the sweep applies it.
+		_, _ = s.Apply(ctx, res[1])
 	}
 	return s.outcome(ctx, res, d)
 }
@@ -441,28 +452,35 @@ func (s *Store) Apply(ctx context.Context, id string) (Status, error) {
 	if err != nil {
 		return "", err
 	}
-	pay, err := s.rdb.HGet(ctx, key, "pay").Result()
-	if err != nil && err != redis.Nil {
+	f, err := s.rdb.HMGet(ctx, key, "svc", "chg", "pay").Result()
+	if err != nil {
 		return "", storeErr(err)
 	}
-	return s.apply(ctx, shard, id, strings.Fields(pay))
-}
-
-// apply re-checks the payments of the billing contacts, then runs the
-// apply script, which re-checks the role holders.
-func (s *Store) apply(ctx context.Context, shard int, id string, pay []string) (Status, error) {
-	reason, err := s.paymentIssue(ctx, pay)
+	if f[0] == nil {
+		return "", Errorf(ENotFound, "no request with id %q", id)
+	}
+	var chg map[Role]Change
+	if err := json.Unmarshal([]byte(f[1].(string)), &chg); err != nil {
+		return "", fmt.Errorf("workflow: request %s: changes: %w", id, err)
+	}
+	pay, _ := f[2].(string)
+	// Payments are re-checked just before the script, which re-checks the
+	// role holders; the contacts live outside the shard, so this check
+	// cannot be inside it.
+	reason, err := s.paymentIssue(ctx, strings.Fields(pay))
 	if err != nil {
 		return "", err
 	}
-	res, err := s.run(ctx, applyScript, shard, []string{s.keys.Request(shard, id)}, id, reason)
-	if err != nil {
-		return "", err
-	}
-	if res[0] == string(Applied) {
-		if err := s.indexServiceHolders(ctx, id); err != nil {
-			return Applied, err
+	args := []any{s.keys.Shard(shard), ms(s.opt.Now()), id, reason}
+	res, err := s.evalWithPointers(ctx, applyScript, []string{key}, args, func(pipe redis.Pipeliner) {
+		// "My contacts" pointers for the new holders; readers re-check them,
+		// so writing them before the change is harmless if it fails.
+		for _, c := range chg {
+			pipe.SAdd(ctx, s.keys.NICServices(c.To), f[0])
 		}
+	})
+	if err != nil {
+		return "", err
 	}
 	return Status(res[0]), nil
 }
@@ -486,21 +504,6 @@ func (s *Store) paymentIssue(ctx context.Context, nics []string) (string, error)
 		}
 	}
 	return "", nil
-}
-
-// indexServiceHolders points the new holders of an applied request's
-// roles at its service, for "My contacts".
-func (s *Store) indexServiceHolders(ctx context.Context, id string) error {
-	r, err := s.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	pipe := s.rdb.Pipeline()
-	for _, c := range r.Changes {
-		pipe.SAdd(ctx, s.keys.NICServices(c.To), r.Service)
-	}
-	_, err = pipe.Exec(ctx)
-	return storeErr(err)
 }
 
 // Cancel ends a pending request at its requester's demand.
