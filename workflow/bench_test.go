@@ -269,4 +269,3 @@ func TestMemoryPerPendingRequest(t *testing.T) {
 		t.Errorf("a pending request takes %d bytes, far above the 2 KiB aim", own/n)
 	}
 }
-
