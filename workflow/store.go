@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"contactd/metrics"
 )
 
 // Options are the workflow settings of the configuration (SPEC section 8).
@@ -294,6 +296,7 @@ func (s *Store) store(ctx context.Context, p *Plan, ch Channel) (*Request, error
 	}
 	switch res[0] {
 	case "ok":
+		metrics.Transitions.WithLabelValues("created").Inc()
 		return newRequest(id, p, now, expires, ch), nil
 	case "stale":
 		s.dropPointers(ctx, id, parties)
@@ -429,6 +432,9 @@ func (s *Store) DecideByHash(ctx context.Context, hash string, shardChar byte, d
 		return nil, Errorf(ENotFound, "this link is not valid")
 	case "gone":
 		return nil, Errorf(EGone, "this link is no longer valid")
+	}
+	metrics.Transitions.WithLabelValues(res[0]).Inc()
+	switch res[0] {
 	case "approved":
 		// Apply at once; should that fail, the request stays approved and
 		// the sweep applies it.
@@ -482,6 +488,9 @@ func (s *Store) Apply(ctx context.Context, id string) (Status, error) {
 	if err != nil {
 		return "", err
 	}
+	if st := Status(res[0]); st == Applied || st == Failed {
+		metrics.Transitions.WithLabelValues(res[0]).Inc()
+	}
 	return Status(res[0]), nil
 }
 
@@ -527,6 +536,7 @@ func (s *Store) Cancel(ctx context.Context, id, nic string, ch Channel) (*Reques
 	case "notpending":
 		return nil, &Error{Code: EConflict, RequestID: id, Message: fmt.Sprintf("request %s is %s, not pending", id, res[1])}
 	}
+	metrics.Transitions.WithLabelValues("cancelled").Inc()
 	return s.Get(ctx, id)
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"contactd/metrics"
 )
 
 // SweepResult counts what one sweep did.
@@ -58,6 +60,7 @@ func (s *Store) Sweep(ctx context.Context, limit int64) (SweepResult, error) {
 			}
 			if out[0] == string(Expired) {
 				res.Expired++
+				metrics.Transitions.WithLabelValues("expired").Inc()
 			}
 		}
 		for _, member := range d.remind.Val() {

@@ -1,0 +1,152 @@
+// Package scheduler runs contactd's periodic work on a cron schedule:
+// reminders, expiry, approved requests left behind, and whatever other
+// sweeps the daemon registers. A lease in Redis makes each tick run on one
+// daemon only, however many share the store.
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
+
+	"contactd/metrics"
+	"contactd/workflow"
+)
+
+// Job is one piece of periodic work. It runs while the tick's lease is
+// held; stillHeld reports whether it still is, so a long job can stop
+// early once another daemon may have taken over.
+type Job struct {
+	Name string
+	Run  func(ctx context.Context, stillHeld func() bool) error
+}
+
+// Params configure a Scheduler.
+type Params struct {
+	Redis  redis.UniversalClient
+	Keys   workflow.Keys
+	Spec   string // cron spec, e.g. "@every 30s" (schedule.sweep)
+	Jobs   []Job
+	Logger *slog.Logger
+	// Owner names this daemon in the lease; empty means a random name.
+	Owner string
+}
+
+// Scheduler runs the jobs on every tick of the spec.
+type Scheduler struct {
+	p        Params
+	schedule cron.Schedule
+	lease    time.Duration
+	ticks    sync.Map // job name -> *atomic.Int64 runs on this daemon
+}
+
+// parser accepts the five-field cron syntax and the @every/@hourly forms.
+var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// New checks the spec and returns a scheduler.
+func New(p Params) (*Scheduler, error) {
+	sched, err := parser.Parse(p.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("schedule.sweep: %w", err)
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	if p.Owner == "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		p.Owner = hex.EncodeToString(b)
+	}
+	return &Scheduler{p: p, schedule: sched, lease: Lease(sched, time.Now())}, nil
+}
+
+// Lease is how long a tick's lease lasts: nine tenths of the gap between
+// two ticks, so one daemon holds each tick and the lease is gone before
+// the next one.
+func Lease(s cron.Schedule, from time.Time) time.Duration {
+	first := s.Next(from)
+	gap := s.Next(first).Sub(first)
+	if l := gap * 9 / 10; l > 0 {
+		return l
+	}
+	return time.Second
+}
+
+// Run runs the jobs on schedule until ctx is cancelled, then waits for a
+// running tick to end.
+func (s *Scheduler) Run(ctx context.Context) error {
+	c := cron.New(cron.WithParser(parser), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	c.Schedule(s.schedule, cron.FuncJob(func() { s.Tick(ctx) }))
+	c.Start()
+	<-ctx.Done()
+	<-c.Stop().Done()
+	return nil
+}
+
+// Tick runs every job once if this daemon wins the tick's lease, and
+// reports whether it did.
+func (s *Scheduler) Tick(ctx context.Context) bool {
+	key := s.p.Keys.Lock("sweep")
+	fence, err := s.p.Redis.Incr(ctx, s.p.Keys.Fence("sweep")).Result()
+	if err != nil {
+		s.p.Logger.Warn("scheduler: cannot reach redis", "err", err)
+		return false
+	}
+	value := s.p.Owner + " " + strconv.FormatInt(fence, 10)
+	won, err := s.p.Redis.SetNX(ctx, key, value, s.lease).Result()
+	if err != nil || !won {
+		return false
+	}
+	stillHeld := func() bool {
+		v, err := s.p.Redis.Get(ctx, key).Result()
+		return err == nil && v == value
+	}
+	for _, j := range s.p.Jobs {
+		if ctx.Err() != nil || !stillHeld() {
+			s.p.Logger.Warn("scheduler: lease lost, tick cut short", "job", j.Name)
+			break
+		}
+		start := time.Now()
+		err := j.Run(ctx, stillHeld)
+		metrics.SweepSeconds.WithLabelValues(j.Name).Observe(time.Since(start).Seconds())
+		n, _ := s.ticks.LoadOrStore(j.Name, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		if err != nil && ctx.Err() == nil {
+			s.p.Logger.Warn("scheduler: job failed", "job", j.Name, "err", err)
+		}
+	}
+	return true
+}
+
+// SweepJob is the workflow's own sweep: reminders due, expiry, approved
+// requests left behind. limit bounds the entries of each kind per shard
+// and tick.
+func SweepJob(st *workflow.Store, log *slog.Logger, limit int64) Job {
+	return Job{Name: "requests", Run: func(ctx context.Context, _ func() bool) error {
+		res, err := st.Sweep(ctx, limit)
+		if err != nil {
+			return err
+		}
+		if res != (workflow.SweepResult{}) {
+			log.Info("sweep", "expired", res.Expired, "reminded", res.Reminded, "applied", res.Applied, "failed", res.Failed)
+		}
+		return nil
+	}}
+}
+
+// Runs reports how many times job ran on this scheduler.
+func (s *Scheduler) Runs(job string) int64 {
+	if n, ok := s.ticks.Load(job); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
+}
