@@ -262,3 +262,25 @@ func TestList(t *testing.T) {
 		wantCode(t, err, workflow.EInvalidNIC)
 	})
 }
+
+func TestRedisAway(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b, newClock())
+	seed(t, s)
+	ctx := context.Background()
+	r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	b.Mini.Close()
+	_, err := s.Create(ctx, ask("example.com", "ad1-ovh", map[string]string{"billing": "nw1-ovh"}), workflow.API)
+	wantCode(t, err, workflow.EUnavailable)
+	_, err = s.Get(ctx, r.ID)
+	wantCode(t, err, workflow.EUnavailable)
+	_, err = s.Decide(ctx, strings.Repeat("a", workflow.TokenLen), workflow.Accept, workflow.Web)
+	wantCode(t, err, workflow.EUnavailable)
+	// It comes back by itself with the server, data intact.
+	if err := b.Mini.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, r.ID); err != nil || got.Status != workflow.Pending {
+		t.Fatalf("after restart: %v, %v", got, err)
+	}
+}
