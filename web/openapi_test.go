@@ -1,0 +1,114 @@
+package web_test
+
+import (
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"contactd/internal/redistest"
+	"contactd/web"
+
+	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
+)
+
+// openAPI is the part of docs/openapi.yaml the test reads.
+type openAPI struct {
+	OpenAPI string                             `yaml:"openapi"`
+	Paths   map[string]map[string]yaml.Node    `yaml:"paths"`
+	Comps   struct{ Responses map[string]any } `yaml:"components"`
+}
+
+type operation struct {
+	OperationID string                    `yaml:"operationId"`
+	Responses   map[string]map[string]any `yaml:"responses"`
+}
+
+func loadOpenAPI(t *testing.T) (openAPI, map[string]operation) {
+	t.Helper()
+	data, err := os.ReadFile("../docs/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc openAPI
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("docs/openapi.yaml: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi = %q, want 3.x", doc.OpenAPI)
+	}
+	ops := map[string]operation{}
+	for path, item := range doc.Paths {
+		for method, node := range item {
+			switch method {
+			case "get", "put", "post", "delete", "patch", "head", "options":
+			default:
+				continue
+			}
+			var op operation
+			if err := node.Decode(&op); err != nil {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			ops[strings.ToUpper(method)+" "+path] = op
+		}
+	}
+	return doc, ops
+}
+
+// TestOpenAPIMatchesRoutes checks that docs/openapi.yaml lists exactly the
+// routes served outside the pages, and that each documented operation,
+// called, answers with a status it documents.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	_, ops := loadOpenAPI(t)
+	e := newEnv(t, redistest.Mini(t))
+	var served, documented []string
+	for _, r := range web.ServedRoutes(e.srv) {
+		pattern := strings.SplitN(r, " ", 2)[1]
+		if !strings.HasPrefix(pattern, "/v/") && !strings.HasPrefix(pattern, "/r/") {
+			served = append(served, r)
+		}
+	}
+	for k := range ops {
+		documented = append(documented, k)
+	}
+	sort.Strings(served)
+	sort.Strings(documented)
+	if diff := cmp.Diff(served, documented); diff != "" {
+		t.Errorf("served routes (-) and docs/openapi.yaml (+) differ:\n%s", diff)
+	}
+
+	req := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	params := map[string]string{"/api/v1/requests/{id}": req.ID, "/api/v1/services/{id}": "example.com", "{nic}": "ad1-ovh"}
+	bodies := map[string]string{
+		"createRequest": `{"service":"hosting-9","requester":"ad1-ovh","changes":{"billing":"nw1-ovh"}}`,
+		"resendRequest": `{"nic":"nw1-ovh"}`,
+		"cancelRequest": `{"nic":"ad1-ovh"}`,
+		"putContact":    `{"email":"alice@example.com","name":"Alice Admin","language":"en"}`,
+		"putService":    `{"kind":"domain","admin":"ad1-ovh","tech":"te1-ovh","billing":"bi1-ovh"}`,
+	}
+	// Resend before cancel, so both succeed.
+	sort.Slice(documented, func(i, j int) bool { return strings.HasSuffix(documented[j], "/cancel") })
+	for _, key := range documented {
+		op := ops[key]
+		method, path, _ := strings.Cut(key, " ")
+		for k, v := range params {
+			if strings.HasPrefix(k, "{") {
+				path = strings.ReplaceAll(path, k, v)
+			} else if strings.HasPrefix(path, k) {
+				path = strings.Replace(path, "{id}", v, 1)
+			}
+		}
+		if strings.HasSuffix(key, "/api/v1/requests") && method == "GET" {
+			path += "?nic=ad1-ovh"
+		}
+		w := e.api(method, path, bodies[op.OperationID])
+		if _, ok := op.Responses[strconv.Itoa(w.Code)]; !ok {
+			t.Errorf("%s (%s %s) answered %d, which docs/openapi.yaml does not list: %s", key, method, path, w.Code, w.Body)
+		}
+		if w.Code >= 300 {
+			t.Errorf("%s (%s %s) with a valid call = %d: %s", key, method, path, w.Code, w.Body)
+		}
+	}
+}
