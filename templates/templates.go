@@ -1,0 +1,309 @@
+// Package templates renders contactd's emails: every kind of SPEC section
+// 3, in English and French, each as a subject, a text/plain body and an
+// HTML alternative.
+//
+// The templates are embedded in the binary. Load can read a directory laid
+// out the same way (en/validation.txt, fr/common.html, ...): a file found
+// there replaces the embedded one of the same name, the others stay.
+//
+// Each kind is two files per language: KIND.txt defines "subject" and is
+// the text body; KIND.html is the HTML body. common.txt and common.html hold
+// the pieces every kind shares. Text templates use text/template, HTML ones
+// html/template, so names and service ids from the directory are escaped in
+// HTML; in every part they are first reduced to one line of printable text.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	texttemplate "text/template"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+//go:embed en fr
+var embedded embed.FS
+
+// Kinds lists every email kind, in the order of SPEC section 3 and then
+// the notices to the requester and to the security contact.
+var Kinds = []string{"validation", "reminder", "resend", "recorded", "applied", "informed",
+	"declined", "expired", "cancelled", "failed", "not_understood", "undeliverable", "disputed"}
+
+// Languages lists the languages every kind is written in.
+var Languages = []string{"en", "fr"}
+
+// TokenKinds are the kinds whose email carries an approver's token.
+var TokenKinds = map[string]bool{"validation": true, "reminder": true, "resend": true}
+
+// Person is a contact as an email names it.
+type Person struct {
+	NIC  string
+	Name string
+}
+
+// String writes "Name (nic)", or the NIC alone when the name is unknown.
+func (p Person) String() string {
+	switch {
+	case p.Name == "":
+		return p.NIC
+	case p.NIC == "":
+		return p.Name
+	}
+	return p.Name + " (" + p.NIC + ")"
+}
+
+// Greeting is how the email addresses the person: the name, else the NIC.
+func (p Person) Greeting() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.NIC
+}
+
+// Change is one role moving from a holder to another.
+type Change struct {
+	Role string
+	From Person
+	To   Person
+}
+
+// Data is everything an email may show. Fields a kind does not use stay
+// empty.
+type Data struct {
+	Kind     string
+	Language string
+	// Recipient is who the email goes to.
+	Recipient   Person
+	RequestID   string
+	Service     string
+	ServiceKind string
+	Requester   Person
+	Changes     []Change
+	// Status is the request's current status.
+	Status    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// Answer is the recipient's own answer ("accepted" or "declined"), for
+	// the recorded kind.
+	Answer string
+	// Awaited lists the approvers who have not answered.
+	Awaited []Person
+	// Decliners lists the approvers who declined.
+	Decliners []Person
+	// Reason says why a request failed or a reply was not understood.
+	Reason string
+	// About is the approver whose email bounced (undeliverable) or the
+	// contact who reported a change (disputed).
+	About Person
+	// Token is the approver's token or the report token; Link the page it
+	// opens; LinkUntil the end of the report window (informed).
+	Token     string
+	Link      string
+	LinkUntil time.Time
+	// ReplyAddress is where replies by email go.
+	ReplyAddress string
+	// Subject is set by Render for the HTML part's title.
+	Subject string
+}
+
+// Email is a rendered email.
+type Email struct {
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Set holds the parsed templates of every kind and language.
+type Set struct {
+	text map[string]*texttemplate.Template
+	html map[string]*htmltemplate.Template
+}
+
+// Load parses the templates, taking each file from dir when it is there
+// and from the embedded set otherwise. An empty dir means the embedded set
+// alone. Every kind of every language is parsed at once, so a broken
+// override is reported at start, naming the file.
+func Load(dir string) (*Set, error) {
+	files := fs.FS(embedded)
+	if dir != "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("templates: %s is not a readable directory", dir)
+		}
+		files = overlay{dir: dir}
+	}
+	s := &Set{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
+	for _, lang := range Languages {
+		for _, kind := range Kinds {
+			if err := s.parse(files, lang, kind); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// MustEmbedded returns the embedded set; it panics only if the binary was
+// built with broken templates, which the package's tests rule out.
+func MustEmbedded() *Set {
+	s, err := Load("")
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func (s *Set) parse(files fs.FS, lang, kind string) error {
+	read := func(name string) (string, error) {
+		b, err := fs.ReadFile(files, lang+"/"+name)
+		if err != nil {
+			return "", fmt.Errorf("templates: %s/%s: %w", lang, name, err)
+		}
+		return string(b), nil
+	}
+	funcs := funcsFor(lang)
+	t := texttemplate.New("_").Funcs(funcs).Option("missingkey=error")
+	h := htmltemplate.New("_").Funcs(funcs).Option("missingkey=error")
+	for _, name := range []string{"common.txt", kind + ".txt", "common.html", kind + ".html"} {
+		src, err := read(name)
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(name, ".txt") {
+			_, err = t.New(name).Parse(src)
+		} else {
+			_, err = h.New(name).Parse(src)
+		}
+		if err != nil {
+			return fmt.Errorf("templates: %s/%s: %w", lang, name, err)
+		}
+	}
+	if t.Lookup("subject") == nil {
+		return fmt.Errorf("templates: %s/%s.txt: no {{define \"subject\"}}", lang, kind)
+	}
+	s.text[lang+"/"+kind] = t
+	s.html[lang+"/"+kind] = h
+	return nil
+}
+
+// Render writes the email of d.Kind in d.Language (English when it is
+// neither en nor fr). Every string of d is first reduced to printable text
+// on one line.
+func (s *Set) Render(d Data) (*Email, error) {
+	d = clean(d)
+	if d.Language != "fr" {
+		d.Language = "en"
+	}
+	key := d.Language + "/" + d.Kind
+	t, ok := s.text[key]
+	if !ok {
+		return nil, fmt.Errorf("templates: no email of kind %q", d.Kind)
+	}
+	var subject, text, html bytes.Buffer
+	if err := t.ExecuteTemplate(&subject, "subject", d); err != nil {
+		return nil, fmt.Errorf("templates: %s subject: %w", key, err)
+	}
+	d.Subject = OneLine(subject.String())
+	if err := t.ExecuteTemplate(&text, d.Kind+".txt", d); err != nil {
+		return nil, fmt.Errorf("templates: %s text: %w", key, err)
+	}
+	if err := s.html[key].ExecuteTemplate(&html, d.Kind+".html", d); err != nil {
+		return nil, fmt.Errorf("templates: %s html: %w", key, err)
+	}
+	return &Email{Subject: d.Subject, Text: tidy(text.String()), HTML: tidy(html.String())}, nil
+}
+
+// OneLine reduces s to one line of printable text: control characters
+// (CR and LF included) become spaces, runs of spaces one space, and the
+// result is cut at 200 characters. Nothing read from the directory or an
+// email can thus add a line (or a header) to what contactd writes.
+func OneLine(s string) string {
+	var b strings.Builder
+	space := false
+	n := 0
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) ||
+			r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Cf, r) {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+			n++
+		}
+		b.WriteRune(r)
+		if n++; n >= 200 {
+			break
+		}
+	}
+	return b.String()
+}
+
+func clean(d Data) Data {
+	p := func(v Person) Person { return Person{NIC: OneLine(v.NIC), Name: OneLine(v.Name)} }
+	ps := func(vs []Person) []Person {
+		out := make([]Person, len(vs))
+		for i, v := range vs {
+			out[i] = p(v)
+		}
+		return out
+	}
+	d.Recipient, d.Requester, d.About = p(d.Recipient), p(d.Requester), p(d.About)
+	d.Awaited, d.Decliners = ps(d.Awaited), ps(d.Decliners)
+	changes := make([]Change, len(d.Changes))
+	for i, c := range d.Changes {
+		changes[i] = Change{Role: OneLine(c.Role), From: p(c.From), To: p(c.To)}
+	}
+	d.Changes = changes
+	for _, f := range []*string{&d.Kind, &d.Language, &d.RequestID, &d.Service, &d.ServiceKind,
+		&d.Status, &d.Answer, &d.Reason, &d.Token, &d.Link, &d.ReplyAddress} {
+		*f = OneLine(*f)
+	}
+	return d
+}
+
+// tidy drops trailing spaces, collapses runs of blank lines and ends the
+// text with one newline.
+func tidy(s string) string {
+	lines := strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
+	var out []string
+	blank := true
+	for _, l := range lines {
+		if l != "-- " { // the signature delimiter keeps its space
+			l = strings.TrimRight(l, " \t")
+		}
+		if l == "" {
+			if blank {
+				continue
+			}
+			blank = true
+		} else {
+			blank = false
+		}
+		out = append(out, l)
+	}
+	return strings.TrimRight(strings.Join(out, "\n"), "\n") + "\n"
+}
+
+// overlay reads a file from dir when it exists there, else from the
+// embedded templates.
+type overlay struct{ dir string }
+
+func (o overlay) Open(name string) (fs.File, error) {
+	f, err := os.Open(filepath.Join(o.dir, filepath.FromSlash(name)))
+	if err == nil {
+		return f, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return embedded.Open(name)
+}
