@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -100,11 +99,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 
 // language picks the page language: the contact's own when known, else the
 // browser's, else workflow.default_language.
-func (s *Server) language(ctx context.Context, r *http.Request, nic string) string {
-	if nic != "" {
-		if c, err := s.p.Store.GetContact(ctx, nic); err == nil && texts[c.Language] != nil {
-			return c.Language
-		}
+func (s *Server) language(r *http.Request, c *workflow.Contact) string {
+	if c != nil && texts[c.Language] != nil {
+		return c.Language
 	}
 	if l := acceptLanguage(r.Header.Get("Accept-Language")); l != "" {
 		return l
@@ -119,7 +116,7 @@ func (s *Server) language(ctx context.Context, r *http.Request, nic string) stri
 // get the same words, so the page tells nothing about any request.
 func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	f := s.failureOf(r, err)
-	lang := s.language(r.Context(), r, "")
+	lang := s.language(r, nil)
 	v := newView(lang, tr(lang, "error_title"), "bad")
 	switch f.Code {
 	case workflow.ENotFound, workflow.EGone:

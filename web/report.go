@@ -17,9 +17,10 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	lang := s.language(ctx, r, nic)
+	who := s.parties(ctx, req)
+	lang := s.language(r, who.contacts[nic])
 	v := newView(lang, tr(lang, "report_title")+" — "+req.Service, "warn")
-	s.describe(ctx, v, req, s.names(ctx, req))
+	describe(v, req, who)
 	v.Intro = tr(lang, "report_intro", formatTime(lang, appliedAt(req)))
 	s.render(w, r, http.StatusOK, "report", v)
 }
@@ -38,10 +39,11 @@ func (s *Server) postReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Warn("change disputed", "request_id", req.ID, "nic", nic, "service", req.Service, "channel", string(workflow.Web))
-	lang := s.language(ctx, r, nic)
+	who := s.parties(ctx, req)
+	lang := s.language(r, who.contacts[nic])
 	v := newView(lang, tr(lang, "done_title"), "ok")
 	v.Messages = []string{tr(lang, "reported")}
-	s.describe(ctx, v, req, s.names(ctx, req))
+	describe(v, req, who)
 	s.render(w, r, http.StatusOK, "message", v)
 }
 

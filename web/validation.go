@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"strings"
 
@@ -18,14 +17,14 @@ func (s *Server) getValidation(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
-	lang := s.language(ctx, r, nic)
-	names := s.names(ctx, req)
+	who := s.parties(ctx, req)
+	lang := s.language(r, who.contacts[nic])
 	v := newView(lang, tr(lang, "validate_title")+" — "+req.Service, "")
-	s.describe(ctx, v, req, names)
+	describe(v, req, who)
 	v.Parts = approverPart(lang, req, nic)
 	for _, a := range req.Approvers() {
 		st := req.Approvals[a].Status
-		v.Approvals = append(v.Approvals, approvalRow{Who: names.of(a), Status: tr(lang, "st_"+st), Class: st})
+		v.Approvals = append(v.Approvals, approvalRow{Who: who.of(a), Status: tr(lang, "st_"+st), Class: st})
 	}
 	v.Expires = tr(lang, "expires", formatTime(lang, req.ExpiresAt))
 	s.render(w, r, http.StatusOK, "validate", v)
@@ -52,30 +51,30 @@ func (s *Server) postValidation(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("decision recorded", "request_id", out.Request.ID, "nic", out.NIC, "decision", string(d),
 		"status", string(out.Request.Status), "channel", string(workflow.Web))
-	lang := s.language(ctx, r, out.NIC)
-	names := s.names(ctx, out.Request)
+	who := s.parties(ctx, out.Request)
+	lang := s.language(r, who.contacts[out.NIC])
 	v := newView(lang, tr(lang, "done_title"), "ok")
-	v.Messages = []string{outcomeText(lang, out, names)}
+	v.Messages = []string{outcomeText(lang, out, who)}
 	switch out.Request.Status {
 	case workflow.Declined, workflow.Failed:
 		v.Tone = "warn"
 	}
-	s.describe(ctx, v, out.Request, names)
+	describe(v, out.Request, who)
 	s.render(w, r, http.StatusOK, "message", v)
 }
 
 // outcomeText says where the request stands after a decision.
-func outcomeText(lang string, out *workflow.Outcome, names contactNames) string {
+func outcomeText(lang string, out *workflow.Outcome, who parties) string {
 	req := out.Request
 	switch {
 	case out.Decision == workflow.Decline:
 		return tr(lang, "out_declined")
 	case req.Status == workflow.Pending:
-		var who []string
+		var waiting []string
 		for _, nic := range req.Awaited() {
-			who = append(who, names.of(nic))
+			waiting = append(waiting, who.of(nic))
 		}
-		return tr(lang, "out_waiting", strings.Join(who, ", "))
+		return tr(lang, "out_waiting", strings.Join(waiting, ", "))
 	case req.Status == workflow.Approved:
 		return tr(lang, "out_approved")
 	case req.Status == workflow.Applied:
@@ -109,50 +108,15 @@ func approverPart(lang string, req *workflow.Request, nic string) []string {
 }
 
 // describe fills in the service, the requester and the changes.
-func (s *Server) describe(ctx context.Context, v *view, req *workflow.Request, names contactNames) {
+func describe(v *view, req *workflow.Request, who parties) {
 	v.Service = req.Service
-	if svc, err := s.p.Store.GetService(ctx, req.Service); err == nil {
-		v.ServiceKind = svc.Kind
+	if who.service != nil {
+		v.ServiceKind = who.service.Kind
 	}
-	v.Requester = names.of(req.Requester)
+	v.Requester = who.of(req.Requester)
 	for _, role := range workflow.Roles {
 		if c, ok := req.Changes[role]; ok {
-			v.Changes = append(v.Changes, changeRow{Role: roleName(v.Lang, role), From: names.of(c.From), To: names.of(c.To)})
+			v.Changes = append(v.Changes, changeRow{Role: roleName(v.Lang, role), From: who.of(c.From), To: who.of(c.To)})
 		}
 	}
-}
-
-// contactNames maps NICs to the names of the directory.
-type contactNames map[string]string
-
-// of writes a contact as "Name (nic)", or the NIC alone when unnamed.
-func (n contactNames) of(nic string) string {
-	if name := n[nic]; name != "" {
-		return name + " (" + nic + ")"
-	}
-	return nic
-}
-
-// names looks up everyone a request mentions; a contact that cannot be
-// read is shown by NIC only.
-func (s *Server) names(ctx context.Context, req *workflow.Request) contactNames {
-	out := contactNames{}
-	add := func(nic string) {
-		if _, done := out[nic]; done || nic == "" {
-			return
-		}
-		out[nic] = ""
-		if c, err := s.p.Store.GetContact(ctx, nic); err == nil {
-			out[nic] = c.Name
-		}
-	}
-	add(req.Requester)
-	for _, c := range req.Changes {
-		add(c.From)
-		add(c.To)
-	}
-	for nic := range req.Approvals {
-		add(nic)
-	}
-	return out
 }
