@@ -175,7 +175,6 @@ func TestAPIErrors(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t))
 	open := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
 	const create = "/api/v1/requests"
-	body := func(s string) string { return s }
 	cases := []struct {
 		name, method, path, body string
 		status                   int
@@ -224,7 +223,7 @@ func TestAPIErrors(t *testing.T) {
 		{"service unknown holder", "PUT", "/api/v1/services/a.example", `{"kind":"x","admin":"zz1-ovh","tech":"ad1-ovh","billing":"ad1-ovh"}`, 404, "unknown_contact"},
 		{"service bad holder", "PUT", "/api/v1/services/a.example", `{"kind":"x","admin":"","tech":"ad1-ovh","billing":"ad1-ovh"}`, 400, "invalid_nic"},
 		{"wrong method", "DELETE", create, "", 405, "method_not_allowed"},
-		{"wrong method on a request", "PUT", create + "/" + open.ID, body(`{}`), 405, "method_not_allowed"},
+		{"wrong method on a request", "PUT", create + "/" + open.ID, `{}`, 405, "method_not_allowed"},
 		{"GET on an action", "GET", create + "/" + open.ID + "/cancel", "", 405, "method_not_allowed"},
 		{"unknown route", "GET", "/api/v1/nothing", "", 404, "not_found"},
 		{"unknown version", "GET", "/api/v2/requests", "", 404, "not_found"},

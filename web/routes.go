@@ -216,7 +216,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 // clip shortens untrusted text quoted back in a message.
 func clip(s string) string {
 	if len(s) > 80 {
-		return s[:80] + "…"
+		s = strings.ToValidUTF8(s[:80], "") + "…"
 	}
-	return s
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
