@@ -1,0 +1,280 @@
+package mailer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"contactd/config"
+	"contactd/internal/redistest"
+	"contactd/templates"
+	"contactd/workflow"
+
+	"github.com/emersion/go-smtp"
+)
+
+// sink is an in-process SMTP server keeping what it receives. fault, when
+// set, may refuse a command: it gets the stage ("mail", "rcpt", "data"),
+// how many times that stage was reached before (from 0) and the argument.
+type sink struct {
+	mu    sync.Mutex
+	msgs  [][]byte
+	calls map[string]int
+	fault func(stage string, n int, arg string) error
+	// dropData closes the connection in the middle of the first DATA
+	// commands, while n < dropData.
+	dropData int
+	srv      *smtp.Server
+	ln       net.Listener
+}
+
+func startSink(t testing.TB, addr string) *sink {
+	t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{calls: map[string]int{}, ln: ln}
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &session{s: s, c: c}, nil
+	}))
+	s.srv.Domain = "sink.test"
+	s.srv.AllowInsecureAuth = true
+	s.srv.MaxMessageBytes = 1 << 20
+	go func() { _ = s.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = s.srv.Close() })
+	return s
+}
+
+func (s *sink) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
+
+func (s *sink) check(stage, arg string) error {
+	s.mu.Lock()
+	n := s.calls[stage]
+	s.calls[stage]++
+	f := s.fault
+	s.mu.Unlock()
+	if f != nil {
+		return f(stage, n, arg)
+	}
+	return nil
+}
+
+func (s *sink) received() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.msgs...)
+}
+
+type session struct {
+	s *sink
+	c *smtp.Conn
+}
+
+func (x *session) Reset()        {}
+func (x *session) Logout() error { return nil }
+func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+	return x.s.check("mail", from)
+}
+func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error { return x.s.check("rcpt", to) }
+func (x *session) Data(r io.Reader) error {
+	x.s.mu.Lock()
+	n := x.s.calls["data"]
+	drop := n < x.s.dropData
+	x.s.mu.Unlock()
+	if drop {
+		x.s.mu.Lock()
+		x.s.calls["data"]++
+		x.s.mu.Unlock()
+		buf := make([]byte, 64)
+		_, _ = io.ReadFull(r, buf)
+		_ = x.c.Conn().Close()
+		_, _ = io.Copy(io.Discard, r)
+		return errors.New("connection dropped")
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if err := x.s.check("data", ""); err != nil {
+		return err
+	}
+	x.s.mu.Lock()
+	x.s.msgs = append(x.s.msgs, b)
+	x.s.mu.Unlock()
+	return nil
+}
+
+// seedYAML is the directory the tests start from.
+const seedYAML = `contacts:
+  - {nic: ad1-ovh, email: admin@example.com, name: Alice Admin, language: en}
+  - {nic: te1-ovh, email: tech@example.com, name: Tom Tech, language: fr}
+  - {nic: bi1-ovh, email: billing@example.com, name: Bob Billing}
+  - {nic: nw1-ovh, email: new1@example.net, name: Nora New, language: fr}
+  - {nic: nw2-ovh, email: bad@example.net, name: Ned New}
+services:
+  - {id: example.com, kind: domain, admin: ad1-ovh, tech: te1-ovh, billing: bi1-ovh}
+  - {id: example.org, kind: domain, admin: ad1-ovh, tech: te1-ovh, billing: bi1-ovh}
+`
+
+func newStore(t testing.TB, b redistest.Backend) *workflow.Store {
+	t.Helper()
+	s, err := workflow.NewStore(b.Client, workflow.Options{
+		KeyPrefix: b.Prefix, NICPattern: `^[a-z]{2}[0-9]+-ovh$`, RequestTTL: 336 * time.Hour,
+		RemindAfter: 48 * time.Hour, MaxReminders: 2, ReportWindow: 720 * time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Import(context.Background(), []byte(seedYAML)); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func testConfig(port int) config.Config {
+	c := config.Default()
+	c.SMTP.Host, c.SMTP.Port, c.SMTP.TLS = "127.0.0.1", port, "none"
+	c.SMTP.From = "Contacts <contacts@example.com>"
+	c.SMTP.MaxAttempts = 8
+	c.HTTP.BaseURL = "https://contacts.example.com"
+	c.IMAP.ReplyAddress = "contacts@example.com"
+	c.Workflow.SecurityContact = "security@example.com"
+	return c
+}
+
+// quietLogger drops logs unless the test runs with -v.
+func quietLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+func newMailer(t testing.TB, s *workflow.Store, cfg config.Config, workers int) *Mailer {
+	t.Helper()
+	m, err := New(Params{Store: s, Config: cfg, Templates: templates.MustEmbedded(), Logger: quietLogger(t),
+		Workers: workers, Timeout: 400 * time.Millisecond, Lease: 20 * time.Second,
+		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// start runs m until the test ends; stop waits for Run to return.
+func start(t testing.TB, m *Mailer) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = m.Run(ctx); close(done) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// pending counts the entries of every shard still ready or claimed.
+func pending(t testing.TB, s *workflow.Store) int64 {
+	ctx := context.Background()
+	var n int64
+	for sh := 0; sh < workflow.Shards; sh++ {
+		a, err := s.Redis().ZCard(ctx, s.Keys().OutboxReady(sh)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := s.Redis().ZCard(ctx, s.Keys().OutboxClaimed(sh)).Result()
+		n += a + b
+	}
+	return n
+}
+
+// waitDrained waits until nothing is ready or claimed.
+func waitDrained(t testing.TB, s *workflow.Store, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for pending(t, s) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox not drained after %s: %d entries left", within, pending(t, s))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// queued lists every entry in the outbox: "shard/id" -> message.
+func queued(t testing.TB, s *workflow.Store) map[string]workflow.Message {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]workflow.Message{}
+	for sh := 0; sh < workflow.Shards; sh++ {
+		h, err := s.Redis().HGetAll(ctx, s.Keys().Outbox(sh)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, raw := range h {
+			var m workflow.Message
+			if err := json.Unmarshal([]byte(raw), &m); err != nil {
+				t.Fatal(err)
+			}
+			out[(&entry{shard: sh, id: id}).ref()] = m
+		}
+	}
+	return out
+}
+
+// deadRefs lists the dead entries as "shard/id".
+func deadRefs(t testing.TB, s *workflow.Store) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for sh := 0; sh < workflow.Shards; sh++ {
+		ids, err := s.Redis().ZRange(context.Background(), s.Keys().OutboxDead(sh), 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			out[(&entry{shard: sh, id: id}).ref()] = true
+		}
+	}
+	return out
+}
+
+// headerValue returns the first value of a header in a raw message, unfolded.
+func headerValue(raw []byte, name string) string {
+	head, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+	var cur string
+	for _, line := range strings.Split(string(head), "\r\n") {
+		if strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t") {
+			if cur != "" {
+				cur += " " + strings.TrimSpace(line)
+			}
+			continue
+		}
+		if cur != "" {
+			return cur
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
+			cur = strings.TrimSpace(v)
+		}
+	}
+	return cur
+}

@@ -1,0 +1,192 @@
+package mailer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"contactd/config"
+
+	gomail "github.com/wneessen/go-mail"
+)
+
+// SendError is a failed delivery. Permanent is true when the server
+// refused the email for good (a 5xx reply): it will not be tried again.
+// Code is the server's reply code, 0 when there was none (a connection
+// failure, a timeout).
+type SendError struct {
+	Code      int
+	Permanent bool
+	// Recipient is true when the server refused the recipient's address.
+	Recipient bool
+	Err       error
+}
+
+func (e *SendError) Error() string {
+	kind := "temporary"
+	if e.Permanent {
+		kind = "permanent"
+	}
+	if e.Code != 0 {
+		return fmt.Sprintf("mailer: %s failure, code %d: %v", kind, e.Code, e.Err)
+	}
+	return fmt.Sprintf("mailer: %s failure: %v", kind, e.Err)
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
+
+// permanent marks err as not worth trying again.
+func permanent(err error) error { return &SendError{Permanent: true, Err: err} }
+
+// isPermanent reports whether err says the delivery can never succeed.
+func isPermanent(err error) bool {
+	var se *SendError
+	return errors.As(err, &se) && se.Permanent
+}
+
+// classify turns a go-mail failure into a SendError.
+func classify(err error) *SendError {
+	var ge *gomail.SendError
+	if errors.As(err, &ge) {
+		code := ge.ErrorCode()
+		return &SendError{Code: code, Permanent: code >= 500 && code < 600,
+			Recipient: ge.Reason == gomail.ErrSMTPRcptTo && code >= 500, Err: err}
+	}
+	return &SendError{Err: err}
+}
+
+// sender is one worker's connection to the SMTP server, dialled on first
+// use and kept for the following emails.
+type sender struct {
+	cfg     config.SMTP
+	timeout time.Duration
+	dkim    *gomail.DKIMSigner
+	client  *gomail.Client
+	// used is true once an email went through the current connection.
+	used bool
+}
+
+func newSender(cfg config.SMTP, timeout time.Duration, dkim *gomail.DKIMSigner) *sender {
+	return &sender{cfg: cfg, timeout: timeout, dkim: dkim}
+}
+
+// dial opens the connection: TLS as smtp.tls says, then authentication
+// when a username is set. With auth xoauth2 the access token is read from
+// oauth2_token_command at each dial, so a refused token is replaced by
+// the next connection.
+func (s *sender) dial(ctx context.Context) error {
+	opts := []gomail.Option{gomail.WithPort(s.cfg.Port), gomail.WithTimeout(s.timeout), gomail.WithoutNoop(),
+		gomail.WithTLSConfig(&tls.Config{ServerName: s.cfg.Host, MinVersion: tls.VersionTLS12})}
+	switch s.cfg.TLS {
+	case "tls":
+		opts = append(opts, gomail.WithSSL())
+	case "none":
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	default:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	}
+	if s.cfg.Username != "" {
+		secret, auth := s.cfg.Password, gomail.SMTPAuthAutoDiscover
+		if s.cfg.Auth == "xoauth2" {
+			tok, err := oauth2Token(ctx, s.cfg.OAuth2TokenCommand, s.timeout)
+			if err != nil {
+				return err
+			}
+			secret, auth = tok, gomail.SMTPAuthXOAUTH2
+		}
+		opts = append(opts, gomail.WithSMTPAuth(auth), gomail.WithUsername(s.cfg.Username), gomail.WithPassword(secret))
+	}
+	if s.dkim != nil {
+		opts = append(opts, gomail.WithAlwaysDKIMSign(s.dkim))
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		opts = append(opts, gomail.WithHELO(h))
+	}
+	c, err := gomail.NewClient(s.cfg.Host, opts...)
+	if err != nil {
+		return fmt.Errorf("mailer: smtp client: %w", err)
+	}
+	if err := c.DialWithContext(ctx); err != nil {
+		return err
+	}
+	s.client, s.used = c, false
+	return nil
+}
+
+// send delivers msg, dialling first when there is no connection. A
+// connection that had been idle and turns out closed at the first command
+// is dialled again once at once: that is not a failed attempt.
+func (s *sender) send(ctx context.Context, msg *gomail.Msg) error {
+	for try := 0; ; try++ {
+		if s.client == nil {
+			if err := s.dial(ctx); err != nil {
+				return classify(err)
+			}
+		}
+		reused := s.used
+		err := s.client.Send(msg)
+		if err == nil {
+			s.used = true
+			return nil
+		}
+		se := classify(err)
+		s.close()
+		var ge *gomail.SendError
+		stale := errors.As(err, &ge) && ge.Reason == gomail.ErrSMTPMailFrom && se.Code == 0
+		if !(reused && stale && try == 0) {
+			return se
+		}
+	}
+}
+
+// close ends the connection, politely when it can.
+func (s *sender) close() {
+	if s.client != nil {
+		_ = s.client.Close()
+		s.client = nil
+	}
+}
+
+// oauth2Token runs the configured command and returns what it prints,
+// trimmed. The token is a secret: it is neither logged nor kept.
+func oauth2Token(ctx context.Context, command string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/bin/sh", "-c", command).Output()
+	if err != nil {
+		return "", fmt.Errorf("mailer: smtp.oauth2_token_command failed: %w", err)
+	}
+	tok := strings.TrimSpace(string(out))
+	if tok == "" {
+		return "", errors.New("mailer: smtp.oauth2_token_command printed nothing")
+	}
+	return tok, nil
+}
+
+// loadDKIM reads the signing key of smtp.dkim, or returns nil when DKIM is
+// not configured.
+func loadDKIM(d config.DKIM) (*gomail.DKIMSigner, error) {
+	if d.Domain == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(d.PrivateKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("mailer: smtp.dkim.private_key_file: %w", err)
+	}
+	key, err := gomail.PrivKeyFromPEM(pem)
+	if err != nil {
+		return nil, fmt.Errorf("mailer: smtp.dkim.private_key_file: %w", err)
+	}
+	signer := gomail.NewDKIMSigner(d.Domain, d.Selector, key)
+	signer.HeaderCanonicalization(gomail.CanonicalizationRelaxed)
+	signer.BodyCanonicalization(gomail.CanonicalizationRelaxed)
+	if err := signer.ValidateConfig(); err != nil {
+		return nil, fmt.Errorf("mailer: smtp.dkim: %w", err)
+	}
+	return signer, nil
+}
