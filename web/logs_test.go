@@ -1,0 +1,114 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"contactd/internal/redistest"
+	"contactd/web"
+	"contactd/workflow"
+)
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+// TestTokensNeverLogged drives every page path, including failures, and
+// checks no token reaches the log.
+func TestTokensNeverLogged(t *testing.T) {
+	var logs syncBuffer
+	b := redistest.Mini(t)
+	e := newEnv(t, b, func(p *web.Params) {
+		p.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	ctx := context.Background()
+	r := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	tokN, tokA := e.token(r.ID, "nw1-ovh"), e.token(r.ID, "ad1-ovh")
+	e.do("GET", "/v/"+tokN, "")
+	e.form("/v/"+tokN, "decision=accept")
+	e.form("/v/"+tokN, "decision=accept")
+	e.form("/v/"+tokA, "decision=maybe")
+	e.do("POST", "/v/"+tokA, "decision=accept", "Origin", "https://evil.example")
+	e.form("/v/"+tokA, "decision=accept")
+	rep, err := e.store.IssueReportToken(ctx, r.ID, "te1-ovh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.do("GET", "/r/"+rep, "")
+	e.form("/r/"+rep, "report=1")
+	r2 := e.create("hosting-9", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	tok2 := e.token(r2.ID, "nw1-ovh")
+	b.Mini.Close()
+	e.do("GET", "/v/"+tok2, "")
+	e.form("/v/"+tok2, "decision=decline")
+
+	out := logs.String()
+	if !strings.Contains(out, "decision recorded") || !strings.Contains(out, "change disputed") || !strings.Contains(out, "store unavailable") {
+		t.Fatalf("the log lacks the expected lines:\n%s", out)
+	}
+	for _, tok := range []string{tokN, tokA, rep, tok2, workflow.HashToken(tokN), workflow.HashToken(tok2)} {
+		if strings.Contains(out, tok) || strings.Contains(out, strings.ToUpper(tok)) {
+			t.Errorf("a token (or its hash) is in the log:\n%s", out)
+		}
+	}
+}
+
+// TestInternalErrorsSayNothing corrupts a stored request: the API and the
+// page answer 500 with "internal error" and nothing more.
+func TestInternalErrorsSayNothing(t *testing.T) {
+	b := redistest.Mini(t)
+	e := newEnv(t, b)
+	r := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	tok := e.token(r.ID, "nw1-ovh")
+	shard := strings.IndexByte("abcdefghijklmnopqrstuvwxyz234567", r.ID[0])
+	key := workflow.Keys{Prefix: b.Prefix}.Request(shard, r.ID)
+	if err := b.Client.HSet(context.Background(), key, "chg", "{not json").Err(); err != nil {
+		t.Fatal(err)
+	}
+	w := e.api("GET", "/api/v1/requests/"+r.ID, "")
+	if code, msg, _ := errorOf(t, w); w.Code != 500 || code != "internal" || msg != "internal error" {
+		t.Errorf("corrupt request = %d %s %q, want 500 internal \"internal error\"", w.Code, code, msg)
+	}
+	w = e.do("GET", "/v/"+tok, "")
+	if w.Code != 500 || strings.Contains(w.Body.String(), "json") || strings.Contains(w.Body.String(), r.ID) {
+		t.Errorf("page on a corrupt request = %d:\n%s", w.Code, pageText(w.Body.String()))
+	}
+	checkPageHeaders(t, w)
+}
+
+// TestRecoversWhenRedisReturns checks the API answers 503 while Redis is
+// away and serves again, by itself, once it is back.
+func TestRecoversWhenRedisReturns(t *testing.T) {
+	b := redistest.Mini(t)
+	e := newEnv(t, b)
+	b.Mini.Close()
+	if w := e.api("GET", "/api/v1/contacts/ad1-ovh", ""); w.Code != 503 {
+		t.Fatalf("with Redis down = %d, want 503", w.Code)
+	}
+	if w := e.do("GET", "/readyz", ""); w.Code != 503 {
+		t.Fatalf("readyz with Redis down = %d, want 503", w.Code)
+	}
+	if err := b.Mini.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if w := e.api("GET", "/api/v1/contacts/ad1-ovh", ""); w.Code != 200 {
+		t.Errorf("after Redis returned = %d, want 200: %s", w.Code, w.Body)
+	}
+	if w := e.do("GET", "/readyz", ""); w.Code != 200 {
+		t.Errorf("readyz after Redis returned = %d, want 200", w.Code)
+	}
+}
