@@ -45,6 +45,11 @@ func startSink(t testing.TB, addr string) *sink {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startSinkOn(t, ln)
+}
+
+// startSinkOn serves the sink on ln.
+func startSinkOn(t testing.TB, ln net.Listener) *sink {
 	s := &sink{calls: map[string]int{}, ln: ln}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{s: s, c: c}, nil
@@ -58,6 +63,12 @@ func startSink(t testing.TB, addr string) *sink {
 }
 
 func (s *sink) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
+
+func (s *sink) callsTo(stage string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[stage]
+}
 
 func (s *sink) check(stage, arg string) error {
 	s.mu.Lock()

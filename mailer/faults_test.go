@@ -1,0 +1,333 @@
+package mailer
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"contactd/internal/redistest"
+	"contactd/workflow"
+
+	"github.com/emersion/go-smtp"
+)
+
+// queueMix fills the outbox with the two validations of a request (one to
+// nw2-ovh, whose address the 550 case refuses) and five replies not
+// understood.
+func queueMix(t *testing.T, s *workflow.Store) *workflow.Request {
+	t.Helper()
+	ctx := context.Background()
+	r, err := s.Create(ctx, workflow.Ask{Service: "example.com", Requester: "ad1-ovh",
+		Changes: map[string]string{"tech": "nw2-ovh"}}, workflow.API)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"a@example.net", "b@example.net", "c@example.net", "d@example.net", "e@example.net"} {
+		if err := s.Enqueue(ctx, workflow.Message{Kind: "not_understood", To: to, Language: "fr", Reason: "no_decision"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// checkOnce asserts that every entry queued was received exactly once or
+// is dead, and that nothing is left ready or claimed.
+func checkOnce(t *testing.T, s *workflow.Store, srv *sink, entries map[string]workflow.Message, wantDead int) {
+	t.Helper()
+	if n := pending(t, s); n != 0 {
+		t.Errorf("%d entries still ready or claimed", n)
+	}
+	seen := map[string]int{}
+	for _, raw := range srv.received() {
+		seen[strings.Trim(headerValue(raw, "Message-ID"), "<>")]++
+	}
+	dead := deadRefs(t, s)
+	for ref, msg := range entries {
+		sh, id, _ := strings.Cut(ref, "/")
+		e := &entry{Message: msg, id: id}
+		e.shard = atoi(sh)
+		n := seen[messageID(e, "example.com")]
+		switch {
+		case dead[ref] && n != 0:
+			t.Errorf("entry %s (%s) is dead but was received %d times", ref, msg.Kind, n)
+		case !dead[ref] && n != 1:
+			t.Errorf("entry %s (%s to %s%s) received %d times, want exactly once", ref, msg.Kind, msg.NIC, msg.To, n)
+		}
+	}
+	if len(dead) != wantDead {
+		t.Errorf("%d dead entries, want %d", len(dead), wantDead)
+	}
+	if total := len(srv.received()); total != len(seen) {
+		t.Errorf("%d emails received for %d distinct Message-IDs: some sent twice", total, len(seen))
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func TestFailuresLoseNothing(t *testing.T) {
+	tempFail := func(stage string, times int) func(string, int, string) error {
+		return func(st string, n int, _ string) error {
+			if st == stage && n < times {
+				return &smtp.SMTPError{Code: map[string]int{"mail": 421, "rcpt": 451, "data": 451}[stage],
+					EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+			}
+			return nil
+		}
+	}
+	cases := []struct {
+		name     string
+		setup    func(t *testing.T, srv *sink)
+		wantDead int
+		// stage must have been reached more than times: the fault happened.
+		stage string
+		times int
+	}{
+		{"421 at MAIL then accept", func(t *testing.T, srv *sink) { srv.fault = tempFail("mail", 3) }, 0, "mail", 3},
+		{"451 at RCPT then accept", func(t *testing.T, srv *sink) { srv.fault = tempFail("rcpt", 3) }, 0, "rcpt", 3},
+		{"451 after DATA then accept", func(t *testing.T, srv *sink) { srv.fault = tempFail("data", 2) }, 0, "data", 2},
+		{"connection dropped mid-DATA", func(t *testing.T, srv *sink) { srv.dropData = 3 }, 0, "data", 3},
+		{"550 for one recipient", func(t *testing.T, srv *sink) {
+			srv.fault = func(st string, _ int, arg string) error {
+				if st == "rcpt" && strings.Contains(arg, "bad@") {
+					return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+				}
+				return nil
+			}
+		}, 1, "rcpt", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := redistest.Mini(t)
+			s := newStore(t, b)
+			srv := startSink(t, "")
+			srv.mu.Lock()
+			tc.setup(t, srv)
+			srv.mu.Unlock()
+			r := queueMix(t, s)
+			entries := queued(t, s)
+			m := newMailer(t, s, testConfig(srv.port()), 2)
+			start(t, m)
+			waitDrained(t, s, 20*time.Second)
+			if tc.wantDead > 0 {
+				// The refused approver is marked undeliverable, and the
+				// requester's notice about it is queued and sent.
+				got, _ := s.Get(context.Background(), r.ID)
+				if !got.Approvals["nw2-ovh"].Undeliverable {
+					t.Errorf("nw2-ovh not marked undeliverable after a 550 at RCPT")
+				}
+				time.Sleep(50 * time.Millisecond)
+				waitDrained(t, s, 10*time.Second)
+				for ref, msg := range queued(t, s) {
+					if _, ok := entries[ref]; !ok {
+						entries[ref] = msg
+					}
+				}
+				found := false
+				for _, raw := range srv.received() {
+					found = found || (headerValue(raw, "X-Contactd-Kind") == "undeliverable" && strings.Contains(headerValue(raw, "To"), "admin@example.com"))
+				}
+				if !found {
+					t.Errorf("no undeliverable notice to the requester")
+				}
+				if n, err := m.DeadCount(context.Background()); err != nil || n != 1 {
+					t.Errorf("DeadCount = %d, %v; want 1", n, err)
+				}
+			}
+			checkOnce(t, s, srv, entries, tc.wantDead)
+			if got := srv.callsTo(tc.stage); got <= tc.times {
+				t.Errorf("%s reached %d times: the fault was not exercised", tc.stage, got)
+			}
+		})
+	}
+}
+
+func TestServerDownAtStart(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close() // nothing listens there yet
+	queueMix(t, s)
+	entries := queued(t, s)
+	m := newMailer(t, s, testConfig(port), 2)
+	start(t, m)
+	time.Sleep(300 * time.Millisecond)
+	if pending(t, s) == 0 {
+		t.Fatal("outbox drained while the server was down")
+	}
+	srv := startSink(t, addr)
+	waitDrained(t, s, 20*time.Second)
+	checkOnce(t, s, srv, entries, 0)
+}
+
+// hangingListener holds its first connections open without a word, as a
+// server that hangs does, and passes the later ones on.
+type hangingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	hang  int
+	held  []net.Conn
+	count int
+}
+
+func (l *hangingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		l.count++
+		hold := l.count <= l.hang
+		if hold {
+			l.held = append(l.held, c)
+		}
+		l.mu.Unlock()
+		if !hold {
+			return c, nil
+		}
+	}
+}
+
+func (l *hangingListener) Close() error {
+	l.mu.Lock()
+	for _, c := range l.held {
+		_ = c.Close()
+	}
+	l.mu.Unlock()
+	return l.Listener.Close()
+}
+
+func TestServerThatHangsTimesOut(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := &hangingListener{Listener: ln, hang: 3}
+	srv := startSinkOn(t, hl)
+	t.Cleanup(func() { _ = hl.Close() })
+	queueMix(t, s)
+	entries := queued(t, s)
+	m := newMailer(t, s, testConfig(ln.Addr().(*net.TCPAddr).Port), 2)
+	start(t, m)
+	waitDrained(t, s, 20*time.Second)
+	hl.mu.Lock()
+	held := len(hl.held)
+	hl.mu.Unlock()
+	if held != 3 {
+		t.Errorf("%d connections hung, want 3 (the test did not exercise the timeout)", held)
+	}
+	checkOnce(t, s, srv, entries, 0)
+}
+
+func TestMaxAttemptsEndsDead(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b)
+	srv := startSink(t, "")
+	srv.fault = func(st string, _ int, _ string) error {
+		if st == "rcpt" {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "busy"}
+		}
+		return nil
+	}
+	if err := s.Enqueue(context.Background(), workflow.Message{Kind: "not_understood", To: "x@example.net", Reason: "no_token"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(srv.port())
+	cfg.SMTP.MaxAttempts = 3
+	m := newMailer(t, s, cfg, 1)
+	start(t, m)
+	waitDrained(t, s, 10*time.Second)
+	if got := srv.callsTo("rcpt"); got != 3 {
+		t.Errorf("RCPT tried %d times, want smtp.max_attempts = 3", got)
+	}
+	if n, _ := m.DeadCount(context.Background()); n != 1 {
+		t.Errorf("DeadCount = %d, want 1", n)
+	}
+	if raw := rawEntry(t, s); !strings.Contains(raw, "451") || !strings.Contains(raw, `"attempts":3`) {
+		t.Errorf("dead entry does not keep its attempts and last error: %s", raw)
+	}
+}
+
+func rawEntry(t *testing.T, s *workflow.Store) string {
+	for sh := 0; sh < workflow.Shards; sh++ {
+		h, _ := s.Redis().HGetAll(context.Background(), s.Keys().Outbox(sh)).Result()
+		for _, v := range h {
+			return v
+		}
+	}
+	return ""
+}
+
+// A daemon killed mid-send leaves claims behind; they lapse and are sent.
+func TestLapsedClaimsAreSent(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b)
+	srv := startSink(t, "")
+	queueMix(t, s)
+	entries := queued(t, s)
+	box := outbox{rdb: s.Redis(), keys: s.Keys()}
+	now := time.Now().UnixMilli()
+	claimed := 0
+	for sh := 0; sh < workflow.Shards; sh++ {
+		es, _, err := box.claim(context.Background(), sh, now, 50, 100) // a 50 ms lease, never acked
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed += len(es)
+	}
+	if claimed != len(entries) {
+		t.Fatalf("claimed %d of %d", claimed, len(entries))
+	}
+	time.Sleep(60 * time.Millisecond)
+	m := newMailer(t, s, testConfig(srv.port()), 2)
+	start(t, m)
+	waitDrained(t, s, 10*time.Second)
+	checkOnce(t, s, srv, entries, 0)
+}
+
+// At shutdown, claimed entries not started are handed back at once.
+func TestShutdownHandsBack(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b)
+	srv := startSink(t, "")
+	release := make(chan struct{})
+	srv.fault = func(st string, _ int, _ string) error {
+		if st == "mail" {
+			<-release
+		}
+		return nil
+	}
+	queueMix(t, s)
+	m := newMailer(t, s, testConfig(srv.port()), 1)
+	stop := start(t, m)
+	time.Sleep(200 * time.Millisecond) // one entry in flight, one waiting in the dispatcher
+	go func() { time.Sleep(100 * time.Millisecond); close(release) }()
+	stop()
+	var claimed int64
+	for sh := 0; sh < workflow.Shards; sh++ {
+		n, _ := s.Redis().ZCard(context.Background(), s.Keys().OutboxClaimed(sh)).Result()
+		claimed += n
+	}
+	if claimed != 0 {
+		t.Errorf("%d entries left claimed after Run returned", claimed)
+	}
+	if got := len(srv.received()); got != 1 {
+		t.Errorf("received %d emails, want the one in flight", got)
+	}
+}
