@@ -83,6 +83,9 @@ func New(p Params) (*Server, error) {
 		p.Now = time.Now
 	}
 	s := &Server{p: p, log: p.Logger.With("component", "http"), origin: origin, tokens: hashTokens(p.Config.HTTP.APITokens)}
+	if len(s.tokens) == 0 {
+		s.log.Warn("http.api_tokens is empty: every API call will be refused with 401")
+	}
 	s.handler = s.routes()
 	return s, nil
 }
