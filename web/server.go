@@ -46,7 +46,9 @@ type Params struct {
 	// Config is the whole configuration; the server reads http: and
 	// workflow.default_language.
 	Config config.Config
-	// Logger receives one line per failed request; nil means slog.Default().
+	// Logger receives decisions, reports and failed requests (never a
+	// token); the daemon gives it its component attribute. Nil means
+	// slog.Default().
 	Logger *slog.Logger
 	// LastPoll and LastSend tell when the inbox last read the mailbox and
 	// the mailer last sent an email successfully; zero means never. Either
@@ -82,7 +84,7 @@ func New(p Params) (*Server, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	s := &Server{p: p, log: p.Logger.With("component", "http"), origin: origin, tokens: hashTokens(p.Config.HTTP.APITokens)}
+	s := &Server{p: p, log: p.Logger, origin: origin, tokens: hashTokens(p.Config.HTTP.APITokens)}
 	if len(s.tokens) == 0 {
 		s.log.Warn("http.api_tokens is empty: every API call will be refused with 401")
 	}
