@@ -198,6 +198,10 @@ func (s *Store) List(ctx context.Context, nic, status string) ([]*Request, error
 	return out, nil
 }
 
+// errStale is the internal code of a create that found the service changed
+// since its rules were checked; Create checks again.
+const errStale = "stale"
+
 // Create checks an ask against every rule of SPEC section 2 and stores the
 // new request, queueing the validation emails in the same step.
 func (s *Store) Create(ctx context.Context, a Ask, ch Channel) (*Request, error) {
@@ -211,10 +215,13 @@ func (s *Store) Create(ctx context.Context, a Ask, ch Channel) (*Request, error)
 			return nil, err
 		}
 		r, err := s.store(ctx, plan, ch)
-		if ErrorCode(err) == "stale" && attempt < 3 {
-			continue // the service changed between reading and writing: check again
+		if ErrorCode(err) != errStale {
+			return r, err
 		}
-		return r, err
+		if attempt == 3 {
+			return nil, Errorf(EConflict, "service %s keeps changing; try again", plan.Service.ID)
+		}
+		// The service changed between reading and writing: check again.
 	}
 }
 
@@ -300,7 +307,7 @@ func (s *Store) store(ctx context.Context, p *Plan, ch Channel) (*Request, error
 		return newRequest(id, p, now, expires, ch), nil
 	case "stale":
 		s.dropPointers(ctx, id, parties)
-		return nil, &Error{Code: "stale", Message: "the service changed meanwhile"}
+		return nil, &Error{Code: errStale, Message: "the service changed meanwhile"}
 	case "conflict":
 		s.dropPointers(ctx, id, parties)
 		return nil, &Error{Code: EConflict, RequestID: res[1],
