@@ -1,0 +1,292 @@
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"contactd/config"
+	"contactd/internal/redistest"
+	"contactd/workflow"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+)
+
+const (
+	imapUser     = "contacts"
+	imapPassword = "secret"
+)
+
+// memIMAP is an in-process IMAP server with one user and an INBOX.
+type memIMAP struct {
+	mem    *imapmemserver.Server
+	server *imapserver.Server
+	addr   string
+}
+
+func startMemIMAP(t testing.TB) *memIMAP {
+	t.Helper()
+	m := &memIMAP{mem: imapmemserver.New()}
+	user := imapmemserver.NewUser(imapUser, imapPassword)
+	if err := user.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	m.mem.AddUser(user)
+	m.listen(t, "127.0.0.1:0")
+	return m
+}
+
+// listen serves the same mailboxes on addr (again, after stop).
+func (m *memIMAP) listen(t testing.TB, addr string) {
+	t.Helper()
+	m.server = imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return m.mem.NewSession(), nil, nil
+		},
+		InsecureAuth: true,
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+	})
+	var ln net.Listener
+	var err error
+	for range 50 { // the port of a stopped server may take a moment to free
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.addr = ln.Addr().String()
+	srv := m.server
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+}
+
+func (m *memIMAP) stop() { _ = m.server.Close() }
+
+// imapConfig is a configuration reading the server at addr.
+func imapConfig(t testing.TB, addr string) config.Config {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.IMAP.Host = host
+	fmt.Sscan(port, &cfg.IMAP.Port)
+	cfg.IMAP.TLS = "none"
+	cfg.IMAP.Username = imapUser
+	cfg.IMAP.Password = imapPassword
+	cfg.IMAP.PollInterval = config.Duration(200 * time.Millisecond)
+	cfg.IMAP.ReplyAddress = "contacts@example.com"
+	return cfg
+}
+
+// client logs in to the server at addr for a test to append and look.
+func client(t testing.TB, cfg config.Config) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(fmt.Sprintf("%s:%d", cfg.IMAP.Host, cfg.IMAP.Port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(cfg.IMAP.Username, cfg.IMAP.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func appendMsg(t testing.TB, c *imapclient.Client, mailbox, raw string) {
+	t.Helper()
+	raw = strings.ReplaceAll(strings.ReplaceAll(raw, "\r\n", "\n"), "\n", "\r\n")
+	cmd := c.Append(mailbox, int64(len(raw)), nil)
+	if _, err := io.WriteString(cmd, raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// count returns the number of messages in a mailbox (0 if it is missing).
+func countIn(t testing.TB, c *imapclient.Client, mailbox string) int {
+	t.Helper()
+	st, err := c.Status(mailbox, &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil {
+		return 0
+	}
+	return int(*st.NumMessages)
+}
+
+// eventually waits until f holds, failing after a generous deadline.
+func eventually(t testing.TB, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// world is a store with n services, each with one open request whose
+// only approver is its admin (taking over the tech role), and a token
+// for each.
+type world struct {
+	store  *workflow.Store
+	b      redistest.Backend
+	ids    []string
+	tokens []string
+}
+
+func directory(n int) string {
+	var b strings.Builder
+	b.WriteString("contacts:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - {nic: ad%d-ovh, email: admin%d@example.com, name: Admin %d, language: en}\n", i, i, i)
+		fmt.Fprintf(&b, "  - {nic: te%d-ovh, email: tech%d@example.com, name: Tech %d, language: fr}\n", i, i, i)
+	}
+	b.WriteString("services:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - {id: s%d.example.com, kind: domain, admin: ad%d-ovh, tech: te%d-ovh, billing: ad%d-ovh}\n", i, i, i, i)
+	}
+	return b.String()
+}
+
+func newWorld(t testing.TB, b redistest.Backend, n int) *world {
+	t.Helper()
+	ctx := context.Background()
+	s, err := workflow.NewStore(b.Client, workflow.Options{KeyPrefix: b.Prefix, NICPattern: `^[a-z]{2}[0-9]+-ovh$`,
+		RequestTTL: 336 * time.Hour, RemindAfter: 48 * time.Hour, MaxReminders: 2, ReportWindow: 720 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Import(ctx, []byte(directory(n))); err != nil {
+		t.Fatal(err)
+	}
+	w := &world{store: s, b: b}
+	for i := range n {
+		nic := fmt.Sprintf("ad%d-ovh", i)
+		r, err := s.Create(ctx, workflow.Ask{Service: fmt.Sprintf("s%d.example.com", i), Requester: nic,
+			Changes: map[string]string{"tech": nic}}, workflow.API)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := s.IssueToken(ctx, r.ID, nic, "validation")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.ids = append(w.ids, r.ID)
+		w.tokens = append(w.tokens, tok)
+	}
+	return w
+}
+
+// sent records an email to approver i of the world as the mailer would.
+func (w *world) sent(t testing.TB, messageID string, i int) {
+	t.Helper()
+	err := w.b.Client.HSet(context.Background(), w.store.Keys().SentMessage(messageID), "r", w.ids[i],
+		"n", fmt.Sprintf("ad%d-ovh", i), "k", "validation", "h", workflow.HashToken(w.tokens[i])).Err()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *world) request(t testing.TB, i int) *workflow.Request {
+	t.Helper()
+	r, err := w.store.Get(context.Background(), w.ids[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// historyCount counts events of a request's history named event.
+func historyCount(r *workflow.Request, event string) int {
+	n := 0
+	for _, e := range r.History {
+		if e.Event == event {
+			n++
+		}
+	}
+	return n
+}
+
+// outboxKinds lists the outbox messages of the given kind.
+func outboxOf(t testing.TB, w *world, kind string) []workflow.Message {
+	t.Helper()
+	ctx := context.Background()
+	var out []workflow.Message
+	for n := 0; n < workflow.Shards; n++ {
+		all, err := w.b.Client.HGetAll(ctx, w.store.Keys().Outbox(n)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, raw := range all {
+			var m workflow.Message
+			if err := json.Unmarshal([]byte(raw), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Kind == kind {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// reply writes a plain reply from approver i of the world.
+func reply(i int, token, text, messageID string) string {
+	return fmt.Sprintf("From: Admin %d <admin%d@example.com>\r\nTo: contacts+%s@example.com\r\n"+
+		"Subject: Re: Change of contacts\r\nMessage-ID: <%s>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0100\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n\r\nOn Mon, 2 Mar 2026, Contacts wrote:\r\n> reply ACCEPT or DECLINE\r\n",
+		i, i, token, messageID, text)
+}
+
+// runReader starts a Reader; it is stopped, and must have returned, at
+// the end of the test.
+func runReader(t testing.TB, w *world, cfg config.Config) *Reader {
+	t.Helper()
+	r, err := New(Params{Store: w.store, Config: cfg, Logger: testLogger(t),
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+	return r
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}

@@ -1,0 +1,151 @@
+package inbox
+
+import (
+	"context"
+	"fmt"
+
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// poll reads the unseen messages of the selected mailbox (every message
+// left in it when all is true), in batches: fetch, act, then one STORE
+// \Seen and one MOVE per outcome mailbox.
+func (r *Reader) poll(ctx context.Context, c *imapclient.Client, all bool) error {
+	criteria := &imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}
+	if !all {
+		criteria.NotFlag = append(criteria.NotFlag, imap.FlagSeen)
+	}
+	data, err := c.UIDSearch(criteria, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("inbox: search: %w", err)
+	}
+	uids := data.AllUIDs()
+	clean := true
+	for len(uids) > 0 && ctx.Err() == nil {
+		n := min(len(uids), r.p.BatchSize)
+		ok, err := r.batch(ctx, c, uids[:n])
+		if err != nil {
+			return err
+		}
+		clean = clean && ok
+		uids = uids[n:]
+	}
+	if clean && ctx.Err() == nil {
+		r.lastPoll.Store(r.p.Now().UnixMilli())
+	}
+	return nil
+}
+
+// batch fetches, acts on and files one batch of messages. It reports
+// false when the store was unavailable for some of them: those stay in
+// the mailbox for a later poll.
+func (r *Reader) batch(ctx context.Context, c *imapclient.Client, uids []imap.UID) (bool, error) {
+	max := r.p.Config.Inbox.MaxMessageBytes
+	opts := &imap.FetchOptions{
+		UID:         true,
+		RFC822Size:  true,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: max}}},
+	}
+	outcomes := map[Outcome][]imap.UID{}
+	clean := true
+	cmd := c.Fetch(imap.UIDSetNum(uids...), opts)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			break
+		}
+		o, err := r.handle(ctx, buf)
+		if err != nil {
+			clean = false
+			r.log.Warn("message left for a later poll", "uid", buf.UID, "err", err)
+			continue
+		}
+		if o != "" {
+			outcomes[o] = append(outcomes[o], buf.UID)
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return false, fmt.Errorf("inbox: fetch: %w", err)
+	}
+	return clean, r.file(c, outcomes)
+}
+
+// handle reads one fetched message, claims it, and acts on it unless it
+// was acted on already. It returns the mailbox to move it to, or "" to
+// leave it where it is (another reader is on it).
+func (r *Reader) handle(ctx context.Context, buf *imapclient.FetchMessageBuffer) (Outcome, error) {
+	var raw []byte
+	if len(buf.BodySection) > 0 {
+		raw = buf.BodySection[0].Bytes
+	}
+	var reply *Reply
+	if buf.RFC822Size > r.p.Config.Inbox.MaxMessageBytes || int64(len(raw)) >= r.p.Config.Inbox.MaxMessageBytes {
+		reply = ReadHeader(raw)
+	} else {
+		reply = Read(raw, r.p.Config.IMAP.ReplyAddress)
+	}
+	ids := []string{fmt.Sprintf("uid:%s@%s/%s:%d:%d", r.p.Config.IMAP.Username, r.p.Config.IMAP.Host,
+		r.p.Config.IMAP.Mailbox, r.validity, buf.UID)}
+	if reply.MessageID != "" {
+		ids = append(ids, "mid:"+reply.MessageID)
+	}
+	cl, state, done, retry, err := r.claims.take(ctx, ids)
+	switch {
+	case err != nil:
+		return "", err
+	case state == claimBusy:
+		return "", nil
+	case state == claimDone:
+		return done, nil
+	}
+	o, err := r.act.act(ctx, reply, retry)
+	if err != nil {
+		r.claims.release(ctx, cl)
+		return "", err
+	}
+	if err := r.claims.record(ctx, cl, o); err != nil {
+		// The claim goes stale and a later read acts again, knowing it may have.
+		return "", err
+	}
+	count(o)
+	return o, nil
+}
+
+// file flags the handled messages \Seen and moves them, one command per
+// outcome mailbox.
+func (r *Reader) file(c *imapclient.Client, outcomes map[Outcome][]imap.UID) error {
+	var seen []imap.UID
+	for _, uids := range outcomes {
+		seen = append(seen, uids...)
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}
+	if err := c.Store(imap.UIDSetNum(seen...), store, nil).Close(); err != nil {
+		return fmt.Errorf("inbox: flag seen: %w", err)
+	}
+	for o, uids := range outcomes {
+		if _, err := c.Move(imap.UIDSetNum(uids...), r.mailbox(o)).Wait(); err != nil {
+			return fmt.Errorf("inbox: move to %s: %w", r.mailbox(o), err)
+		}
+	}
+	return nil
+}
+
+// mailbox names the mailbox of an outcome.
+func (r *Reader) mailbox(o Outcome) string {
+	switch o {
+	case Processed:
+		return r.p.Config.IMAP.ProcessedMailbox
+	case Rejected:
+		return r.p.Config.IMAP.RejectedMailbox
+	}
+	return r.p.Config.IMAP.IgnoredMailbox
+}
