@@ -9,6 +9,8 @@ import (
 
 	"contactd/templates"
 	"contactd/workflow"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // errNotDue marks an email that must not be sent any more (its request
@@ -48,7 +50,7 @@ func (m *Mailer) compose(ctx context.Context, e *entry) (*letter, error) {
 	if err != nil {
 		return nil, err
 	}
-	people, err := m.people(ctx, req, e)
+	people, serviceKind, err := m.people(ctx, req, e)
 	if err != nil {
 		return nil, err
 	}
@@ -56,9 +58,7 @@ func (m *Mailer) compose(ctx context.Context, e *entry) (*letter, error) {
 	d := templates.Data{Kind: e.Kind, RequestID: req.ID, Service: req.Service, Requester: people.get(req.Requester),
 		Status: string(req.Status), CreatedAt: req.CreatedAt, ExpiresAt: req.ExpiresAt, Reason: req.Reason,
 		ReplyAddress: m.cfg.IMAP.ReplyAddress}
-	if svc, err := m.store.GetService(ctx, req.Service); err == nil {
-		d.ServiceKind = svc.Kind
-	}
+	d.ServiceKind = serviceKind
 	for _, r := range workflow.Roles {
 		if c, ok := req.Changes[r]; ok {
 			d.Changes = append(d.Changes, templates.Change{Role: string(r), From: people.get(c.From), To: people.get(c.To)})
@@ -155,9 +155,13 @@ func (d directory) get(nic string) templates.Person {
 	return p
 }
 
-// people reads every contact the request and the entry name. A contact
-// missing from the directory is shown by its NIC alone.
-func (m *Mailer) people(ctx context.Context, req *workflow.Request, e *entry) (directory, error) {
+// people reads, in one round trip, every contact the request and the
+// entry name, and the service's kind. A contact missing from the
+// directory is shown by its NIC alone.
+//
+// The fields are those the workflow writes (workflow.Keys.Contact and
+// Keys.Service: email, name, language; kind).
+func (m *Mailer) people(ctx context.Context, req *workflow.Request, e *entry) (directory, string, error) {
 	set := map[string]bool{req.Requester: true, e.NIC: true, e.About: true}
 	for _, c := range req.Changes {
 		set[c.From], set[c.To] = true, true
@@ -168,20 +172,25 @@ func (m *Mailer) people(ctx context.Context, req *workflow.Request, e *entry) (d
 	nics := make([]string, 0, len(set))
 	for nic := range set {
 		if nic != "" {
-			nics = append(nics, nic)
+			nics = append(nics, strings.ToLower(nic))
 		}
 	}
 	sort.Strings(nics)
+	keys := m.store.Keys()
+	pipe := m.box.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(nics))
+	for i, nic := range nics {
+		cmds[i] = pipe.HGetAll(ctx, keys.Contact(nic))
+	}
+	svc := pipe.HGet(ctx, keys.Service(req.Service), "kind")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return directory{}, "", fmt.Errorf("mailer: reading the directory: %w", err)
+	}
 	d := directory{contacts: map[string]*workflow.Contact{}}
-	for _, nic := range nics {
-		c, err := m.store.GetContact(ctx, nic)
-		switch workflow.ErrorCode(err) {
-		case "":
-			d.contacts[nic] = c
-		case workflow.ENotFound, workflow.EInvalidNIC, workflow.EUnknownContact:
-		default:
-			return d, err
+	for i, nic := range nics {
+		if h := cmds[i].Val(); len(h) > 0 {
+			d.contacts[nic] = &workflow.Contact{NIC: nic, Email: h["email"], Name: h["name"], Language: h["language"]}
 		}
 	}
-	return d, nil
+	return d, svc.Val(), nil
 }

@@ -106,16 +106,19 @@ func TestNoHeaderInjection(t *testing.T) {
 	b := redistest.Mini(t)
 	s := newStore(t, b)
 	ctx := context.Background()
-	if _, err := s.PutContact(ctx, workflow.Contact{NIC: "ev1-ovh", Email: "eve@example.net",
-		Name: "Eve\r\nBcc: victim@example.org\r\nX-Evil: 1", Language: "en", PaymentOK: true}); err != nil {
-		t.Logf("directory refused the name: %v", err) // also fine; then the reply path is what is tested
+	r, err := s.Create(ctx, workflow.Ask{Service: "example.com", Requester: "ad1-ovh",
+		Changes: map[string]string{"tech": "nw1-ovh"}}, workflow.API)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := s.PutService(ctx, workflow.Service{ID: "evil.example", Kind: "domain", Admin: "ev1-ovh", Tech: "te1-ovh", Billing: "bi1-ovh"}); err != nil {
-		t.Logf("service: %v", err)
+	// The directory refuses such values; written straight into Redis, they
+	// stand for whatever an older version or another tool left there.
+	evil := "Alice\r\nBcc: victim@example.org\r\nX-Evil: 1"
+	if err := s.Redis().HSet(ctx, s.Keys().Contact("ad1-ovh"), "name", evil).Err(); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := s.Create(ctx, workflow.Ask{Service: "evil.example", Requester: "ev1-ovh",
-		Changes: map[string]string{"tech": "ev1-ovh"}}, workflow.API); err != nil {
-		t.Logf("create: %v", err)
+	if err := s.Redis().HSet(ctx, s.Keys().Service(r.Service), "kind", "domain\r\nX-Evil: 2").Err(); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Enqueue(ctx, workflow.Message{Kind: "not_understood", To: "x@example.net", Reason: "no_token\r\nBcc: victim@example.org",
 		InReplyTo: "<a@b>\r\nBcc: victim@example.org"}); err != nil {

@@ -177,12 +177,17 @@ func (m *Mailer) Run(ctx context.Context) error {
 	return nil
 }
 
-// dispatch claims due entries shard by shard and hands them to the
-// workers, waiting when the outbox is idle.
+// dispatch finds the shards with due entries, drains them into the
+// workers, and waits when the outbox is idle.
 func (m *Mailer) dispatch(ctx context.Context, jobs chan<- *entry) {
 	fails := 0
 	for ctx.Err() == nil {
-		found, next, err := m.claimRound(ctx, jobs)
+		shards, next, err := m.box.scan(ctx, m.now().UnixMilli())
+		for _, sh := range shards {
+			if err = m.drainShard(ctx, sh, jobs); err != nil {
+				break
+			}
+		}
 		if err != nil {
 			fails++
 			d := capped(fails, 100*time.Millisecond, 30*time.Second)
@@ -191,7 +196,7 @@ func (m *Mailer) dispatch(ctx context.Context, jobs chan<- *entry) {
 			continue
 		}
 		fails = 0
-		if found {
+		if len(shards) > 0 {
 			continue
 		}
 		wait := m.p.Poll
@@ -204,31 +209,32 @@ func (m *Mailer) dispatch(ctx context.Context, jobs chan<- *entry) {
 	}
 }
 
-// claimRound claims a batch from every shard. It reports whether it found
-// any entry and the earliest due time (ms) of what is left (-1 if none).
-func (m *Mailer) claimRound(ctx context.Context, jobs chan<- *entry) (bool, int64, error) {
-	found, earliest := false, int64(-1)
-	for shard := 0; shard < workflow.Shards && ctx.Err() == nil; shard++ {
-		now := m.now().UnixMilli()
-		batch, next, err := m.box.claim(ctx, shard, now, m.p.Lease.Milliseconds(), m.p.Workers)
+// drainShard claims a shard's due entries, a few at a time so that none
+// waits long under a claim, and hands them to the workers.
+func (m *Mailer) drainShard(ctx context.Context, shard int, jobs chan<- *entry) error {
+	for ctx.Err() == nil {
+		batch, _, err := m.box.claim(ctx, shard, m.now().UnixMilli(), m.p.Lease.Milliseconds(), m.batch())
 		if err != nil {
-			return found, earliest, err
-		}
-		if next >= 0 && (earliest < 0 || next < earliest) {
-			earliest = next
+			return err
 		}
 		for i, e := range batch {
-			found = true
 			select {
 			case jobs <- e:
 			case <-ctx.Done():
 				m.handBack(batch[i:])
-				return found, earliest, nil
+				return nil
 			}
 		}
+		if len(batch) < m.batch() {
+			return nil
+		}
 	}
-	return found, earliest, nil
+	return nil
 }
+
+// batch is how many entries one claim takes: enough to keep every worker
+// busy for a while, few enough that none waits near its lease.
+func (m *Mailer) batch() int { return 4 * m.p.Workers }
 
 // handBack returns claimed entries to the ready set at shutdown.
 func (m *Mailer) handBack(es []*entry) {
@@ -251,26 +257,100 @@ func (m *Mailer) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// work sends the entries handed to one worker over its own connection.
-func (m *Mailer) work(ctx context.Context, jobs <-chan *entry) {
-	s := newSender(m.cfg.SMTP, m.p.Timeout, m.dkim)
-	defer s.close()
-	for e := range jobs {
-		// An entry started is finished even if ctx ends meanwhile.
-		jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.p.Lease)
-		m.handle(jctx, s, e)
-		cancel()
-	}
+// job is one entry on its way through a worker: prepared (rendered, token
+// issued), sent, then concluded in the outbox.
+type job struct {
+	e   *entry
+	msg *gomail.Msg // nil for an event, or when preparing failed
+	rec sentRecord
+	err error
+	// unsent is set for an email prepared but not sent when the mailer
+	// stops: it goes back to the ready set.
+	unsent bool
 }
 
-// handle delivers one entry and records the outcome in the outbox.
-func (m *Mailer) handle(ctx context.Context, s *sender, e *entry) {
+// work sends the entries handed to one worker over its own connection.
+// Each worker is a short pipeline: while one email is on the wire, the
+// next is read from Redis and rendered, and the previous one's outcome is
+// written, so that Redis round trips do not add to SMTP ones. An entry
+// started is finished even if ctx ends meanwhile.
+func (m *Mailer) work(ctx context.Context, jobs <-chan *entry) {
+	bg := context.WithoutCancel(ctx)
+	s := newSender(m.cfg.SMTP, m.p.Timeout, m.dkim)
+	defer s.close()
+	ready := make(chan *job, 1)
+	go func() {
+		defer close(ready)
+		for e := range jobs {
+			ready <- m.prepare(bg, e)
+		}
+	}()
+	done := make(chan *job, 4)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for j := range done {
+			m.conclude(bg, j)
+		}
+	}()
+	for j := range ready {
+		if j.err == nil && j.msg != nil && ctx.Err() != nil {
+			j.unsent = true
+		} else if j.err == nil && j.msg != nil {
+			sctx, cancel := context.WithTimeout(bg, m.p.Lease/2)
+			j.err = s.send(sctx, j.msg)
+			cancel()
+		}
+		done <- j
+	}
+	close(done)
+	wg.Wait()
+}
+
+// prepare does everything before the SMTP exchange: for an email, read
+// the request and the directory, issue the token, render and build the
+// message; for an event, publish it.
+func (m *Mailer) prepare(ctx context.Context, e *entry) *job {
 	e.Attempts++
-	err := m.deliver(ctx, s, e)
+	j := &job{e: e}
+	switch {
+	case e.Kind == "":
+		j.err = permanent(errors.New(e.LastError))
+	case e.Kind == "event":
+		j.err = m.publish(ctx, e)
+	default:
+		j.msg, j.rec, j.err = m.build(ctx, e)
+	}
+	return j
+}
+
+// build composes, renders and writes the email of e.
+func (m *Mailer) build(ctx context.Context, e *entry) (*gomail.Msg, sentRecord, error) {
+	l, err := m.compose(ctx, e)
+	if err != nil {
+		return nil, sentRecord{}, err
+	}
+	rendered, err := m.set.Render(l.data)
+	if err != nil {
+		return nil, sentRecord{}, permanent(err)
+	}
+	msg, id, err := m.buildMsg(l, e, rendered)
+	if err != nil {
+		return nil, sentRecord{}, err
+	}
+	return msg, m.record(e, l, id), nil
+}
+
+// conclude records the outcome of a job in the outbox.
+func (m *Mailer) conclude(ctx context.Context, j *job) {
+	e, err := j.e, j.err
 	log := m.log.With("request_id", e.Request, "outbox_id", e.ref(), "kind", e.Kind, "attempt", e.Attempts)
 	switch {
+	case j.unsent:
+		m.handBack([]*entry{e})
 	case err == nil:
-		m.settle(ctx, log, e, "sent", func() error { return m.box.ack(ctx, e) })
+		m.settle(ctx, log, e, "sent", func() error { return m.box.ackSent(ctx, e, j.rec.key, j.rec.fields, j.rec.ttl) })
 		if e.Kind != "event" {
 			m.last.Store(m.now().UnixNano())
 		}
@@ -324,38 +404,19 @@ func (m *Mailer) undeliverable(ctx context.Context, log *slog.Logger, e *entry, 
 	}
 }
 
-// deliver sends one entry: an email, or an event.
-func (m *Mailer) deliver(ctx context.Context, s *sender, e *entry) error {
-	if e.Kind == "" {
-		return permanent(errors.New(e.LastError))
-	}
-	if e.Kind == "event" {
-		return m.publish(ctx, e)
-	}
-	l, err := m.compose(ctx, e)
-	if err != nil {
-		return err
-	}
-	rendered, err := m.set.Render(l.data)
-	if err != nil {
-		return permanent(err)
-	}
-	msg, id, err := m.buildMsg(l, e, rendered)
-	if err != nil {
-		return err
-	}
-	if err := s.send(ctx, msg); err != nil {
-		return err
-	}
-	m.remember(ctx, e, l, id)
-	return nil
+// sentRecord is what is written once an email is sent: its Message-ID's
+// HASH (no key for an event or an email outside any request).
+type sentRecord struct {
+	key    string
+	fields map[string]any
+	ttl    time.Duration
 }
 
-// remember writes the sent email's Message-ID, so that a reply quoting it
-// is matched to its request, approver and token.
-func (m *Mailer) remember(ctx context.Context, e *entry, l *letter, id string) {
+// record describes the sent email by its Message-ID, so that a reply
+// quoting it is matched to its request, approver and token.
+func (m *Mailer) record(e *entry, l *letter, id string) sentRecord {
 	if l.request == "" {
-		return
+		return sentRecord{}
 	}
 	fields := map[string]any{"r": l.request, "n": l.nic, "k": e.Kind}
 	if l.token != "" {
@@ -365,14 +426,7 @@ func (m *Mailer) remember(ctx context.Context, e *entry, l *letter, id string) {
 	if e.Kind == "informed" && m.cfg.Workflow.ReportWindow.D() > ttl {
 		ttl = m.cfg.Workflow.ReportWindow.D()
 	}
-	key := m.store.Keys().SentMessage(id)
-	pipe := m.box.rdb.Pipeline()
-	pipe.HSet(ctx, key, fields)
-	pipe.Expire(ctx, key, ttl)
-	if _, err := pipe.Exec(ctx); err != nil {
-		m.log.Warn("email sent but its Message-ID not recorded; replies to it will be matched by token only",
-			"request_id", e.Request, "outbox_id", e.ref(), "err", err)
-	}
+	return sentRecord{key: m.store.Keys().SentMessage(id), fields: fields, ttl: ttl}
 }
 
 // backoff is RetryBase doubled per attempt, capped at RetryMax, with the

@@ -178,7 +178,7 @@ func checkCommonHeaders(t *testing.T, p parsed, id, kind, root string) {
 	t.Helper()
 	h := p.h
 	for name, want := range map[string]string{
-		"Auto-Submitted": "auto-generated",
+		"Auto-Submitted":           "auto-generated",
 		"X-Auto-Response-Suppress": "All", "X-Contactd-Request": id, "X-Contactd-Kind": kind,
 		"In-Reply-To": root, "References": root, "Mime-Version": "1.0",
 	} {

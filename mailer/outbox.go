@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"contactd/workflow"
 
@@ -171,6 +172,54 @@ func (o outbox) dead(ctx context.Context, e *entry, now int64) error {
 func (o outbox) release(ctx context.Context, e *entry, now int64) error {
 	k := o.keys
 	return releaseScript.Run(ctx, o.rdb, []string{k.OutboxClaimed(e.shard), k.OutboxReady(e.shard)}, e.id, now).Err()
+}
+
+// scan looks at every shard in one round trip. It returns the shards
+// holding due entries or lapsed claims, and the earliest time (ms) a
+// not-yet-due entry falls due (-1 when none waits).
+func (o outbox) scan(ctx context.Context, now int64) ([]int, int64, error) {
+	pipe := o.rdb.Pipeline()
+	due := make([]*redis.StringSliceCmd, workflow.Shards)
+	lapsed := make([]*redis.StringSliceCmd, workflow.Shards)
+	first := make([]*redis.ZSliceCmd, workflow.Shards)
+	upTo := &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now, 10), Count: 1}
+	for n := 0; n < workflow.Shards; n++ {
+		due[n] = pipe.ZRangeByScore(ctx, o.keys.OutboxReady(n), upTo)
+		lapsed[n] = pipe.ZRangeByScore(ctx, o.keys.OutboxClaimed(n), upTo)
+		first[n] = pipe.ZRangeWithScores(ctx, o.keys.OutboxReady(n), 0, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, err
+	}
+	var shards []int
+	next := int64(-1)
+	for n := 0; n < workflow.Shards; n++ {
+		if len(due[n].Val()) > 0 || len(lapsed[n].Val()) > 0 {
+			shards = append(shards, n)
+		}
+		if z := first[n].Val(); len(z) > 0 && (next < 0 || int64(z[0].Score) < next) {
+			next = int64(z[0].Score)
+		}
+	}
+	return shards, next, nil
+}
+
+// ackSent records a sent email's Message-ID (HASH fields with a TTL) and
+// forgets its entry, in one round trip.
+func (o outbox) ackSent(ctx context.Context, e *entry, msgKey string, fields map[string]any, ttl time.Duration) error {
+	k := o.keys
+	keys := []string{k.OutboxClaimed(e.shard), k.Outbox(e.shard), k.OutboxReady(e.shard)}
+	pipe := o.rdb.Pipeline()
+	if msgKey != "" {
+		pipe.HSet(ctx, msgKey, fields)
+		pipe.Expire(ctx, msgKey, ttl)
+	}
+	ackScript.EvalSha(ctx, pipe, keys, e.id)
+	_, err := pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return ackScript.Run(ctx, o.rdb, keys, e.id).Err()
+	}
+	return err
 }
 
 // deadCount sums the dead sets of every shard.

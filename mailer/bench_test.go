@@ -1,0 +1,135 @@
+package mailer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"contactd/internal/redistest"
+	"contactd/workflow"
+
+	gomail "github.com/wneessen/go-mail"
+)
+
+// benchBackend is the real Redis when the test command started one, else
+// miniredis.
+func benchBackend(b *testing.B) redistest.Backend {
+	if os.Getenv(redistest.EnvAddr) != "" {
+		return redistest.Real(b)
+	}
+	b.Log("no real Redis: measuring against miniredis")
+	return redistest.Mini(b)
+}
+
+// benchRequest creates the request whose "applied" email every benchmark
+// sends, and returns it with the outbox emptied.
+func benchRequest(b *testing.B, s *workflow.Store) *workflow.Request {
+	ctx := context.Background()
+	r, err := s.Create(ctx, workflow.Ask{Service: "example.com", Requester: "ad1-ovh",
+		Changes: map[string]string{"tech": "nw1-ovh"}}, workflow.API)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for sh := 0; sh < workflow.Shards; sh++ {
+		s.Redis().Del(ctx, s.Keys().Outbox(sh), s.Keys().OutboxReady(sh))
+	}
+	return r
+}
+
+// BenchmarkOutboxToSMTP measures emails per second from the outbox to an
+// in-process SMTP sink: claim, read the request and the directory,
+// render, send, record the Message-ID, acknowledge.
+func BenchmarkOutboxToSMTP(b *testing.B) {
+	for _, workers := range []int{1, 4} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			be := benchBackend(b)
+			s := newStore(b, be)
+			r := benchRequest(b, s)
+			srv := startSink(b, "")
+			srv.discard = true
+			ctx := context.Background()
+			for i := 0; i < b.N; i++ {
+				if err := s.Enqueue(ctx, workflow.Message{Kind: "applied", Request: r.ID, NIC: "nw1-ovh"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m := newMailer(b, s, testConfig(srv.port()), workers)
+			b.ResetTimer()
+			t0 := time.Now()
+			stop := start(b, m)
+			for srv.count.Load() < int64(b.N) {
+				time.Sleep(200 * time.Microsecond)
+			}
+			elapsed := time.Since(t0)
+			b.StopTimer()
+			stop()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkRawGoMail is the baseline: go-mail sending the same email
+// straight to the same sink, over as many reused connections.
+func BenchmarkRawGoMail(b *testing.B) {
+	for _, conns := range []int{1, 4} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			be := benchBackend(b)
+			s := newStore(b, be)
+			r := benchRequest(b, s)
+			srv := startSink(b, "")
+			srv.discard = true
+			m := newMailer(b, s, testConfig(srv.port()), 1)
+			e := &entry{Message: workflow.Message{Kind: "applied", Request: r.ID, NIC: "nw1-ovh", At: 1}, id: "1"}
+			l, err := m.compose(context.Background(), e)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rendered, err := m.set.Render(l.data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			for c := 0; c < conns; c++ {
+				n := b.N / conns
+				if c < b.N%conns {
+					n++
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					client, err := gomail.NewClient("127.0.0.1", gomail.WithPort(srv.port()),
+						gomail.WithTLSPolicy(gomail.NoTLS), gomail.WithoutNoop())
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if err := client.DialWithContext(context.Background()); err != nil {
+						b.Error(err)
+						return
+					}
+					defer client.Close()
+					for i := 0; i < n; i++ {
+						msg, _, err := m.buildMsg(l, e, rendered)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if err := client.Send(msg); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(t0)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+		})
+	}
+}
