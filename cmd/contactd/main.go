@@ -88,6 +88,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch cmd {
 	case "-h", "--help", "help":
 		return flag.ErrHelp
+	case "serve":
+		return cmdServe(ctx, rest, stderr)
+	case "demo":
+		return cmdDemo(ctx, rest, stdout, stderr)
 	case "config":
 		name, rest, err := sub()
 		if err != nil {

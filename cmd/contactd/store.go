@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -18,13 +19,37 @@ type backend struct {
 	store *workflow.Store
 	rdb   redis.UniversalClient
 	mini  *miniredis.Miniredis
+	stop  func()
 }
 
 func (b *backend) Close() {
 	_ = b.rdb.Close()
 	if b.mini != nil {
+		b.stop()
 		b.mini.Close()
 	}
+}
+
+// expireInRealTime makes an in-process Redis expire keys as time passes,
+// as a real server does (miniredis only does when told); the scheduler's
+// leases and the mailer's claims depend on it.
+func expireInRealTime(m *miniredis.Miniredis) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		last := time.Now()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				m.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // newRedis connects to the Redis of the configuration: one server, a
@@ -78,5 +103,9 @@ func openBackend(cfg config.Config) (*backend, error) {
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &backend{cfg: cfg, store: st, rdb: rdb, mini: mini}, nil
+	b := &backend{cfg: cfg, store: st, rdb: rdb, mini: mini}
+	if mini != nil {
+		b.stop = expireInRealTime(mini)
+	}
+	return b, nil
 }

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"contactd/config"
+	"contactd/inbox"
+	"contactd/mailer"
+	"contactd/scheduler"
+	"contactd/templates"
+	"contactd/web"
+	"contactd/workflow"
+)
+
+// sweepLimit bounds the entries of each kind a sweep handles per shard and
+// tick; what is left waits for the next tick.
+const sweepLimit = 1000
+
+// stopGrace bounds how long each stage of a shutdown may take.
+const stopGrace = 10 * time.Second
+
+// Daemon is `contactd serve`: the HTTP server, the mailer, the inbox reader
+// and the scheduler sharing one store. Build it with newDaemon, then Run
+// it; Close releases the store.
+type Daemon struct {
+	cfg  config.Config
+	log  *slog.Logger
+	b    *backend
+	ln   net.Listener
+	web  *web.Server
+	mail *mailer.Mailer
+	in   *inbox.Reader
+	cron *scheduler.Scheduler
+}
+
+// daemonOptions are the command line's choices.
+type daemonOptions struct {
+	components   map[string]bool
+	templatesDir string
+	// listener, when set, is used instead of listening on http.listen.
+	listener net.Listener
+}
+
+// newDaemon builds the components the options name; the HTTP listener is
+// opened at once, so its address is known (http.listen may use port 0).
+func newDaemon(cfg config.Config, opt daemonOptions, log *slog.Logger) (*Daemon, error) {
+	b, err := openBackend(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log, b: b}
+	if err := d.build(opt); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) build(opt daemonOptions) error {
+	st, cfg, log := d.b.store, d.cfg, d.log
+	if opt.components["mailer"] {
+		set, err := templates.Load(opt.templatesDir)
+		if err != nil {
+			return err
+		}
+		if d.mail, err = mailer.New(mailer.Params{Store: st, Config: cfg, Templates: set,
+			Logger: log.With("component", "mailer")}); err != nil {
+			return err
+		}
+	}
+	if opt.components["inbox"] {
+		var err error
+		if d.in, err = inbox.New(inbox.Params{Store: st, Config: cfg, Logger: log.With("component", "inbox")}); err != nil {
+			return err
+		}
+	}
+	if opt.components["scheduler"] {
+		var err error
+		d.cron, err = scheduler.New(scheduler.Params{Redis: d.b.rdb, Keys: st.Keys(), Spec: cfg.Schedule.Sweep,
+			Logger: log.With("component", "scheduler"),
+			Jobs:   []scheduler.Job{scheduler.SweepJob(st, log.With("component", "scheduler"), sweepLimit)}})
+		if err != nil {
+			return err
+		}
+	}
+	if opt.components["http"] {
+		p := web.Params{Store: st, Config: cfg, Logger: log.With("component", "http")}
+		if d.in != nil {
+			p.LastPoll = d.in.LastPoll
+		}
+		if d.mail != nil {
+			p.LastSend = d.mail.LastSend
+			p.DeadLetters = d.mail.DeadCount
+		}
+		var err error
+		if d.web, err = web.New(p); err != nil {
+			return err
+		}
+		if d.ln = opt.listener; d.ln == nil {
+			if d.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+				return fmt.Errorf("http.listen: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Addr is the address the HTTP server listens on, or "".
+func (d *Daemon) Addr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+// Store is the daemon's store.
+func (d *Daemon) Store() *workflow.Store { return d.b.store }
+
+// Run runs every component until ctx ends, each restarted on its own
+// failure, then stops them in order: first the HTTP server and the inbox
+// (no new work comes in), then the scheduler, last the mailer (which sends
+// what the others queued and hands back its claims). Each stage has a
+// bounded time; Run returns when all have stopped or their time is up.
+func (d *Daemon) Run(ctx context.Context) error {
+	stages := [][]component{{}, {}, {}}
+	if d.web != nil {
+		ln := d.ln
+		stages[0] = append(stages[0], component{"http", func(ctx context.Context) error {
+			if ln == nil { // a restart after a failure: the server closed the old listener
+				var err error
+				if ln, err = net.Listen("tcp", d.cfg.HTTP.Listen); err != nil {
+					return err
+				}
+			}
+			err := d.web.Run(ctx, ln)
+			ln = nil
+			return err
+		}})
+	}
+	if d.in != nil {
+		stages[0] = append(stages[0], component{"inbox", d.in.Run})
+	}
+	if d.cron != nil {
+		stages[1] = append(stages[1], component{"scheduler", d.cron.Run})
+	}
+	if d.mail != nil {
+		stages[2] = append(stages[2], component{"mailer", d.mail.Run})
+	}
+	type running struct {
+		cancel context.CancelFunc
+		wg     *sync.WaitGroup
+	}
+	var all []running
+	for _, stage := range stages {
+		sctx, cancel := context.WithCancel(context.Background())
+		wg := &sync.WaitGroup{}
+		for _, c := range stage {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				supervise(sctx, d.log, c)
+			}()
+		}
+		all = append(all, running{cancel, wg})
+	}
+	d.log.Info("contactd running", "http", d.Addr(), "components", len(stages[0])+len(stages[1])+len(stages[2]))
+	<-ctx.Done()
+	d.log.Info("stopping")
+	for i, r := range all {
+		r.cancel()
+		done := make(chan struct{})
+		go func() { r.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(stopGrace):
+			d.log.Warn("stage did not stop in time", "stage", i)
+		}
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+// Close releases the listener and the store.
+func (d *Daemon) Close() {
+	if d.ln != nil {
+		_ = d.ln.Close()
+	}
+	d.b.Close()
+}

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+
+	"contactd/config"
+	"contactd/examples"
+	"contactd/internal/mailhub"
+	"contactd/workflow"
+)
+
+// demoMailbox is the daemon's own account on the demo's mail system.
+const (
+	demoMailbox  = "contacts@example.com"
+	demoPassword = "demo"
+	stepTimeout  = 30 * time.Second
+)
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("demo")
+	listen := f.String("listen", "127.0.0.1:8080", "address of the validation pages")
+	exit := f.Bool("exit", false, "stop after the walkthrough instead of serving")
+	if _, err := f.parse(args, 0); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("demo: %w (choose another address with --listen 127.0.0.1:PORT)", err)
+	}
+	hub, err := mailhub.Start()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer hub.Close()
+	hub.AddUser(demoMailbox, demoPassword)
+	cfg, err := demoConfig(hub, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	all := map[string]bool{"http": true, "mailer": true, "inbox": true, "scheduler": true}
+	d, err := newDaemon(cfg, daemonOptions{components: all, listener: ln}, newLogger(stderr, "warn", "text"))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	demo := &walkthrough{out: stdout, hub: hub, store: d.Store(), base: cfg.HTTP.BaseURL}
+	if err := demo.run(ctx); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if *exit {
+		return nil
+	}
+	if err := demo.serve(ctx); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nStopped.")
+	return nil
+}
+
+// demoConfig is the configuration of the demo: embedded Redis, the
+// in-process mail servers, short polling and sweeps.
+func demoConfig(hub *mailhub.Hub, httpAddr string) (config.Config, error) {
+	cfg := config.Default()
+	cfg.Redis.Embedded = true
+	shost, sport, _ := net.SplitHostPort(hub.SMTPAddr)
+	ihost, iport, _ := net.SplitHostPort(hub.IMAPAddr)
+	cfg.SMTP.Host, cfg.SMTP.TLS, cfg.SMTP.From = shost, "none", "Example Hosting <"+demoMailbox+">"
+	cfg.SMTP.Port, _ = strconv.Atoi(sport)
+	cfg.IMAP.Host, cfg.IMAP.TLS = ihost, "none"
+	cfg.IMAP.Port, _ = strconv.Atoi(iport)
+	cfg.IMAP.Username, cfg.IMAP.Password = demoMailbox, demoPassword
+	cfg.IMAP.ReplyAddress = demoMailbox
+	cfg.IMAP.PollInterval = config.Duration(time.Second)
+	cfg.HTTP.Listen = httpAddr
+	cfg.HTTP.BaseURL = "http://" + httpAddr
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	cfg.HTTP.APITokens = []string{hex.EncodeToString(b)}
+	cfg.Schedule.Sweep = "@every 2s"
+	return cfg, cfg.Validate()
+}
+
+// walkthrough drives the demo's scenario as its people would: by email
+// and through the links.
+type walkthrough struct {
+	out   io.Writer
+	hub   *mailhub.Hub
+	store *workflow.Store
+	base  string
+}
+
+func (w *walkthrough) say(format string, args ...any) { fmt.Fprintf(w.out, format+"\n", args...) }
+
+func (w *walkthrough) run(ctx context.Context) error {
+	st := w.store
+	d, err := st.Import(ctx, examples.Directory)
+	if err != nil {
+		return err
+	}
+	w.say("contactd demo: Redis, SMTP and IMAP servers run inside this process; nothing is kept.")
+	w.say("Directory loaded: %d contacts, %d services (examples/directory.yaml).\n", len(d.Contacts), len(d.Services))
+
+	w.say("1. Alice Martin (ab1234-ovh), admin of example.com, asks to make David New (gh3456-ovh)")
+	w.say("   its technical contact instead of Bruno Tech (cd5678-ovh).")
+	r, err := st.Create(ctx, workflow.Ask{Service: "example.com", Requester: "ab1234-ovh",
+		Changes: map[string]string{"tech": "gh3456-ovh"}}, workflow.CLI)
+	if err != nil {
+		return err
+	}
+	w.say("   Request %s is %s; it needs %s to agree; %s will be told.\n", r.ID, r.Status,
+		strings.Join(r.Approvers(), " and "), strings.Join(r.Informed, ", "))
+
+	w.say("2. contactd emails each of them a personal link:")
+	david, err := w.waitEmail(ctx, "david@example.org", r.ID, "validation")
+	if err != nil {
+		return err
+	}
+	alice, err := w.waitEmail(ctx, "alice@example.com", r.ID, "validation")
+	if err != nil {
+		return err
+	}
+	w.say("   to david@example.org: %q", david.Subject)
+	w.say("   to alice@example.com: %q\n", alice.Subject)
+
+	w.say("3. David answers from his mail client: he replies \"ACCEPT\" above the quoted email.")
+	if err := w.reply(david, "david@example.org", "ACCEPT"); err != nil {
+		return err
+	}
+	if _, err := w.waitRequest(ctx, r.ID, func(r *workflow.Request) bool { return r.Approvals["gh3456-ovh"].Status == "accepted" }); err != nil {
+		return fmt.Errorf("the reply was not acted on: %w", err)
+	}
+	w.say("   contactd read the reply from its mailbox: gh3456-ovh accepted, by email.\n")
+
+	w.say("4. Alice opens the link in her email and clicks Accept:")
+	w.say("   %s", alice.Link)
+	if err := w.click(ctx, alice.Link, "accept"); err != nil {
+		return err
+	}
+	final, err := w.waitRequest(ctx, r.ID, func(r *workflow.Request) bool { return r.Status == workflow.Applied })
+	if err != nil {
+		return err
+	}
+	svc, err := st.GetService(ctx, "example.com")
+	if err != nil {
+		return err
+	}
+	w.say("   The request is %s: example.com's technical contact is now %s.\n", final.Status, svc.Tech)
+
+	w.say("5. Everyone is told:")
+	for _, to := range []struct{ addr, kind string }{{"alice@example.com", "applied"}, {"david@example.org", "applied"}, {"bruno@example.com", "informed"}} {
+		m, err := w.waitEmail(ctx, to.addr, r.ID, to.kind)
+		if err != nil {
+			return err
+		}
+		w.say("   to %s: %q", to.addr, m.Subject)
+	}
+	w.say("\n   History of %s:", r.ID)
+	for _, e := range final.History {
+		w.say("   %s  %-9s %-11s %s", e.At.Format("15:04:05.000"), e.Event, e.NIC, e.Channel)
+	}
+	return nil
+}
+
+// serve opens a second request and prints its links for a person to use.
+func (w *walkthrough) serve(ctx context.Context) error {
+	r, err := w.store.Create(ctx, workflow.Ask{Service: "hosting-42", Requester: "ef9012-ovh",
+		Changes: map[string]string{"tech": "gh3456-ovh"}}, workflow.CLI)
+	if err != nil {
+		return err
+	}
+	w.say("\nNow serving at %s. A second request waits for you: Carla Billing (ef9012-ovh),", w.base)
+	w.say("admin of hosting-42, names David New (gh3456-ovh) its technical contact.")
+	for _, p := range []struct{ who, addr string }{{"Carla", "carla@example.net"}, {"David", "david@example.org"}} {
+		m, err := w.waitEmail(ctx, p.addr, r.ID, "validation")
+		if err != nil {
+			return err
+		}
+		w.say("  open as %s: %s", p.who, m.Link)
+	}
+	w.say("Ctrl-C stops the demo.")
+	return nil
+}
+
+// email is what the demo reads of a received message.
+type email struct {
+	Subject, MessageID, ReplyTo, Kind, Request, Text, Link string
+}
+
+var linkRe = regexp.MustCompile(`https?://[^\s"<>]+/v/[a-z2-7]{33}`)
+
+// readEmail parses a message and finds its text part and validation link.
+func readEmail(data []byte) (*email, error) {
+	mr, err := mail.CreateReader(strings.NewReader(string(data)))
+	if err != nil {
+		return nil, err
+	}
+	h := mr.Header
+	e := &email{Kind: h.Get("X-Contactd-Kind"), Request: h.Get("X-Contactd-Request"), MessageID: h.Get("Message-Id")}
+	e.Subject, _ = h.Subject()
+	if l, err := h.AddressList("Reply-To"); err == nil && len(l) > 0 {
+		e.ReplyTo = l[0].Address
+	}
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ih, ok := p.Header.(*mail.InlineHeader); ok {
+			if ct, _, _ := ih.ContentType(); ct == "text/plain" {
+				b, _ := io.ReadAll(p.Body)
+				e.Text = string(b)
+			}
+		}
+	}
+	e.Link = linkRe.FindString(e.Text)
+	return e, nil
+}
+
+// waitEmail waits for the email of a kind about a request in a mailbox.
+func (w *walkthrough) waitEmail(ctx context.Context, addr, id, kind string) (*email, error) {
+	var found *email
+	_, err := w.hub.Wait(addr, stepTimeout, func(m mailhub.Message) bool {
+		e, err := readEmail(m.Data)
+		if err != nil || e.Request != id || e.Kind != kind {
+			return false
+		}
+		found = e
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("no %s email about %s reached %s: %w", kind, id, addr, err)
+	}
+	return found, nil
+}
+
+// reply sends an answer to an email as a mail client would: to its
+// Reply-To, threaded, with the original quoted below the answer.
+func (w *walkthrough) reply(to *email, from, answer string) error {
+	var quoted strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(to.Text), "\n") {
+		quoted.WriteString("> " + strings.TrimRight(line, "\r") + "\r\n")
+	}
+	msg := "From: " + from + "\r\n" +
+		"To: " + to.ReplyTo + "\r\n" +
+		"Subject: Re: " + to.Subject + "\r\n" +
+		"Date: " + time.Now().Format(time.RFC1123Z) + "\r\n" +
+		"Message-ID: <" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@example.org>\r\n" +
+		"In-Reply-To: <" + to.MessageID + ">\r\n" +
+		"References: <" + to.MessageID + ">\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n" +
+		answer + "\r\n\r\nOn " + time.Now().Format("Mon, 2 Jan 2006 at 15:04") + ", Example Hosting wrote:\r\n" + quoted.String()
+	return w.hub.Deliver(from, []string{to.ReplyTo}, []byte(msg))
+}
+
+// click submits the validation page's form as the browser would.
+func (w *walkthrough) click(ctx context.Context, link, decision string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, link, strings.NewReader(url.Values{"decision": {decision}}.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", w.base)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %s", link, resp.Status)
+	}
+	return nil
+}
+
+// waitRequest polls a request until ok holds for it.
+func (w *walkthrough) waitRequest(ctx context.Context, id string, ok func(*workflow.Request) bool) (*workflow.Request, error) {
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		r, err := w.store.Get(ctx, id)
+		if err == nil && ok(r) {
+			return r, nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("request %s is %s", id, r.Status)
+			}
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"contactd/config"
+)
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	f := newFlags("serve")
+	comps := f.String("components", "http,mailer,inbox,scheduler", "components to run, comma-separated")
+	tmpl := f.String("templates", "", "directory of email templates overriding the built-in ones")
+	if _, err := f.parse(args, 0); err != nil {
+		return err
+	}
+	components, err := parseComponents(*comps)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*f.config)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	d, err := newDaemon(cfg, daemonOptions{components: components, templatesDir: *tmpl}, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Run(ctx)
+}
