@@ -19,6 +19,7 @@ import (
 	"contactd/templates"
 	"contactd/workflow"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -35,6 +36,11 @@ type sink struct {
 	dropData int
 	srv      *smtp.Server
 	ln       net.Listener
+	// authServers, when set, makes the sink offer AUTH with these
+	// mechanisms (name -> a new SASL server for one exchange).
+	authServers map[string]func(*sink) sasl.Server
+	// logins counts successful authentications.
+	logins atomic.Int64
 	// discard counts messages without keeping them (benchmarks).
 	discard bool
 	count   atomic.Int64
@@ -56,6 +62,9 @@ func startSink(t testing.TB, addr string) *sink {
 func startSinkOn(t testing.TB, ln net.Listener) *sink {
 	s := &sink{calls: map[string]int{}, ln: ln}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		if s.authServers != nil {
+			return &authSession{session{s: s, c: c}}, nil
+		}
 		return &session{s: s, c: c}, nil
 	}))
 	s.srv.Domain = "sink.test"
@@ -90,6 +99,25 @@ func (s *sink) received() [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([][]byte(nil), s.msgs...)
+}
+
+// authSession is a session that offers AUTH.
+type authSession struct{ session }
+
+func (x *authSession) AuthMechanisms() []string {
+	var out []string
+	for m := range x.s.authServers {
+		out = append(out, m)
+	}
+	return out
+}
+
+func (x *authSession) Auth(mech string) (sasl.Server, error) {
+	f, ok := x.s.authServers[mech]
+	if !ok {
+		return nil, errors.New("unsupported mechanism")
+	}
+	return f(x.s), nil
 }
 
 type session struct {
@@ -187,11 +215,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func newMailer(t testing.TB, s *workflow.Store, cfg config.Config, workers int) *Mailer {
+func newMailer(t testing.TB, s *workflow.Store, cfg config.Config, workers int, opts ...func(*Params)) *Mailer {
 	t.Helper()
-	m, err := New(Params{Store: s, Config: cfg, Templates: templates.MustEmbedded(), Logger: quietLogger(t),
+	p := Params{Store: s, Config: cfg, Templates: templates.MustEmbedded(), Logger: quietLogger(t),
 		Workers: workers, Timeout: 400 * time.Millisecond, Lease: 20 * time.Second,
-		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Poll: 20 * time.Millisecond})
+		RetryBase: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Poll: 20 * time.Millisecond}
+	for _, o := range opts {
+		o(&p)
+	}
+	m, err := New(p)
 	if err != nil {
 		t.Fatal(err)
 	}

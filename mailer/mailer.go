@@ -18,6 +18,7 @@ package mailer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,9 @@ type Params struct {
 	Now func() time.Time
 	// HTTPClient posts events to the webhook (default: 10s timeout).
 	HTTPClient *http.Client
+	// TLSConfig, when set, is used for smtp.tls tls and starttls (a
+	// private CA, say); by default the system roots verify smtp.host.
+	TLSConfig *tls.Config
 	// Timeout bounds each SMTP exchange and the dial (default 30s).
 	Timeout time.Duration
 	// Lease is how long a claim lasts before another daemon may take the
@@ -276,7 +280,7 @@ type job struct {
 // started is finished even if ctx ends meanwhile.
 func (m *Mailer) work(ctx context.Context, jobs <-chan *entry) {
 	bg := context.WithoutCancel(ctx)
-	s := newSender(m.cfg.SMTP, m.p.Timeout, m.dkim)
+	s := newSender(m.cfg.SMTP, m.p.Timeout, m.dkim, m.p.TLSConfig)
 	defer s.close()
 	ready := make(chan *job, 1)
 	go func() {

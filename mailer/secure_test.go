@@ -1,0 +1,166 @@
+package mailer
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"contactd/internal/redistest"
+	"contactd/workflow"
+
+	"github.com/emersion/go-msgauth/dkim"
+	"github.com/emersion/go-sasl"
+)
+
+// selfSigned returns a server certificate for 127.0.0.1 and a pool that
+// trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: leaf}, pool
+}
+
+func sendOne(t *testing.T, s *workflow.Store) {
+	t.Helper()
+	if err := s.Enqueue(context.Background(), workflow.Message{Kind: "not_understood", To: "x@example.net", Reason: "no_token"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSTARTTLSWithPassword(t *testing.T) {
+	s := newStore(t, redistest.Mini(t))
+	cert, pool := selfSigned(t)
+	srv := startSink(t, "")
+	srv.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.srv.AllowInsecureAuth = false
+	srv.authServers = map[string]func(*sink) sasl.Server{"PLAIN": func(k *sink) sasl.Server {
+		return sasl.NewPlainServer(func(_, user, pass string) error {
+			if user != "mailer" || pass != "pw-secret" {
+				return errors.New("bad credentials")
+			}
+			k.logins.Add(1)
+			return nil
+		})
+	}}
+	cfg := testConfig(srv.port())
+	cfg.SMTP.TLS, cfg.SMTP.Username, cfg.SMTP.Password = "starttls", "mailer", "pw-secret"
+	sendOne(t, s)
+	start(t, newMailer(t, s, cfg, 1, func(p *Params) { p.TLSConfig = &tls.Config{RootCAs: pool} }))
+	waitDrained(t, s, 10*time.Second)
+	if got := len(srv.received()); got != 1 || srv.logins.Load() != 1 {
+		t.Errorf("received %d emails after %d logins, want 1 and 1", got, srv.logins.Load())
+	}
+}
+
+// xoauth2Server checks the XOAUTH2 initial response.
+type xoauth2Server struct {
+	k    *sink
+	want string
+}
+
+func (x xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
+	if string(resp) != x.want {
+		return nil, true, errors.New("token refused")
+	}
+	x.k.logins.Add(1)
+	return nil, true, nil
+}
+
+func TestImplicitTLSWithXOAUTH2(t *testing.T) {
+	s := newStore(t, redistest.Mini(t))
+	cert, pool := selfSigned(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startSinkOn(t, ln)
+	srv.authServers = map[string]func(*sink) sasl.Server{"XOAUTH2": func(k *sink) sasl.Server {
+		return xoauth2Server{k: k, want: "user=mailer@example.com\x01auth=Bearer tok-123\x01\x01"}
+	}}
+	cfg := testConfig(srv.port())
+	cfg.SMTP.TLS, cfg.SMTP.Auth, cfg.SMTP.Username = "tls", "xoauth2", "mailer@example.com"
+	cfg.SMTP.OAuth2TokenCommand = "echo '  tok-123'"
+	sendOne(t, s)
+	start(t, newMailer(t, s, cfg, 1, func(p *Params) { p.TLSConfig = &tls.Config{RootCAs: pool} }))
+	waitDrained(t, s, 10*time.Second)
+	if got := len(srv.received()); got != 1 || srv.logins.Load() != 1 {
+		t.Errorf("received %d emails after %d logins, want 1 and 1", got, srv.logins.Load())
+	}
+}
+
+func TestDKIMSignature(t *testing.T) {
+	s := newStore(t, redistest.Mini(t))
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	keyFile := filepath.Join(t.TempDir(), "dkim.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startSink(t, "")
+	cfg := testConfig(srv.port())
+	cfg.SMTP.DKIM.Domain, cfg.SMTP.DKIM.Selector, cfg.SMTP.DKIM.PrivateKeyFile = "example.com", "mail2026", keyFile
+	if _, err := s.Create(context.Background(), workflow.Ask{Service: "example.com", Requester: "ad1-ovh",
+		Changes: map[string]string{"billing": "ad1-ovh"}}, workflow.API); err != nil {
+		t.Fatal(err)
+	}
+	start(t, newMailer(t, s, cfg, 1))
+	waitDrained(t, s, 10*time.Second)
+	if len(srv.received()) != 1 {
+		t.Fatalf("received %d emails, want 1", len(srv.received()))
+	}
+	record := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(srv.received()[0]), &dkim.VerifyOptions{
+		LookupTXT: func(domain string) ([]string, error) {
+			if domain != "mail2026._domainkey.example.com" {
+				return nil, errors.New("no such record: " + domain)
+			}
+			return []string{record}, nil
+		}})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "example.com" {
+		if len(vs) == 1 {
+			t.Logf("verification: %+v", *vs[0])
+		}
+		t.Fatalf("DKIM verification = %+v, %v; want one valid signature of example.com", vs, err)
+	}
+	signed := map[string]bool{}
+	for _, k := range vs[0].HeaderKeys {
+		signed[strings.ToLower(k)] = true
+	}
+	for _, h := range []string{"from", "to", "subject", "message-id", "date", "reply-to"} {
+		if !signed[h] {
+			t.Errorf("header %s is not signed (signed: %v)", h, vs[0].HeaderKeys)
+		}
+	}
+}
+
