@@ -93,6 +93,31 @@ func (s *Store) GetContact(ctx context.Context, nic string) (*Contact, error) {
 	return decodeContact(nic, h), nil
 }
 
+// GetContacts reads several contacts in one round trip; those not in the
+// directory (or not valid NICs) are absent from the map.
+func (s *Store) GetContacts(ctx context.Context, nics ...string) (map[string]*Contact, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := map[string]*redis.MapStringStringCmd{}
+	for _, nic := range nics {
+		if n, err := s.nics.Normalize(nic); err == nil && cmds[n] == nil {
+			cmds[n] = pipe.HGetAll(ctx, s.keys.Contact(n))
+		}
+	}
+	out := map[string]*Contact{}
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, storeErr(err)
+	}
+	for nic, cmd := range cmds {
+		if h := cmd.Val(); len(h) > 0 {
+			out[nic] = decodeContact(nic, h)
+		}
+	}
+	return out, nil
+}
+
 // PutContact creates or replaces a contact.
 func (s *Store) PutContact(ctx context.Context, c Contact) (*Contact, error) {
 	c, err := s.CheckContact(c)

@@ -102,3 +102,16 @@ func TestPutService(t *testing.T) {
 	_, err = s.GetService(ctx, "missing.example")
 	wantCode(t, err, workflow.EUnknownService)
 }
+
+func TestGetContacts(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b, newClock())
+	seed(t, s)
+	got, err := s.GetContacts(context.Background(), "AD1-OVH", "te1-ovh", "zz9-ovh", "bad nic", "ad1-ovh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["ad1-ovh"].Name != "Alice Admin" || got["te1-ovh"].Language != "fr" {
+		t.Errorf("contacts = %+v", got)
+	}
+}

@@ -384,10 +384,17 @@ func (s *Store) lookup(ctx context.Context, token, kind string) (*Request, strin
 	if err != nil {
 		return nil, "", storeErr(err)
 	}
-	if len(t) == 0 || t["k"] != kind {
+	if len(t) == 0 || t["k"] != kind || !ValidRequestID(t["r"]) {
 		return nil, "", Errorf(ENotFound, "this link is not valid")
 	}
-	r, err := s.Get(ctx, t["r"])
+	h, err := s.rdb.HGetAll(ctx, s.keys.Request(shard, t["r"])).Result()
+	if err != nil {
+		return nil, "", storeErr(err)
+	}
+	if len(h) == 0 {
+		return nil, "", Errorf(ENotFound, "this link is not valid")
+	}
+	r, err := s.decodeRequest(t["r"], h)
 	if err != nil {
 		return nil, "", err
 	}
@@ -399,11 +406,7 @@ func (s *Store) lookup(ctx context.Context, token, kind string) (*Request, strin
 		}
 		return r, t["n"], nil
 	}
-	live, err := s.rdb.HGet(ctx, s.keys.Request(shard, t["r"]), "t:"+t["n"]).Result()
-	if err != nil && err != redis.Nil {
-		return nil, "", storeErr(err)
-	}
-	if r.Status != Pending || live != hash {
+	if r.Status != Pending || h["t:"+t["n"]] != hash {
 		return r, t["n"], gone
 	}
 	return r, t["n"], nil
