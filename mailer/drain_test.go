@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,9 @@ import (
 
 	"contactd/internal/redistest"
 	"contactd/workflow"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 )
 
 // Two daemons sharing one Redis drain one outbox; no email goes out twice.
@@ -140,5 +144,17 @@ func TestNoHeaderInjection(t *testing.T) {
 		if got := srv.callsTo("rcpt"); got != len(srv.received()) {
 			t.Errorf("%d RCPT for %d emails: a recipient was added", got, len(srv.received()))
 		}
+	}
+}
+
+func TestDeadGauge(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b)
+	m := newMailer(t, s, testConfig(1), 1)
+	for _, sh := range []int{0, 5, 5} {
+		b.Client.ZAdd(context.Background(), s.Keys().OutboxDead(sh), redis.Z{Score: 1, Member: fmt.Sprint(sh, rand.Int())})
+	}
+	if got := testutil.ToFloat64(m.DeadGauge()); got != 3 {
+		t.Errorf("dead gauge = %v, want 3", got)
 	}
 }

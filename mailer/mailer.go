@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/mail"
@@ -35,6 +36,7 @@ import (
 	"contactd/templates"
 	"contactd/workflow"
 
+	"github.com/prometheus/client_golang/prometheus"
 	gomail "github.com/wneessen/go-mail"
 )
 
@@ -160,6 +162,22 @@ func (m *Mailer) LastSend() time.Time {
 
 // DeadCount returns how many outbox entries were given up, across shards.
 func (m *Mailer) DeadCount(ctx context.Context) (int64, error) { return m.box.deadCount(ctx) }
+
+// DeadGauge returns a gauge of the dead outbox entries, read from Redis at
+// each scrape, for the daemon to register in metrics.Registry.
+func (m *Mailer) DeadGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "contactd_outbox_dead", Help: "Outbox entries given up (dead), across shards.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := m.DeadCount(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	})
+}
 
 // Run sends the outbox until ctx is cancelled. The emails being sent at
 // that moment are finished (within the SMTP timeout); claimed entries not

@@ -163,4 +163,3 @@ func TestDKIMSignature(t *testing.T) {
 		}
 	}
 }
-
