@@ -23,12 +23,11 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 // configFor writes a config file pointing at the backend.
 func configFor(t *testing.T, b redistest.Backend) string {
 	t.Helper()
-	addr := os.Getenv(redistest.EnvAddr)
-	if b.Mini != nil {
-		addr = b.Mini.Addr()
-	}
 	p := filepath.Join(t.TempDir(), "config.yaml")
-	body := "redis: {addr: \"" + addr + "\", key_prefix: " + b.Prefix + "}\n"
+	body := "redis: {addr: \"" + b.Addrs[0] + "\", key_prefix: " + b.Prefix + "}\n"
+	if b.Name == "redis-cluster" {
+		body = "redis: {addrs: [" + strings.Join(b.Addrs, ", ") + "], key_prefix: " + b.Prefix + "}\n"
+	}
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}

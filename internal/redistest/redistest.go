@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -17,6 +18,10 @@ import (
 // EnvAddr names the environment variable holding a real server's address.
 const EnvAddr = "CONTACTD_TEST_REDIS"
 
+// EnvCluster names the environment variable listing the nodes of a real
+// Redis Cluster, comma-separated.
+const EnvCluster = "CONTACTD_TEST_REDIS_CLUSTER"
+
 // Backend is a Redis for one test: a client and a key prefix of its own.
 type Backend struct {
 	Name   string
@@ -24,6 +29,8 @@ type Backend struct {
 	Prefix string
 	// Mini is the in-process server, nil for a real one.
 	Mini *miniredis.Miniredis
+	// Addrs are the real server's (or Cluster nodes') addresses.
+	Addrs []string
 }
 
 // Mini starts an in-process miniredis for t.
@@ -32,7 +39,7 @@ func Mini(t testing.TB) Backend {
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
-	return Backend{Name: "miniredis", Client: c, Prefix: "contactd", Mini: m}
+	return Backend{Name: "miniredis", Client: c, Prefix: "contactd", Mini: m, Addrs: []string{m.Addr()}}
 }
 
 // Real connects to the redis-server of the test command, or skips t with a
@@ -48,9 +55,7 @@ func Real(t testing.TB) Backend {
 	if err := c.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("%s=%s: %v", EnvAddr, addr, err)
 	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "test-" + hex.EncodeToString(b)
+	prefix := freshPrefix()
 	t.Cleanup(func() {
 		ctx := context.Background()
 		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
@@ -59,12 +64,48 @@ func Real(t testing.TB) Backend {
 		}
 		_ = c.Close()
 	})
-	return Backend{Name: "redis-server", Client: c, Prefix: prefix}
+	return Backend{Name: "redis-server", Client: c, Prefix: prefix, Addrs: []string{addr}}
 }
 
-// Each runs f as a subtest against miniredis and against the real server.
+// Cluster connects to the Redis Cluster of the test command, or skips t
+// loudly when there is none. Keys live under a fresh prefix deleted at the
+// end of the test.
+func Cluster(t testing.TB) Backend {
+	t.Helper()
+	addrs := os.Getenv(EnvCluster)
+	if addrs == "" {
+		t.Skipf("SKIPPED: no Redis Cluster: set %s=host:port,... (scripts/test.sh starts one)", EnvCluster)
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
+	ctx := context.Background()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("%s=%s: %v", EnvCluster, addrs, err)
+	}
+	prefix := freshPrefix()
+	t.Cleanup(func() {
+		_ = c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			iter := node.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+			for iter.Next(ctx) {
+				node.Del(ctx, iter.Val())
+			}
+			return nil
+		})
+		_ = c.Close()
+	})
+	return Backend{Name: "redis-cluster", Client: c, Prefix: prefix, Addrs: strings.Split(addrs, ",")}
+}
+
+func freshPrefix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "test-" + hex.EncodeToString(b)
+}
+
+// Each runs f as a subtest against miniredis, the real server and the
+// real Cluster.
 func Each(t *testing.T, f func(t *testing.T, b Backend)) {
 	t.Helper()
 	t.Run("miniredis", func(t *testing.T) { f(t, Mini(t)) })
 	t.Run("redis-server", func(t *testing.T) { f(t, Real(t)) })
+	t.Run("redis-cluster", func(t *testing.T) { f(t, Cluster(t)) })
 }
