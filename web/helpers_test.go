@@ -154,7 +154,7 @@ func (e *env) snapshot() map[string]string {
 	e.t.Helper()
 	ctx := context.Background()
 	c := e.b.Client
-	keys, err := c.Keys(ctx, e.b.Prefix+":*").Result()
+	keys, err := e.b.Keys(ctx)
 	if err != nil {
 		e.t.Fatal(err)
 	}

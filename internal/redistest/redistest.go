@@ -8,7 +8,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -108,4 +110,26 @@ func Each(t *testing.T, f func(t *testing.T, b Backend)) {
 	t.Run("miniredis", func(t *testing.T) { f(t, Mini(t)) })
 	t.Run("redis-server", func(t *testing.T) { f(t, Real(t)) })
 	t.Run("redis-cluster", func(t *testing.T) { f(t, Cluster(t)) })
+}
+
+// Keys lists the backend's keys under its prefix, from every node of a
+// Cluster.
+func (b Backend) Keys(ctx context.Context) ([]string, error) {
+	var mu sync.Mutex
+	var out []string
+	collect := func(ctx context.Context, c *redis.Client) error {
+		keys, err := c.Keys(ctx, b.Prefix+":*").Result()
+		mu.Lock()
+		out = append(out, keys...)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	if cc, ok := b.Client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, collect)
+	} else if c, ok := b.Client.(*redis.Client); ok {
+		err = collect(ctx, c)
+	}
+	sort.Strings(out)
+	return out, err
 }
