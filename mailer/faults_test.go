@@ -160,17 +160,34 @@ func TestServerDownAtStart(t *testing.T) {
 	addr := ln.Addr().String()
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close() // nothing listens there yet
-	queueMix(t, s)
+	r := queueMix(t, s)
 	entries := queued(t, s)
-	m := newMailer(t, s, testConfig(port), 2)
+	cfg := testConfig(port)
+	cfg.SMTP.MaxAttempts = 2 // an outage must not use the emails' attempts up
+	m := newMailer(t, s, cfg, 2)
 	start(t, m)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	if pending(t, s) == 0 {
 		t.Fatal("outbox drained while the server was down")
 	}
 	srv := startSink(t, addr)
 	waitDrained(t, s, 20*time.Second)
 	checkOnce(t, s, srv, entries, 0)
+	// While the server was down no token was issued: the history shows
+	// one email sent to each approver.
+	got, err := s.Get(context.Background(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, ev := range got.History {
+		if ev.Event == "sent" {
+			sent++
+		}
+	}
+	if sent != 2 {
+		t.Errorf("history has %d sent events, want 2 (one per approver)", sent)
+	}
 }
 
 // hangingListener holds its first connections open without a word, as a

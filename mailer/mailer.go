@@ -85,7 +85,17 @@ type Mailer struct {
 	p      Params
 	kick   chan struct{}
 	last   atomic.Int64 // unix ns of the last good send
+	// smtpDown is set while no worker can connect; dialFails counts the
+	// failed connections in a row. While down, approvers' emails wait
+	// without a token being issued for them.
+	smtpDown  atomic.Bool
+	dialFails atomic.Int64
 }
+
+// errSMTPDown puts an approver's email back while the server is
+// unreachable, before its token is issued: a token and a history line
+// per attempt would mean nothing while no email can leave.
+var errSMTPDown = errors.New("mailer: smtp server unreachable")
 
 // New checks the parameters and returns a Mailer ready to Run.
 func New(p Params) (*Mailer, error) {
@@ -317,12 +327,16 @@ func (m *Mailer) work(ctx context.Context, jobs <-chan *entry) {
 		}
 	}()
 	for j := range ready {
-		if j.err == nil && j.msg != nil && ctx.Err() != nil {
+		switch {
+		case errors.Is(j.err, errSMTPDown):
+			m.probe(bg, s)
+		case j.err == nil && j.msg != nil && ctx.Err() != nil:
 			j.unsent = true
-		} else if j.err == nil && j.msg != nil {
+		case j.err == nil && j.msg != nil:
 			sctx, cancel := context.WithTimeout(bg, m.p.Lease/2)
 			j.err = s.send(sctx, j.msg)
 			cancel()
+			m.noteConnection(j.err)
 		}
 		done <- j
 	}
@@ -330,12 +344,34 @@ func (m *Mailer) work(ctx context.Context, jobs <-chan *entry) {
 	wg.Wait()
 }
 
+// probe tries to connect while the server is thought down.
+func (m *Mailer) probe(ctx context.Context, s *sender) {
+	ctx, cancel := context.WithTimeout(ctx, m.p.Timeout)
+	defer cancel()
+	m.noteConnection(s.connect(ctx))
+}
+
+// noteConnection tracks whether the server can be reached.
+func (m *Mailer) noteConnection(err error) {
+	if isDial(err) {
+		m.dialFails.Add(1)
+		m.smtpDown.Store(true)
+		return
+	}
+	m.dialFails.Store(0)
+	m.smtpDown.Store(false)
+}
+
 // prepare does everything before the SMTP exchange: for an email, read
 // the request and the directory, issue the token, render and build the
 // message; for an event, publish it.
 func (m *Mailer) prepare(ctx context.Context, e *entry) *job {
-	e.Attempts++
 	j := &job{e: e}
+	if templates.TokenKinds[e.Kind] && m.smtpDown.Load() {
+		j.err = errSMTPDown
+		return j
+	}
+	e.Attempts++
 	switch {
 	case e.Kind == "":
 		j.err = permanent(errors.New(e.LastError))
@@ -376,6 +412,16 @@ func (m *Mailer) conclude(ctx context.Context, j *job) {
 		if e.Kind != "event" {
 			m.last.Store(m.now().UnixNano())
 		}
+	case errors.Is(err, errSMTPDown) || isDial(err):
+		if isDial(err) {
+			e.Attempts-- // the server's fault, not the email's
+			log.Warn("cannot connect to the SMTP server; will retry", "err", err)
+		}
+		d := time.Duration(0)
+		if m.smtpDown.Load() {
+			d = m.backoffCapped(int(m.dialFails.Load()), min(m.p.RetryMax, 5*time.Minute))
+		}
+		m.settle(ctx, log, e, "retry", func() error { return m.box.retry(ctx, e, m.now().Add(d).UnixMilli()) })
 	case errors.Is(err, errNotDue):
 		log.Info("email no longer due; dropped")
 		m.settle(ctx, log, e, "skipped", func() error { return m.box.ack(ctx, e) })
@@ -454,7 +500,11 @@ func (m *Mailer) record(e *entry, l *letter, id string) sentRecord {
 // backoff is RetryBase doubled per attempt, capped at RetryMax, with the
 // upper half jittered so that retries of many entries spread out.
 func (m *Mailer) backoff(attempt int) time.Duration {
-	d := capped(attempt, m.p.RetryBase, m.p.RetryMax)
+	return m.backoffCapped(attempt, m.p.RetryMax)
+}
+
+func (m *Mailer) backoffCapped(attempt int, limit time.Duration) time.Duration {
+	d := capped(attempt, m.p.RetryBase, limit)
 	return d/2 + rand.N(d/2+1)
 }
 

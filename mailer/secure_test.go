@@ -163,3 +163,32 @@ func TestDKIMSignature(t *testing.T) {
 		}
 	}
 }
+
+// A refused login is the configuration's fault, not the email's: the
+// entry waits, it does not die.
+func TestRefusedLoginKeepsEmailsWaiting(t *testing.T) {
+	s := newStore(t, redistest.Mini(t))
+	cert, pool := selfSigned(t)
+	srv := startSink(t, "")
+	srv.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.authServers = map[string]func(*sink) sasl.Server{"PLAIN": func(k *sink) sasl.Server {
+		return sasl.NewPlainServer(func(_, _, _ string) error { return errors.New("bad credentials") })
+	}}
+	cfg := testConfig(srv.port())
+	cfg.SMTP.TLS, cfg.SMTP.Username, cfg.SMTP.Password = "starttls", "mailer", "wrong"
+	cfg.SMTP.MaxAttempts = 1
+	sendOne(t, s)
+	m := newMailer(t, s, cfg, 1, func(p *Params) { p.TLSConfig = &tls.Config{RootCAs: pool} })
+	stop := start(t, m)
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	if n, _ := m.DeadCount(context.Background()); n != 0 {
+		t.Errorf("%d entries dead after refused logins, want 0", n)
+	}
+	if n := pending(t, s); n != 1 {
+		t.Errorf("%d entries waiting, want 1", n)
+	}
+	if got := len(srv.received()); got != 0 {
+		t.Errorf("received %d emails without a login", got)
+	}
+}

@@ -24,6 +24,9 @@ type SendError struct {
 	Permanent bool
 	// Recipient is true when the server refused the recipient's address.
 	Recipient bool
+	// Dial is true when no connection could be opened (server down,
+	// refused login): the email is not at fault, the attempt not counted.
+	Dial bool
 	Err       error
 }
 
@@ -131,10 +134,8 @@ func (s *sender) dial(ctx context.Context) error {
 // is dialled again once at once: that is not a failed attempt.
 func (s *sender) send(ctx context.Context, msg *gomail.Msg) error {
 	for try := 0; ; try++ {
-		if s.client == nil {
-			if err := s.dial(ctx); err != nil {
-				return classify(err)
-			}
+		if err := s.connect(ctx); err != nil {
+			return err
 		}
 		reused := s.used
 		err := s.client.Send(msg)
@@ -150,6 +151,26 @@ func (s *sender) send(ctx context.Context, msg *gomail.Msg) error {
 			return se
 		}
 	}
+}
+
+// connect dials when there is no connection. Its failure is a temporary
+// SendError with Dial set, whatever the server answered.
+func (s *sender) connect(ctx context.Context) error {
+	if s.client != nil {
+		return nil
+	}
+	if err := s.dial(ctx); err != nil {
+		se := classify(err)
+		se.Permanent, se.Recipient, se.Dial = false, false, true
+		return se
+	}
+	return nil
+}
+
+// isDial reports whether err is a failure to connect.
+func isDial(err error) bool {
+	var se *SendError
+	return errors.As(err, &se) && se.Dial
 }
 
 // close ends the connection, politely when it can.
