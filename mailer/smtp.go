@@ -27,7 +27,7 @@ type SendError struct {
 	// Dial is true when no connection could be opened (server down,
 	// refused login): the email is not at fault, the attempt not counted.
 	Dial bool
-	Err       error
+	Err  error
 }
 
 func (e *SendError) Error() string {
