@@ -114,12 +114,16 @@ func New(p Params) (*Mailer, error) {
 		return nil, err
 	}
 	defaults(&p)
-	return &Mailer{
+	m := &Mailer{
 		store: p.Store, cfg: p.Config, set: p.Templates, log: p.Logger.With("component", "mailer"),
 		box: outbox{rdb: p.Store.Redis(), keys: p.Store.Keys()}, from: from,
 		domain: from.Address[strings.LastIndexByte(from.Address, '@')+1:], dkim: signer,
 		http: p.HTTPClient, p: p, kick: make(chan struct{}, 1),
-	}, nil
+	}
+	// Until a connection has succeeded, the server counts as down: the
+	// first approver's email probes it before any token is issued.
+	m.smtpDown.Store(true)
+	return m, nil
 }
 
 func defaults(p *Params) {
@@ -483,8 +487,8 @@ type sentRecord struct {
 // record describes the sent email by its Message-ID, so that a reply
 // quoting it is matched to its request, approver and token.
 func (m *Mailer) record(e *entry, l *letter, id string) sentRecord {
-	if l.request == "" {
-		return sentRecord{}
+	if l.request == "" || l.nic == "" {
+		return sentRecord{} // no approver or contact to match a reply to
 	}
 	fields := map[string]any{"r": l.request, "n": l.nic, "k": e.Kind}
 	if l.token != "" {
