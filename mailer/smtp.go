@@ -30,6 +30,7 @@ type SendError struct {
 	Err  error
 }
 
+// Error says whether the failure is permanent, with the reply code.
 func (e *SendError) Error() string {
 	kind := "temporary"
 	if e.Permanent {
@@ -41,6 +42,7 @@ func (e *SendError) Error() string {
 	return fmt.Sprintf("mailer: %s failure: %v", kind, e.Err)
 }
 
+// Unwrap returns the underlying failure.
 func (e *SendError) Unwrap() error { return e.Err }
 
 // permanent marks err as not worth trying again.

@@ -235,6 +235,9 @@ func OneLine(s string) string {
 			continue
 		}
 		if space {
+			if n+2 > 200 {
+				break
+			}
 			b.WriteByte(' ')
 			space = false
 			n++
@@ -297,6 +300,7 @@ func tidy(s string) string {
 // embedded templates.
 type overlay struct{ dir string }
 
+// Open implements fs.FS.
 func (o overlay) Open(name string) (fs.File, error) {
 	f, err := os.Open(filepath.Join(o.dir, filepath.FromSlash(name)))
 	if err == nil {
