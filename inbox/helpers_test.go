@@ -96,15 +96,25 @@ func imapConfig(t testing.TB, addr string) config.Config {
 // client logs in to the server at addr for a test to append and look.
 func client(t testing.TB, cfg config.Config) *imapclient.Client {
 	t.Helper()
-	c, err := imapclient.DialInsecure(fmt.Sprintf("%s:%d", cfg.IMAP.Host, cfg.IMAP.Port), nil)
+	c, err := dial(cfg)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(cfg.IMAP.Username, cfg.IMAP.Password).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// dial connects and logs in to the server of cfg.
+func dial(cfg config.Config) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(fmt.Sprintf("%s:%d", cfg.IMAP.Host, cfg.IMAP.Port), nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Login(cfg.IMAP.Username, cfg.IMAP.Password).Wait(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 func appendMsg(t testing.TB, c *imapclient.Client, mailbox, raw string) {
