@@ -204,3 +204,65 @@ func checkCommonHeaders(t *testing.T, p parsed, id, kind, root string) {
 		t.Errorf("%s email: transfer encodings %q, %q; want quoted-printable", kind, p.textCTE, p.htmlCTE)
 	}
 }
+
+// A "this wasn't me" report reaches the security contact and the stream.
+func TestDisputeReachesSecurityContact(t *testing.T) {
+	ctx := context.Background()
+	b := redistest.Mini(t)
+	s := newStore(t, b)
+	srv := startSink(t, "")
+	m := newMailer(t, s, testConfig(srv.port()), 1)
+	start(t, m)
+	r, err := s.Create(ctx, workflow.Ask{Service: "example.com", Requester: "ad1-ovh",
+		Changes: map[string]string{"billing": "ad1-ovh"}}, workflow.API)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, s, 10*time.Second)
+	tok := tokenRe.FindStringSubmatch(headerValue(srv.received()[0], "Reply-To"))
+	if tok == nil {
+		t.Fatal("no token in the validation email")
+	}
+	if _, err := s.Decide(ctx, tok[1], workflow.Accept, workflow.Email); err != nil {
+		t.Fatal(err)
+	}
+	m.Kick()
+	waitDrained(t, s, 10*time.Second)
+	var report string
+	for _, raw := range srv.received() {
+		if headerValue(raw, "X-Contactd-Kind") == "informed" {
+			if mt := regexp.MustCompile(`/r/([a-z2-7]{33})`).FindSubmatch(raw); mt != nil {
+				report = string(mt[1])
+			}
+		}
+	}
+	if report == "" {
+		t.Fatal("no informed email with a report link")
+	}
+	if _, _, err := s.Dispute(ctx, report, workflow.Web); err != nil {
+		t.Fatal(err)
+	}
+	m.Kick()
+	waitDrained(t, s, 10*time.Second)
+	var found bool
+	for _, raw := range srv.received() {
+		if headerValue(raw, "X-Contactd-Kind") != "disputed" {
+			continue
+		}
+		found = true
+		p := parse(t, raw)
+		if p.to != "security@example.com" || !strings.Contains(p.text, "Bob Billing (bi1-ovh)") || !strings.Contains(p.subject, r.ID) {
+			t.Errorf("disputed email to %s, subject %q:\n%s", p.to, p.subject, p.text)
+		}
+		if p.h.Get("X-Contactd-Request") != r.ID {
+			t.Errorf("disputed email not tied to its request")
+		}
+	}
+	if !found {
+		t.Error("no disputed email sent to the security contact")
+	}
+	ev, _ := b.Client.XRange(ctx, s.Keys().Events(), "-", "+").Result()
+	if len(ev) != 2 || ev[1].Values["event"] != "disputed" {
+		t.Errorf("events = %v, want applied then disputed", ev)
+	}
+}
