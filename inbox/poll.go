@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -37,38 +38,50 @@ func (r *Reader) poll(ctx context.Context, c *imapclient.Client, all bool) error
 	return nil
 }
 
-// batch fetches, acts on and files one batch of messages. It reports
-// false when the store was unavailable for some of them: those stay in
-// the mailbox for a later poll.
+// batch fetches, acts on and files one batch of messages. Messages are
+// handled by Params.Workers goroutines as they arrive. It reports false
+// when the store was unavailable for some of them: those stay in the
+// mailbox for a later poll.
 func (r *Reader) batch(ctx context.Context, c *imapclient.Client, uids []imap.UID) (bool, error) {
-	max := r.p.Config.Inbox.MaxMessageBytes
 	opts := &imap.FetchOptions{
-		UID:         true,
-		RFC822Size:  true,
-		BodySection: []*imap.FetchItemBodySection{{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: max}}},
+		UID:        true,
+		RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{
+			{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: r.p.Config.Inbox.MaxMessageBytes}},
+		},
 	}
-	outcomes := map[Outcome][]imap.UID{}
-	clean := true
+	var (
+		mu       sync.Mutex
+		outcomes = map[Outcome][]imap.UID{}
+		clean    = true
+		wg       sync.WaitGroup
+		queue    = make(chan *imapclient.FetchMessageBuffer)
+	)
+	for range r.p.Workers {
+		wg.Go(func() {
+			for buf := range queue {
+				o, err := r.handle(ctx, buf)
+				mu.Lock()
+				if err != nil {
+					clean = false
+					r.log.Warn("message left for a later poll", "uid", buf.UID, "err", err)
+				} else if o != "" {
+					outcomes[o] = append(outcomes[o], buf.UID)
+				}
+				mu.Unlock()
+			}
+		})
+	}
 	cmd := c.Fetch(imap.UIDSetNum(uids...), opts)
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		buf, err := msg.Collect()
 		if err != nil {
 			break
 		}
-		o, err := r.handle(ctx, buf)
-		if err != nil {
-			clean = false
-			r.log.Warn("message left for a later poll", "uid", buf.UID, "err", err)
-			continue
-		}
-		if o != "" {
-			outcomes[o] = append(outcomes[o], buf.UID)
-		}
+		queue <- buf
 	}
+	close(queue)
+	wg.Wait()
 	if err := cmd.Close(); err != nil {
 		return false, fmt.Errorf("inbox: fetch: %w", err)
 	}

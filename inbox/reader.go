@@ -33,6 +33,9 @@ type Params struct {
 	// BatchSize is how many messages are fetched, then flagged and moved,
 	// at a time (default 500).
 	BatchSize int
+	// Workers is how many messages of a batch are acted on at once
+	// (default 8): acting is mostly waiting for Redis.
+	Workers int
 	// MinBackoff and MaxBackoff bound the wait before reconnecting after a
 	// mailbox error (default 1s and 1m).
 	MinBackoff, MaxBackoff time.Duration
@@ -68,6 +71,7 @@ func New(p Params) (*Reader, error) {
 		p.Now = time.Now
 	}
 	setDefault(&p.BatchSize, 500)
+	setDefault(&p.Workers, 8)
 	setDefault(&p.MinBackoff, time.Second)
 	setDefault(&p.MaxBackoff, time.Minute)
 	setDefault(&p.ClaimLease, 2*time.Minute)
