@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"contactd/templates"
 	"contactd/workflow"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // errNotDue marks an email that must not be sent any more (its request
@@ -158,39 +155,14 @@ func (d directory) get(nic string) templates.Person {
 // people reads, in one round trip, every contact the request and the
 // entry name, and the service's kind. A contact missing from the
 // directory is shown by its NIC alone.
-//
-// The fields are those the workflow writes (workflow.Keys.Contact and
-// Keys.Service: email, name, language; kind).
 func (m *Mailer) people(ctx context.Context, req *workflow.Request, e *entry) (directory, string, error) {
-	set := map[string]bool{req.Requester: true, e.NIC: true, e.About: true}
-	for _, c := range req.Changes {
-		set[c.From], set[c.To] = true, true
-	}
-	for nic := range req.Approvals {
-		set[nic] = true
-	}
-	nics := make([]string, 0, len(set))
-	for nic := range set {
-		if nic != "" {
-			nics = append(nics, strings.ToLower(nic))
-		}
-	}
-	sort.Strings(nics)
-	keys := m.store.Keys()
-	pipe := m.box.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(nics))
-	for i, nic := range nics {
-		cmds[i] = pipe.HGetAll(ctx, keys.Contact(nic))
-	}
-	svc := pipe.HGet(ctx, keys.Service(req.Service), "kind")
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	svc, contacts, err := m.store.Parties(ctx, req, e.NIC, e.About)
+	if err != nil {
 		return directory{}, "", fmt.Errorf("mailer: reading the directory: %w", err)
 	}
-	d := directory{contacts: map[string]*workflow.Contact{}}
-	for i, nic := range nics {
-		if h := cmds[i].Val(); len(h) > 0 {
-			d.contacts[nic] = &workflow.Contact{NIC: nic, Email: h["email"], Name: h["name"], Language: h["language"]}
-		}
+	kind := ""
+	if svc != nil {
+		kind = svc.Kind
 	}
-	return d, svc.Val(), nil
+	return directory{contacts: contacts}, kind, nil
 }

@@ -413,6 +413,12 @@ func (m *Mailer) conclude(ctx context.Context, j *job) {
 		m.handBack([]*entry{e})
 	case err == nil:
 		m.settle(ctx, log, e, "sent", func() error { return m.box.ackSent(ctx, e, j.rec.key, j.rec.fields, j.rec.ttl) })
+		switch e.Kind {
+		case "validation", "reminder", "resend":
+			if err := m.store.RecordSent(ctx, e.Request, e.NIC, e.Kind); err != nil {
+				log.Warn("could not write the email in the request's history", "err", err)
+			}
+		}
 		if e.Kind != "event" {
 			m.last.Store(m.now().UnixNano())
 		}

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"sync"
 
 	"contactd/workflow"
 )
@@ -23,34 +22,11 @@ func (p parties) of(nic string) string {
 	return nic
 }
 
-// parties reads the request's contacts and service in parallel, so a page
-// waits about one round trip to Redis for them rather than one per record.
+// parties reads the request's contacts and service in one round trip.
 func (s *Server) parties(ctx context.Context, req *workflow.Request) parties {
-	nics := map[string]bool{req.Requester: true}
-	for _, c := range req.Changes {
-		nics[c.From], nics[c.To] = true, true
+	svc, contacts, err := s.p.Store.Parties(ctx, req)
+	if err != nil {
+		return parties{contacts: map[string]*workflow.Contact{}}
 	}
-	for nic := range req.Approvals {
-		nics[nic] = true
-	}
-	delete(nics, "")
-	p := parties{contacts: map[string]*workflow.Contact{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for nic := range nics {
-		wg.Go(func() {
-			if c, err := s.p.Store.GetContact(ctx, nic); err == nil {
-				mu.Lock()
-				p.contacts[nic] = c
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Go(func() {
-		if svc, err := s.p.Store.GetService(ctx, req.Service); err == nil {
-			p.service = svc
-		}
-	})
-	wg.Wait()
-	return p
+	return parties{contacts: contacts, service: svc}
 }

@@ -118,6 +118,39 @@ func (s *Store) GetContacts(ctx context.Context, nics ...string) (map[string]*Co
 	return out, nil
 }
 
+// Parties reads, in one round trip, the service of a request and every
+// contact it names (requester, approvers, informed, each change's from and
+// to) plus any extra NICs. Contacts missing from the directory are absent
+// from the map; a missing service is nil.
+func (s *Store) Parties(ctx context.Context, r *Request, extra ...string) (*Service, map[string]*Contact, error) {
+	nics := append([]string{r.Requester}, extra...)
+	nics = append(nics, r.Informed...)
+	for nic := range r.Approvals {
+		nics = append(nics, nic)
+	}
+	for _, c := range r.Changes {
+		nics = append(nics, c.From, c.To)
+	}
+	seen := map[string]bool{}
+	var uniq []string
+	for _, nic := range nics {
+		if n, err := s.nics.Normalize(nic); err == nil && !seen[n] {
+			seen[n] = true
+			uniq = append(uniq, n)
+		}
+	}
+	svc, contacts, err := s.readDirectory(ctx, r.Service, uniq)
+	if err != nil {
+		return nil, nil, err
+	}
+	for nic, c := range contacts {
+		if c == nil {
+			delete(contacts, nic)
+		}
+	}
+	return svc, contacts, nil
+}
+
 // PutContact creates or replaces a contact.
 func (s *Store) PutContact(ctx context.Context, c Contact) (*Contact, error) {
 	c, err := s.CheckContact(c)

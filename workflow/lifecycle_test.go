@@ -53,6 +53,12 @@ func TestLifecycleApplied(t *testing.T) {
 		if tokA == tokN {
 			t.Fatal("two approvers got the same token")
 		}
+		for _, nic := range []string{"ad1-ovh", "nw1-ovh"} {
+			if err := s.RecordSent(ctx, r.ID, nic, "validation"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantCode(t, s.RecordSent(ctx, r.ID, "nw1-ovh", "recorded"), workflow.EInvalidRequest)
 		c.Advance(time.Minute)
 		out, err := s.Decide(ctx, tokN, workflow.Accept, workflow.Email)
 		if err != nil {

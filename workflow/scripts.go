@@ -137,8 +137,8 @@ return {'ok'}
 // as an email carrying it is about to be sent.
 //
 // KEYS[1] request, KEYS[2] the new token's key.
-// ARGV[3] id, [4] nic, [5] token hash, [6] history event (sent, reminded,
-// resent), [7] how long a dead token is remembered (ms).
+// ARGV[3] id, [4] nic, [5] token hash, [6] unused, [7] how long a dead
+// token is remembered (ms).
 // Returns {"ok"}, {"gone", status} (not pending), {"answered"} (the
 // approver already answered) or {"unknown"}.
 var tokenScript = script(`
@@ -152,7 +152,17 @@ if s ~= 'pending' then return {'answered'} end
 redis.call('HSET', k, 't:' .. nic, ARGV[5])
 redis.call('HSET', tok, 'r', id, 'n', nic, 'k', 'v')
 redis.call('PEXPIRE', tok, tonumber(redis.call('HGET', k, 'x')) - NOW + tonumber(ARGV[7]))
-hist(k, ARGV[6], nic, 'system')
+return {'ok'}
+`)
+
+// sentScript records in a request's history that an email carrying a
+// token reached the mail server.
+//
+// KEYS[1] request. ARGV[3] nic, [4] event (sent, reminded, resent).
+// Returns {"ok"} or {"unknown"}.
+var sentScript = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown'} end
+hist(KEYS[1], ARGV[4], ARGV[3], 'system')
 return {'ok'}
 `)
 

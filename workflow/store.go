@@ -581,17 +581,21 @@ func (s *Store) Resend(ctx context.Context, id, nic string) (int, error) {
 	return n, nil
 }
 
+// sentEvents names the history event of each email kind carrying a token.
+var sentEvents = map[string]string{"validation": "sent", "reminder": "reminded", "resend": "resent"}
+
 // IssueToken gives an approver a new token for the email about to be sent
-// (kind validation, reminder or resend), revoking their earlier one, and
-// records the email in the history. The token is returned once and stored
-// only as its hash. A request no longer pending, or an approver who has
-// already answered, gets no token (EGone): the email is no longer due.
+// (kind validation, reminder or resend), revoking their earlier one. The
+// token is returned once and stored only as its hash. A request no longer
+// pending, or an approver who has already answered, gets no token (EGone):
+// the email is no longer due. Once the email is handed to the mail
+// server, RecordSent writes it in the history.
 func (s *Store) IssueToken(ctx context.Context, id, nic, kind string) (string, error) {
 	shard, key, err := s.requestRef(id)
 	if err != nil {
 		return "", err
 	}
-	event := map[string]string{"validation": "sent", "reminder": "reminded", "resend": "resent"}[kind]
+	event := sentEvents[kind]
 	if event == "" {
 		return "", Errorf(EInvalidRequest, "no token goes with a %q email", kind)
 	}
@@ -609,6 +613,28 @@ func (s *Store) IssueToken(ctx context.Context, id, nic, kind string) (string, e
 		return "", Errorf(ENotFound, "no approver %s on request %s", nic, id)
 	}
 	return "", Errorf(EGone, "request %s no longer awaits %s", id, nic)
+}
+
+// RecordSent writes in a request's history that an email of kind
+// validation, reminder or resend went out to nic (events sent, reminded,
+// resent).
+func (s *Store) RecordSent(ctx context.Context, id, nic, kind string) error {
+	shard, key, err := s.requestRef(id)
+	if err != nil {
+		return err
+	}
+	event := sentEvents[kind]
+	if event == "" {
+		return Errorf(EInvalidRequest, "no history event goes with a %q email", kind)
+	}
+	res, err := s.run(ctx, sentScript, shard, []string{key}, nic, event)
+	if err != nil {
+		return err
+	}
+	if res[0] != "ok" {
+		return Errorf(ENotFound, "no request with id %q", id)
+	}
+	return nil
 }
 
 // IssueReportToken gives a previous holder told of an applied change the
