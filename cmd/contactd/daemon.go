@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,10 +12,13 @@ import (
 	"contactd/config"
 	"contactd/inbox"
 	"contactd/mailer"
+	"contactd/metrics"
 	"contactd/scheduler"
 	"contactd/templates"
 	"contactd/web"
 	"contactd/workflow"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // sweepLimit bounds the entries of each kind a sweep handles per shard and
@@ -72,6 +76,7 @@ func (d *Daemon) build(opt daemonOptions) error {
 			Logger: log.With("component", "mailer")}); err != nil {
 			return err
 		}
+		register(d.mail.DeadGauge())
 	}
 	if opt.components["inbox"] {
 		var err error
@@ -108,6 +113,18 @@ func (d *Daemon) build(opt daemonOptions) error {
 		}
 	}
 	return nil
+}
+
+// register adds a collector to the registry /metrics serves, replacing
+// one of the same name (a second daemon in one process, in tests).
+func register(c prometheus.Collector) {
+	if err := metrics.Registry.Register(c); err != nil {
+		var dup prometheus.AlreadyRegisteredError
+		if errors.As(err, &dup) {
+			metrics.Registry.Unregister(dup.ExistingCollector)
+			_ = metrics.Registry.Register(c)
+		}
+	}
 }
 
 // Addr is the address the HTTP server listens on, or "".

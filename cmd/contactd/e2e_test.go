@@ -362,3 +362,27 @@ func TestDemoWalkthrough(t *testing.T) {
 		}
 	}
 }
+
+func TestEndToEndMetrics(t *testing.T) {
+	s := startStack(t, nil)
+	r := s.create("example.com", "ab1234-ovh", map[string]string{"tech": "gh3456-ovh"})
+	s.email(david, r.ID, "validation")
+	// The count follows the send by a moment: read until it shows.
+	var body []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(s.cfg.HTTP.BaseURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `contactd_emails_total{kind="validation",result="sent"}`) {
+			break
+		}
+	}
+	for _, want := range []string{"contactd_outbox_dead 0", `contactd_transitions_total{event="created"}`, `contactd_emails_total{kind="validation",result="sent"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
