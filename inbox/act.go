@@ -178,7 +178,7 @@ func (a *actor) reject(ctx context.Context, r *Reply, reason, lang string) (Outc
 	if r.MessageID != "" {
 		inReplyTo = "<" + r.MessageID + ">"
 	}
-	err = a.store.Enqueue(ctx, workflow.Message{Kind: "not_understood", To: r.From, Language: lang, Reason: reason, InReplyTo: inReplyTo})
+	err = a.store.Enqueue(ctx, workflow.Message{Kind: "not_understood", To: r.From, Language: lang, Reason: mailReason(reason), InReplyTo: inReplyTo})
 	if err != nil {
 		a.store.Redis().Del(context.WithoutCancel(ctx), a.keys.NotUnderstood(r.From))
 		return "", err

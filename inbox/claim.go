@@ -12,9 +12,10 @@ import (
 )
 
 // A claim is a STRING per message id (Keys.InboxClaim) holding either
-// "w:OWNER:MS", a daemon working on the message since MS, or the outcome
-// once it has acted. A worker that finds an outcome only moves the
-// message; one that finds a fresh "w:" value leaves the message for its
+// "w:OWNER:MS", a daemon working on the message since MS, or
+// "OUTCOME:MS" once it has acted. A worker that finds an outcome only
+// moves the message (after the lease when the outcome is that of this
+// very message, recorded by a worker that is moving it); one that finds a fresh "w:" value leaves the message for its
 // owner; one that finds a stale "w:" value (its owner stopped between
 // claiming and recording) takes it over and acts again, knowing an
 // earlier attempt may have acted.
@@ -54,9 +55,14 @@ return 1`)
 func (c *claimer) take(ctx context.Context, ids []string) (*claim, claimState, Outcome, bool, error) {
 	cl := &claim{value: "w:" + c.owner + ":" + strconv.FormatInt(c.now().UnixMilli(), 10)}
 	retry := false
-	for _, id := range ids {
+	for i, id := range ids {
 		key := c.keys.InboxClaim(id)
 		state, outcome, stale, err := c.takeKey(ctx, key, cl.value)
+		if i == 0 && state == claimDone && stale {
+			// Another reader acted on this very message a moment ago and
+			// is moving it; moving it too could copy it twice.
+			state = claimBusy
+		}
 		if err != nil || state != claimMine {
 			c.release(ctx, cl)
 			return nil, state, outcome, false, err
@@ -67,6 +73,8 @@ func (c *claimer) take(ctx context.Context, ids []string) (*claim, claimState, O
 	return cl, claimMine, "", retry, nil
 }
 
+// takeKey takes one key. Its third result is, for claimMine, that a stale
+// claim was taken over, and for claimDone, that the outcome is recent.
 func (c *claimer) takeKey(ctx context.Context, key, mine string) (claimState, Outcome, bool, error) {
 	for range 3 {
 		ok, err := c.rdb.SetNX(ctx, key, mine, c.ttl).Result()
@@ -83,7 +91,10 @@ func (c *claimer) takeKey(ctx context.Context, key, mine string) (claimState, Ou
 			return 0, "", false, unavailable(err)
 		}
 		if !strings.HasPrefix(v, "w:") {
-			return claimDone, Outcome(v), false, nil
+			// "OUTCOME:MS": recent tells whether it was recorded within the lease.
+			o, ms, _ := strings.Cut(v, ":")
+			recorded, _ := strconv.ParseInt(ms, 10, 64)
+			return claimDone, Outcome(o), c.now().Sub(time.UnixMilli(recorded)) < c.lease, nil
 		}
 		if c.now().Sub(workingSince(v)) < c.lease {
 			return claimBusy, "", false, nil
@@ -109,7 +120,7 @@ func workingSince(v string) time.Time {
 func (c *claimer) record(ctx context.Context, cl *claim, o Outcome) error {
 	pipe := c.rdb.Pipeline()
 	for _, k := range cl.keys {
-		pipe.Set(ctx, k, string(o), c.ttl)
+		pipe.Set(ctx, k, string(o)+":"+strconv.FormatInt(c.now().UnixMilli(), 10), c.ttl)
 	}
 	_, err := pipe.Exec(ctx)
 	return unavailable(err)

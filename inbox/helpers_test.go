@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"os"
@@ -54,6 +55,7 @@ func (m *memIMAP) listen(t testing.TB, addr string) {
 			return m.mem.NewSession(), nil, nil
 		},
 		InsecureAuth: true,
+		Logger:       log.New(io.Discard, "", 0),
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
 	})
 	var ln net.Listener

@@ -14,20 +14,30 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// Reasons a reply cannot be used. They travel in the Reason of the
-// not_understood email, so the mailer can say what went wrong.
+// Reasons a reply cannot be used, as logged and as named in the Reason
+// of the not_understood email (the templates explain each one; the two
+// marked below are sent as no_decision).
 const (
-	ReasonUnreadable       = "unreadable"        // not a parseable email
-	ReasonTooLarge         = "too_large"         // over inbox.max_message_bytes
-	ReasonNoToken          = "no_token"          // no token anywhere, no reference to our emails
-	ReasonTwoTokens        = "two_tokens"        // two carriers name different tokens
-	ReasonUnknownToken     = "unknown_token"     // a token that never existed
-	ReasonUsedToken        = "used_token"        // used, revoked, or its request has ended
-	ReasonNoDecision       = "no_decision"       // the first line is not a decision word
-	ReasonTwoDecisions     = "two_decisions"     // the first line says both
-	ReasonWrongSender      = "wrong_sender"      // From is not the approver's email on file
-	ReasonNotAuthenticated = "not_authenticated" // no dmarc or dkim pass from inbox.authserv_id
+	ReasonUnreadable       = "unreadable"    // not a parseable email (sent as no_decision)
+	ReasonTooLarge         = "too_large"     // over inbox.max_message_bytes
+	ReasonNoToken          = "no_token"      // no token anywhere, no reference to our emails
+	ReasonTwoTokens        = "conflict"      // two carriers name different tokens
+	ReasonUnknownToken     = "unknown_token" // a token that never existed
+	ReasonUsedToken        = "dead_token"    // used, revoked, or its request has ended
+	ReasonNoDecision       = "no_decision"   // the first line is not a decision word
+	ReasonTwoDecisions     = "two_decisions" // the first line says both (sent as no_decision)
+	ReasonWrongSender      = "wrong_sender"  // From is not the approver's email on file
+	ReasonNotAuthenticated = "not_authentic" // no dmarc or dkim pass from inbox.authserv_id
 )
+
+// mailReason is the reason the not_understood email names.
+func mailReason(reason string) string {
+	switch reason {
+	case ReasonUnreadable, ReasonTwoDecisions:
+		return ReasonNoDecision
+	}
+	return reason
+}
 
 // Reply is what a received email says, read without trusting any of it.
 type Reply struct {
