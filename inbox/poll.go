@@ -97,7 +97,11 @@ func (r *Reader) handle(ctx context.Context, buf *imapclient.FetchMessageBuffer)
 		raw = buf.BodySection[0].Bytes
 	}
 	var reply *Reply
-	if buf.RFC822Size > r.p.Config.Inbox.MaxMessageBytes || int64(len(raw)) >= r.p.Config.Inbox.MaxMessageBytes {
+	size := buf.RFC822Size
+	if size == 0 {
+		size = int64(len(raw))
+	}
+	if size > r.p.Config.Inbox.MaxMessageBytes {
 		reply = ReadHeader(raw)
 	} else {
 		reply = Read(raw, r.p.Config.IMAP.ReplyAddress)
