@@ -130,3 +130,18 @@ func drain(b *testing.B, cmd *imapclient.FetchCommand) int {
 	}
 	return count
 }
+
+// BenchmarkRead reads one reply (Gmail's text and HTML alternatives,
+// quoted-printable), the CPU part of handling a reply.
+func BenchmarkRead(b *testing.B) {
+	raw, err := os.ReadFile("testdata/replies/gmail_accept.eml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if Read(raw, replyAddress).Decision != workflow.Accept {
+			b.Fatal("no decision")
+		}
+	}
+}
