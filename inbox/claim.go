@@ -13,9 +13,9 @@ import (
 
 // A claim is a STRING per message id (Keys.InboxClaim) holding either
 // "w:OWNER:MS", a daemon working on the message since MS, or
-// "OUTCOME:MS" once it has acted. A worker that finds an outcome only
-// moves the message (after the lease when the outcome is that of this
-// very message, recorded by a worker that is moving it); one that finds a fresh "w:" value leaves the message for its
+// "OUTCOME:MS:OWNER" once it has acted. A worker that finds an outcome
+// only moves the message (after the lease when the outcome is that of
+// this very message, recorded by another worker that is moving it); one that finds a fresh "w:" value leaves the message for its
 // owner; one that finds a stale "w:" value (its owner stopped between
 // claiming and recording) takes it over and acts again, knowing an
 // earlier attempt may have acted.
@@ -60,12 +60,13 @@ func (c *claimer) take(ctx context.Context, ids []string) (*claim, claimState, O
 	for i, id := range ids {
 		first[i] = pipe.SetNX(ctx, c.keys.InboxClaim(id), cl.value, c.ttl)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		for i, id := range ids {
-			if first[i].Val() {
-				cl.keys = append(cl.keys, c.keys.InboxClaim(id))
-			}
+	_, err := pipe.Exec(ctx)
+	for i, id := range ids {
+		if first[i].Val() {
+			cl.keys = append(cl.keys, c.keys.InboxClaim(id))
 		}
+	}
+	if err != nil {
 		c.release(ctx, cl)
 		return nil, 0, "", false, unavailable(err)
 	}
@@ -73,7 +74,6 @@ func (c *claimer) take(ctx context.Context, ids []string) (*claim, claimState, O
 	for i, id := range ids {
 		key := c.keys.InboxClaim(id)
 		if first[i].Val() {
-			cl.keys = append(cl.keys, key)
 			continue
 		}
 		state, outcome, stale, err := c.takeKey(ctx, key, cl.value)
@@ -110,10 +110,13 @@ func (c *claimer) takeKey(ctx context.Context, key, mine string) (claimState, Ou
 			return 0, "", false, unavailable(err)
 		}
 		if !strings.HasPrefix(v, "w:") {
-			// "OUTCOME:MS": recent tells whether it was recorded within the lease.
-			o, ms, _ := strings.Cut(v, ":")
+			// "OUTCOME:MS:OWNER": recent tells whether another worker
+			// recorded it within the lease (and so is moving it).
+			o, rest, _ := strings.Cut(v, ":")
+			ms, owner, _ := strings.Cut(rest, ":")
 			recorded, _ := strconv.ParseInt(ms, 10, 64)
-			return claimDone, Outcome(o), c.now().Sub(time.UnixMilli(recorded)) < c.lease, nil
+			recent := owner != c.owner && c.now().Sub(time.UnixMilli(recorded)) < c.lease
+			return claimDone, Outcome(o), recent, nil
 		}
 		if c.now().Sub(workingSince(v)) < c.lease {
 			return claimBusy, "", false, nil
@@ -139,7 +142,7 @@ func workingSince(v string) time.Time {
 func (c *claimer) record(ctx context.Context, cl *claim, o Outcome) error {
 	pipe := c.rdb.Pipeline()
 	for _, k := range cl.keys {
-		pipe.Set(ctx, k, string(o)+":"+strconv.FormatInt(c.now().UnixMilli(), 10), c.ttl)
+		pipe.Set(ctx, k, string(o)+":"+strconv.FormatInt(c.now().UnixMilli(), 10)+":"+c.owner, c.ttl)
 	}
 	_, err := pipe.Exec(ctx)
 	return unavailable(err)

@@ -116,8 +116,10 @@ func (r *Reader) handle(ctx context.Context, buf *imapclient.FetchMessageBuffer)
 	case err != nil:
 		return "", err
 	case state == claimBusy:
+		r.log.Debug("message claimed by another reader", "uid", buf.UID, "message_id", reply.MessageID)
 		return "", nil
 	case state == claimDone:
+		r.log.Debug("message acted on already", "uid", buf.UID, "message_id", reply.MessageID, "outcome", string(done))
 		return done, nil
 	}
 	o, err := r.act.act(ctx, reply, retry)
