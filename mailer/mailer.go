@@ -115,7 +115,7 @@ func New(p Params) (*Mailer, error) {
 	}
 	defaults(&p)
 	m := &Mailer{
-		store: p.Store, cfg: p.Config, set: p.Templates, log: p.Logger.With("component", "mailer"),
+		store: p.Store, cfg: p.Config, set: p.Templates, log: p.Logger,
 		box: outbox{rdb: p.Store.Redis(), keys: p.Store.Keys()}, from: from,
 		domain: from.Address[strings.LastIndexByte(from.Address, '@')+1:], dkim: signer,
 		http: p.HTTPClient, p: p, kick: make(chan struct{}, 1),
