@@ -64,7 +64,9 @@ func (r *Reader) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 				mu.Lock()
 				if err != nil {
 					clean = false
-					r.log.Warn("message left for a later poll", "uid", buf.UID, "err", err)
+					if ctx.Err() == nil {
+						r.log.Warn("message left for a later poll", "uid", buf.UID, "err", err)
+					}
 				} else if o != "" {
 					outcomes[o] = append(outcomes[o], buf.UID)
 				}
