@@ -231,3 +231,27 @@ func TestReaderStoreDown(t *testing.T) {
 		t.Errorf("request is %s, want applied", got)
 	}
 }
+
+func TestReaderAuthservID(t *testing.T) {
+	w := newWorld(t, redistest.Mini(t), 2)
+	srv := startMemIMAP(t)
+	cfg := imapConfig(t, srv.addr)
+	cfg.Inbox.AuthservID = "mx.example.com"
+	c := client(t, cfg)
+	appendMsg(t, c, "INBOX", "Authentication-Results: mx.example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com\r\n"+
+		reply(0, w.tokens[0], "yes", "auth0@example.com"))
+	// A header from another server proves nothing.
+	appendMsg(t, c, "INBOX", "Authentication-Results: mx.other.example; dmarc=pass header.from=example.com\r\n"+
+		reply(1, w.tokens[1], "yes", "auth1@example.com"))
+	runReader(t, w, cfg)
+	eventually(t, "both filed", func() bool { return countIn(t, c, "INBOX") == 0 })
+	if got := w.request(t, 0).Status; got != workflow.Applied {
+		t.Errorf("authenticated reply: request %s, want applied", got)
+	}
+	if got := w.request(t, 1).Status; got != workflow.Pending {
+		t.Errorf("unauthenticated reply: request %s, want pending", got)
+	}
+	if nu := outboxOf(t, w, "not_understood"); len(nu) != 1 || nu[0].Reason != ReasonNotAuthenticated || nu[0].To != "admin1@example.com" {
+		t.Errorf("not_understood = %+v, want one not_authentic to admin1", nu)
+	}
+}
