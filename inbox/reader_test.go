@@ -10,7 +10,10 @@ import (
 
 	"contactd/config"
 	"contactd/internal/redistest"
+	"contactd/metrics"
 	"contactd/workflow"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestReaderActsAndFiles(t *testing.T) {
@@ -46,8 +49,12 @@ func TestReaderActsAndFiles(t *testing.T) {
 		}
 		appendMsg(t, c, "INBOX", string(raw))
 
+		before := testutil.ToFloat64(metrics.Replies.WithLabelValues("ignored"))
 		r := runReader(t, w, cfg)
 		eventually(t, "INBOX emptied", func() bool { return countIn(t, c, "INBOX") == 0 })
+		if got := testutil.ToFloat64(metrics.Replies.WithLabelValues("ignored")) - before; got != 2 {
+			t.Errorf("contactd_replies_total{outcome=ignored} grew by %v, want 2", got)
+		}
 
 		for box, want := range map[string]int{"Processed": 2, "Rejected": 2, "Ignored": 2} {
 			if got := countIn(t, c, box); got != want {
