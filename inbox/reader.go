@@ -118,7 +118,7 @@ func (r *Reader) Run(ctx context.Context) error {
 	backoff := r.p.MinBackoff
 	for {
 		start := time.Now()
-		err := r.session(ctx)
+		err := r.connection(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -135,8 +135,8 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 }
 
-// session connects, catches up, then polls and IDLEs until an error.
-func (r *Reader) session(ctx context.Context) error {
+// connection connects, catches up, then polls and IDLEs until an error.
+func (r *Reader) connection(ctx context.Context) error {
 	c, err := r.connect(ctx)
 	if err != nil {
 		return err
@@ -147,7 +147,7 @@ func (r *Reader) session(ctx context.Context) error {
 	if err := r.open(ctx, c); err != nil {
 		return err
 	}
-	all := true // the first poll of a session reads everything left over
+	all := true // the first poll of a connection reads everything left over
 	for {
 		if err := r.poll(ctx, c, all); err != nil {
 			return err
