@@ -81,7 +81,7 @@ func New(p Params) (*Reader, error) {
 	if p.Config.IMAP.PollInterval <= 0 {
 		p.Config.IMAP.PollInterval = config.Default().IMAP.PollInterval
 	}
-	log := p.Logger.With("component", "inbox")
+	log := p.Logger
 	owner := make([]byte, 6)
 	_, _ = rand.Read(owner)
 	return &Reader{
