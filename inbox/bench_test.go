@@ -1,12 +1,10 @@
 package inbox
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/redis/go-redis/v9"
 )
 
 // benchReplies is the size of the benchmark's mailbox:
@@ -51,14 +48,14 @@ func BenchmarkDovecotReplies(b *testing.B) {
 	raw := time.Since(start)
 
 	cfg.IMAP.PollInterval = config.Duration(30 * time.Second)
-	trips := &roundTrips{}
+	trips := &redistest.RoundTrips{}
 	w.b.Client.AddHook(trips)
 	start = time.Now()
 	runReader(b, w, cfg)
 	eventually(b, "mailbox emptied", func() bool { return countIn(b, c, cfg.IMAP.Mailbox) == 0 })
 	handled := time.Since(start)
 	b.StopTimer()
-	b.ReportMetric(float64(trips.n.Load())/float64(n), "redis-trips/reply")
+	b.ReportMetric(float64(trips.N())/float64(n), "redis-trips/reply")
 	for i := range n {
 		if w.request(b, i).Status != workflow.Applied {
 			b.Fatalf("request %d not applied", i)
@@ -78,19 +75,6 @@ func BenchmarkDovecotReplies(b *testing.B) {
 	b.ReportMetric(float64(n)/handled.Seconds(), "replies/s")
 	b.ReportMetric(raw.Seconds()/handled.Seconds(), "ratio")
 	b.ReportMetric(float64(delays[len(delays)/2].Microseconds())/1000, "idle-median-ms")
-}
-
-// roundTrips counts the Redis round trips of a client (a pipeline is one).
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
 
 // rawFetch reads every message of the mailbox as the Reader does (UID,

@@ -14,20 +14,6 @@ import (
 	"contactd/workflow"
 )
 
-// roundTrips counts the requests a client sends to Redis: one per command,
-// one per pipeline.
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
-
 // benchDirectory imports n services, each with an admin, a tech and a
 // candidate, so that lifecycles never conflict.
 func benchDirectory(b *testing.B, s *workflow.Store, n int) {
@@ -70,9 +56,9 @@ func lifecycle(ctx context.Context, s *workflow.Store, i int) error {
 	return nil
 }
 
-func realStore(b *testing.B) (*workflow.Store, redis.UniversalClient, *roundTrips) {
+func realStore(b *testing.B) (*workflow.Store, redis.UniversalClient, *redistest.RoundTrips) {
 	be := redistest.Real(b)
-	hook := &roundTrips{}
+	hook := &redistest.RoundTrips{}
 	be.Client.AddHook(hook)
 	s, err := workflow.NewStore(be.Client, workflow.Options{KeyPrefix: be.Prefix, NICPattern: `^[a-z]{2}[0-9]+-ovh$`,
 		RequestTTL: ttl, RemindAfter: remindAfter, MaxReminders: 2, ReportWindow: ttl})
@@ -93,7 +79,7 @@ func BenchmarkLifecycle(b *testing.B) {
 			ctx := context.Background()
 			b.SetParallelism(1)
 			b.ResetTimer()
-			hook.n.Store(0)
+			hook.Reset()
 			var next atomic.Int64
 			var done atomic.Int64
 			errs := make(chan error, workers)
@@ -122,7 +108,7 @@ func BenchmarkLifecycle(b *testing.B) {
 			b.StopTimer()
 			// lifecycle runs two changes per op; report per change.
 			b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "lifecycles/s")
-			b.ReportMetric(float64(hook.n.Load())/float64(done.Load()), "roundtrips/lifecycle")
+			b.ReportMetric(float64(hook.N())/float64(done.Load()), "roundtrips/lifecycle")
 		})
 	}
 }
@@ -135,24 +121,24 @@ func BenchmarkRoundTrips(b *testing.B) {
 	var create, issue, accept, final int64
 	for i := 0; i < b.N; i++ {
 		for _, c := range [][2]string{{"te", "nw"}, {"nw", "te"}} {
-			hook.n.Store(0)
+			hook.Reset()
 			r, err := s.Create(ctx, workflow.Ask{Service: "s0.example", Requester: "ad0-ovh", Changes: map[string]string{"tech": c[1] + "0-ovh"}}, workflow.API)
 			if err != nil {
 				b.Fatal(err)
 			}
-			create += hook.n.Swap(0)
+			create += hook.Reset()
 			ap := r.Approvers()
 			t1, _ := s.IssueToken(ctx, r.ID, ap[0], "validation")
 			t2, _ := s.IssueToken(ctx, r.ID, ap[1], "validation")
-			issue += hook.n.Swap(0)
+			issue += hook.Reset()
 			if _, err := s.Decide(ctx, t1, workflow.Accept, workflow.Web); err != nil {
 				b.Fatal(err)
 			}
-			accept += hook.n.Swap(0) - 1 // idem
+			accept += hook.Reset() - 1 // the final read of the request is for the caller
 			if _, err := s.Decide(ctx, t2, workflow.Accept, workflow.Web); err != nil {
 				b.Fatal(err)
 			}
-			final += hook.n.Swap(0) - 1
+			final += hook.Reset() - 1
 		}
 	}
 	n := float64(2 * b.N)

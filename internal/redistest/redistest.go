@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -132,4 +133,27 @@ func (b Backend) Keys(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, err
+}
+
+// RoundTrips is a client hook counting the requests sent to Redis: one per
+// command, one per pipeline. Add it with Client.AddHook.
+type RoundTrips struct{ n atomic.Int64 }
+
+// N returns the count so far.
+func (h *RoundTrips) N() int64 { return h.n.Load() }
+
+// Reset sets the count to zero and returns what it was.
+func (h *RoundTrips) Reset() int64 { return h.n.Swap(0) }
+
+// DialHook passes dials through.
+func (h *RoundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook counts one round trip per command.
+func (h *RoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+
+// ProcessPipelineHook counts one round trip per pipeline.
+func (h *RoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
