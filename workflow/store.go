@@ -87,7 +87,7 @@ func storeErr(err error) error {
 		return nil
 	}
 	var e *Error
-	if errors.As(err, &e) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &e) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	var nerr net.Error
@@ -95,7 +95,7 @@ func storeErr(err error) error {
 	switch {
 	case errors.As(err, &nerr), errors.As(err, &operr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, redis.ErrClosed),
-		errors.Is(err, redis.ErrPoolTimeout),
+		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, context.DeadlineExceeded),
 		redis.HasErrorPrefix(err, "LOADING"), redis.HasErrorPrefix(err, "CLUSTERDOWN"),
 		redis.HasErrorPrefix(err, "TRYAGAIN"), redis.HasErrorPrefix(err, "MASTERDOWN"):
 		return &Error{Code: EUnavailable, Message: "the store is unreachable"}
@@ -182,12 +182,28 @@ func (s *Store) List(ctx context.Context, nic, status string) ([]*Request, error
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	out := []*Request{}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, 0, len(ids))
+	valid := ids[:0]
 	for _, id := range ids {
-		r, err := s.Get(ctx, id)
-		if ErrorCode(err) == ENotFound {
+		if shard, ok := shardFromID(id); ok && ValidRequestID(id) {
+			cmds = append(cmds, pipe.HGetAll(ctx, s.keys.Request(shard, id)))
+			valid = append(valid, id)
+		}
+	}
+	out := []*Request{}
+	if len(valid) == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, storeErr(err)
+	}
+	for i, id := range valid {
+		h := cmds[i].Val()
+		if len(h) == 0 {
 			continue // a pointer written for a request that was refused
 		}
+		r, err := s.decodeRequest(id, h)
 		if err != nil {
 			return nil, err
 		}
