@@ -31,9 +31,19 @@ need() {
     { echo "!!! could not install $1: tests that need it will be SKIPPED" >&2; return 1; }
 }
 
-# free_port prints a loopback TCP port nobody listens on.
+# free_port prints a loopback TCP port nobody listens on, below 50000 so
+# that a Redis Cluster node's bus port (port + 10000) is valid too. Start
+# the server on it before asking for the next one.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 30000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
+       ! (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
 }
 
 # wait_port PORT: wait until something accepts connections on PORT.
