@@ -21,10 +21,12 @@ func (r *Reply) Authenticated(authservID string) bool {
 	fields := r.header.FieldsByKey("Authentication-Results")
 	for fields.Next() {
 		id, results, err := authres.Parse(fields.Value())
-		if err != nil || !strings.EqualFold(strings.TrimSpace(id), authservID) {
+		if !strings.EqualFold(strings.TrimSpace(id), authservID) {
 			continue
 		}
-		return passes(results, from)
+		// Our server's topmost field decides, even when it cannot be
+		// read: a field further down could have been written by the sender.
+		return err == nil && passes(results, from)
 	}
 	return false
 }

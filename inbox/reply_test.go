@@ -182,6 +182,8 @@ func TestAuthenticated(t *testing.T) {
 			"mx.example.com; dmarc=pass header.from=example.org"), false},
 		{"forged below ours", msg("a@example.org", "mx.example.com; dmarc=pass header.from=example.org",
 			"mx.example.com; dmarc=fail header.from=example.org"), true},
+		{"ours unreadable, forged pass below", msg("a@example.org", "mx.example.com; dmarc=pass header.from=example.org; x y z",
+			"mx.example.com; dmarc=pass header.from=example.org"), false},
 		{"none", msg("a@example.org"), false},
 	}
 	for _, c := range cases {
