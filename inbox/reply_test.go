@@ -147,6 +147,8 @@ func TestDecisionGrammar(t *testing.T) {
 		{"", "", ReasonNoDecision},
 		{"...yes", "", ReasonNoDecision},
 		{"non-stop", "", ReasonNoDecision},
+		{"yes 2", "", ReasonNoDecision},
+		{"no 1/2", "", ReasonNoDecision},
 	}
 	for _, c := range cases {
 		d, p := decision(c.text)

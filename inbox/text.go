@@ -119,7 +119,7 @@ func decision(own string) (workflow.Decision, string) {
 			break
 		}
 	}
-	words := strings.FieldsFunc(strings.ToLower(first), func(r rune) bool { return !unicode.IsLetter(r) })
+	words := strings.FieldsFunc(strings.ToLower(first), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 	if len(words) == 0 || !unicode.IsLetter([]rune(first)[0]) {
 		return "", ReasonNoDecision
 	}
