@@ -99,7 +99,7 @@ func Read(raw []byte, replyAddress string) *Reply {
 		return r
 	}
 	r.readHeader(e.Header)
-	if t, _, _ := e.Header.ContentType(); t == "multipart/report" {
+	if t, p, _ := e.Header.ContentType(); t == "multipart/report" && deliveryReport(p["report-type"]) {
 		r.Bounce = readBounce(e)
 	}
 	if r.Automatic != "" {
@@ -117,6 +117,17 @@ func Read(raw []byte, replyAddress string) *Reply {
 		r.Language = languageOfWords(own)
 	}
 	return r
+}
+
+// deliveryReport reports whether a multipart/report of that report-type
+// tells of a delivery: read receipts (disposition-notification) and abuse
+// reports (feedback-report) carry our headers too but are no bounce.
+func deliveryReport(reportType string) bool {
+	switch strings.ToLower(reportType) {
+	case "", "delivery-status", "global-delivery-status":
+		return true
+	}
+	return false
 }
 
 // ReadHeader reads only the header of a message, for one too large to be

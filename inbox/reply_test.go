@@ -69,6 +69,8 @@ var fixtures = map[string]want{
 		MessageIDs: refs, Requests: []string{fixtureRequest}, Tokens: []string{fixtureToken}, Recipients: []string{"new1@example.net"}}},
 	"delayed_dsn.eml": {from: "mailer-daemon@mx.example.com", automatic: true, bounce: &Bounce{Failed: false,
 		MessageIDs: refs, Requests: []string{fixtureRequest}, Tokens: []string{fixtureToken}, Recipients: []string{"new1@example.net"}}},
+	// A read receipt carries our email's headers but tells of no failed delivery.
+	"read_receipt_mdn.eml": {from: "new1@example.net", automatic: true},
 	"forwarded.eml": {from: "paul@example.org", decision: workflow.Accept, token: fixtureToken, tokenFrom: "subject",
 		language: "en", text: "Yes", quoted: "Forwarded"},
 	"two_tokens.eml": {from: "tech@example.com", problem: ReasonTwoTokens, token: fixtureToken, tokenFrom: "address",
