@@ -208,6 +208,7 @@ func TestAcceptThenApplied(t *testing.T) {
 func TestDecline(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t))
 	r := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	other := e.token(r.ID, "ad1-ovh")
 	w := e.form("/v/"+e.token(r.ID, "nw1-ovh"), "decision=decline")
 	if w.Code != 200 {
 		t.Fatalf("decline = %d", w.Code)
@@ -216,15 +217,13 @@ func TestDecline(t *testing.T) {
 	if got := e.get(r.ID).Status; got != workflow.Declined {
 		t.Errorf("status = %s, want declined", got)
 	}
-	if w := e.do("GET", "/v/"+e.tokenOrEmpty(r.ID, "ad1-ovh"), ""); w.Code != 404 {
-		t.Errorf("a token after the end = %d, want 404", w.Code)
+	// The other approver's unused token died with the request.
+	if w := e.do("GET", "/v/"+other, ""); w.Code != 410 {
+		t.Errorf("GET with the other approver's token after the decline = %d, want 410", w.Code)
 	}
-}
-
-// tokenOrEmpty is token for a request that may no longer issue one.
-func (e *env) tokenOrEmpty(id, nic string) string {
-	tok, _ := e.store.IssueToken(context.Background(), id, nic, "validation")
-	return tok
+	if w := e.form("/v/"+other, "decision=accept"); w.Code != 410 {
+		t.Errorf("POST with the other approver's token after the decline = %d, want 410", w.Code)
+	}
 }
 
 func TestFormPostProtection(t *testing.T) {
