@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"contactd/internal/redistest"
 	"contactd/web"
@@ -308,4 +309,42 @@ func TestAPIStoreDown(t *testing.T) {
 		t.Errorf("page with Redis down = %d, want 503", w.Code)
 	}
 	checkPageHeaders(t, w)
+}
+
+// TestAPIMyRequestsOrderAndFilter checks "My requests": newest first, and a
+// status filter that sees requests expired by the clock before any sweep.
+func TestAPIMyRequestsOrderAndFilter(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b)
+		var want []string
+		for _, c := range []struct{ svc, role string }{{"example.com", "tech"}, {"hosting-9", "billing"}, {"overdue.org", "tech"}} {
+			r := e.create(c.svc, "ad1-ovh", map[string]string{c.role: "nw1-ovh"})
+			want = append([]string{r.ID}, want...)
+			e.clock.Advance(time.Hour)
+		}
+		ids := func(query string) []string {
+			t.Helper()
+			w := e.api("GET", "/api/v1/requests?"+query, "")
+			var list []workflow.Request
+			decode(t, w, &list)
+			out := []string{}
+			for _, r := range list {
+				out = append(out, r.ID)
+			}
+			return out
+		}
+		if diff := cmp.Diff(want, ids("nic=ad1-ovh")); diff != "" {
+			t.Errorf("My requests of the requester, newest first (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(want, ids("nic=NW1-OVH&status=pending")); diff != "" {
+			t.Errorf("My requests of a new contact (-want +got):\n%s", diff)
+		}
+		e.clock.Advance(ttl - 150*time.Minute) // only the oldest is past its expiry; no sweep ran
+		if diff := cmp.Diff(want[2:], ids("nic=ad1-ovh&status=expired")); diff != "" {
+			t.Errorf("expired requests (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(want[:2], ids("nic=ad1-ovh&status=pending")); diff != "" {
+			t.Errorf("pending requests (-want +got):\n%s", diff)
+		}
+	})
 }
