@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"contactd/workflow"
 )
@@ -282,6 +283,10 @@ func (s *Server) putService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
+	if !utf8.ValidString(id) {
+		s.apiError(w, r, workflow.Errorf(workflow.EInvalidRequest, "the service id in the path is not valid UTF-8"))
+		return
+	}
 	if b.ID != nil {
 		if err := samePathID("id", id, *b.ID, func(v string) (string, error) { return strings.TrimSpace(v), nil }); err != nil {
 			s.apiError(w, r, err)

@@ -222,6 +222,7 @@ func TestAPIErrors(t *testing.T) {
 		{"unknown service read", "GET", "/api/v1/services/nope.example", "", 404, "unknown_service"},
 		{"service id mismatch", "PUT", "/api/v1/services/a.example", `{"id":"b.example","kind":"x","admin":"ad1-ovh","tech":"ad1-ovh","billing":"ad1-ovh"}`, 400, "invalid_request"},
 		{"service unknown holder", "PUT", "/api/v1/services/a.example", `{"kind":"x","admin":"zz1-ovh","tech":"ad1-ovh","billing":"ad1-ovh"}`, 404, "unknown_contact"},
+		{"service id not UTF-8", "PUT", "/api/v1/services/a%FF", `{"kind":"x","admin":"ad1-ovh","tech":"ad1-ovh","billing":"ad1-ovh"}`, 400, "invalid_request"},
 		{"service bad holder", "PUT", "/api/v1/services/a.example", `{"kind":"x","admin":"","tech":"ad1-ovh","billing":"ad1-ovh"}`, 400, "invalid_nic"},
 		{"wrong method", "DELETE", create, "", 405, "method_not_allowed"},
 		{"wrong method on a request", "PUT", create + "/" + open.ID, `{}`, 405, "method_not_allowed"},
