@@ -78,7 +78,8 @@ func (m *Mailer) buildMsg(l *letter, e *entry, mail *templates.Email) (*gomail.M
 		reply = plusAddress(reply, l.token)
 	}
 	if err := msg.ReplyTo(reply); err != nil {
-		return nil, "", fmt.Errorf("mailer: imap.reply_address: %w", err)
+		// go-mail's error quotes the address, token included: not kept.
+		return nil, "", fmt.Errorf("mailer: imap.reply_address %q is not a valid address", m.cfg.IMAP.ReplyAddress)
 	}
 	id := messageID(e, m.domain)
 	msg.Subject(templates.OneLine(mail.Subject))
