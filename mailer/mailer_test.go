@@ -157,6 +157,15 @@ func TestEmailsAsReceived(t *testing.T) {
 				}
 			}
 		}
+		mids := map[string]bool{}
+		for _, raw := range srv.received() {
+			p := parse(t, raw)
+			mid := p.h.Get("Message-Id")
+			if mids[mid] {
+				t.Errorf("Message-ID %s used twice", mid)
+			}
+			mids[mid] = true
+		}
 		sort.Strings(kinds)
 		want := []string{"applied admin@example.com", "applied new1@example.net", "informed tech@example.com",
 			"recorded admin@example.com", "recorded new1@example.net"}
