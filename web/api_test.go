@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,9 @@ func TestAPIDirectory(t *testing.T) {
 func TestAPIErrors(t *testing.T) {
 	e := newEnv(t, redistest.Mini(t))
 	open := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	if _, err := e.store.Decide(context.Background(), e.token(open.ID, "nw1-ovh"), workflow.Accept, workflow.Email); err != nil {
+		t.Fatal(err)
+	}
 	const create = "/api/v1/requests"
 	cases := []struct {
 		name, method, path, body string
@@ -208,6 +212,8 @@ func TestAPIErrors(t *testing.T) {
 		{"unknown request", "GET", create + "/bqqqqqqqqqqqqqqqq", "", 404, "not_found"},
 		{"malformed request id", "GET", create + "/x", "", 404, "not_found"},
 		{"resend unknown", "POST", create + "/bqqqqqqqqqqqqqqqq/resend", "", 404, "not_found"},
+		{"resend to a non-approver", "POST", create + "/" + open.ID + "/resend", `{"nic":"bi1-ovh"}`, 400, "invalid_request"},
+		{"resend to an approver who answered", "POST", create + "/" + open.ID + "/resend", `{"nic":"nw1-ovh"}`, 409, "conflict"},
 		{"resend bad nic", "POST", create + "/" + open.ID + "/resend", `{"nic":"??"}`, 400, "invalid_nic"},
 		{"cancel without body", "POST", create + "/" + open.ID + "/cancel", "", 400, "invalid_request"},
 		{"cancel without nic", "POST", create + "/" + open.ID + "/cancel", `{}`, 400, "invalid_request"},
@@ -230,12 +236,20 @@ func TestAPIErrors(t *testing.T) {
 		{"unknown route", "GET", "/api/v1/nothing", "", 404, "not_found"},
 		{"unknown version", "GET", "/api/v2/requests", "", 404, "not_found"},
 	}
+	_, ops := loadOpenAPI(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := e.api(c.method, c.path, c.body)
 			code, msg, rid := errorOf(t, w)
 			if w.Code != c.status || code != c.code {
 				t.Fatalf("%s %s = %d %s (%s), want %d %s", c.method, c.path, w.Code, code, msg, c.status, c.code)
+			}
+			if op, ok := operationOf(ops, c.method, c.path); ok {
+				if _, ok := op.Responses[strconv.Itoa(w.Code)]; !ok {
+					t.Errorf("%s (%s %s) answered %d, which docs/openapi.yaml does not list", op.OperationID, c.method, c.path, w.Code)
+				}
+			} else if c.status != 404 && c.status != 405 {
+				t.Errorf("docs/openapi.yaml has no operation for %s %s", c.method, c.path)
 			}
 			if msg == "" || strings.Contains(msg, "Go struct") || strings.Contains(msg, "workflow.") {
 				t.Errorf("message %q does not explain the fault in the API's terms", msg)

@@ -112,3 +112,27 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 }
+
+// operationOf finds the documented operation a concrete call reaches.
+func operationOf(ops map[string]operation, method, path string) (operation, bool) {
+	path, _, _ = strings.Cut(path, "?")
+	segs := strings.Split(path, "/")
+	for key, op := range ops {
+		m, tmpl, _ := strings.Cut(key, " ")
+		parts := strings.Split(tmpl, "/")
+		if m != method || len(parts) != len(segs) {
+			continue
+		}
+		match := true
+		for i, p := range parts {
+			if p != segs[i] && !(strings.HasPrefix(p, "{") && segs[i] != "") {
+				match = false
+				break
+			}
+		}
+		if match {
+			return op, true
+		}
+	}
+	return operation{}, false
+}
