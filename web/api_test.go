@@ -363,3 +363,34 @@ func TestAPIMyRequestsOrderAndFilter(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIGETChangesNothing reads through every GET of the API and the
+// health endpoints, including a request past its expiry that no sweep has
+// marked yet: Redis is the same afterwards.
+func TestAPIGETChangesNothing(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b)
+		old := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+		e.clock.Advance(ttl + time.Minute)
+		open := e.create("hosting-9", "ad1-ovh", map[string]string{"billing": "nw1-ovh"})
+		before := e.snapshot()
+		for _, p := range []string{
+			"/api/v1/requests?nic=ad1-ovh", "/api/v1/requests?nic=nw1-ovh&status=expired",
+			"/api/v1/requests/" + old.ID, "/api/v1/requests/" + open.ID,
+			"/api/v1/contacts/ad1-ovh", "/api/v1/contacts/ad1-ovh/services", "/api/v1/services/example.com",
+			"/readyz", "/healthz",
+		} {
+			for _, m := range []string{"GET", "HEAD"} {
+				if w := e.api(m, p, ""); w.Code != 200 {
+					t.Errorf("%s %s = %d: %s", m, p, w.Code, w.Body)
+				}
+			}
+		}
+		if got := e.get(old.ID).Status; got != workflow.Expired {
+			t.Errorf("old request reads as %s, want expired", got)
+		}
+		if diff := cmp.Diff(before, e.snapshot()); diff != "" {
+			t.Errorf("Redis changed by GET (-before +after):\n%s", diff)
+		}
+	})
+}
