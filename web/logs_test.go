@@ -3,14 +3,18 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 
+	"contactd/config"
 	"contactd/internal/redistest"
 	"contactd/web"
 	"contactd/workflow"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // syncBuffer is a log sink safe for concurrent writers.
@@ -111,4 +115,34 @@ func TestRecoversWhenRedisReturns(t *testing.T) {
 	if w := e.do("GET", "/readyz", ""); w.Code != 200 {
 		t.Errorf("readyz after Redis returned = %d, want 200", w.Code)
 	}
+}
+
+// panicky is a Redis client whose every call panics, standing in for a bug.
+type panicky struct{ redis.UniversalClient }
+
+// TestPanicAnswersInTheRouteShape checks a handler that panics still gets
+// an answer: the JSON error on the API, the error page elsewhere, both 500
+// with nothing of the cause, and the page headers.
+func TestPanicAnswersInTheRouteShape(t *testing.T) {
+	store, err := workflow.NewStore(panicky{}, workflow.Options{NICPattern: `^[a-z]{2}[0-9]+-ovh$`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.HTTP.APITokens = []string{apiToken}
+	srv, err := web.New(web.Params{Store: store, Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: srv, h: srv.Handler()}
+	w := e.api("GET", "/api/v1/contacts/ad1-ovh", "")
+	if code, msg, _ := errorOf(t, w); w.Code != 500 || code != "internal" || msg != "internal error" {
+		t.Errorf("API call that panics = %d %s %q, want 500 internal \"internal error\"", w.Code, code, msg)
+	}
+	checkPageHeaders(t, w)
+	w = e.do("GET", "/v/"+strings.Repeat("a", workflow.TokenLen), "")
+	if w.Code != 500 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") || strings.Contains(w.Body.String(), "panic") {
+		t.Errorf("page that panics = %d %q:\n%s", w.Code, w.Header().Get("Content-Type"), pageText(w.Body.String()))
+	}
+	checkPageHeaders(t, w)
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"crypto/sha256"
+	"errors"
 	"crypto/subtle"
 	"net/http"
 	"sort"
@@ -201,7 +202,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				}
 				s.log.Error("panic while serving", "route", r.Pattern, "method", r.Method, "panic", v)
 				if sw.status == 0 {
-					http.Error(sw, "internal error", http.StatusInternalServerError)
+					s.internalError(sw, r)
 				}
 			}
 			if sw.status == 0 {
@@ -211,6 +212,17 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// internalError answers a call whose handler panicked, in the shape of
+// its route: the JSON error on the API, the error page elsewhere.
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request) {
+	err := errors.New("web: handler panicked")
+	if strings.HasPrefix(r.Pattern, "/api/") {
+		s.apiError(w, r, err)
+		return
+	}
+	s.pageError(w, r, err)
 }
 
 // clip shortens untrusted text quoted back in a message.
