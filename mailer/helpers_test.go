@@ -315,18 +315,19 @@ func deadRefs(t testing.TB, s *workflow.Store) map[string]bool {
 func headerValue(raw []byte, name string) string {
 	head, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
 	var cur string
+	found := false
 	for _, line := range strings.Split(string(head), "\r\n") {
 		if strings.HasPrefix(line, " ") || strings.HasPrefix(line, "\t") {
-			if cur != "" {
-				cur += " " + strings.TrimSpace(line)
+			if found {
+				cur = strings.TrimSpace(cur + " " + strings.TrimSpace(line))
 			}
 			continue
 		}
-		if cur != "" {
+		if found {
 			return cur
 		}
 		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
-			cur = strings.TrimSpace(v)
+			cur, found = strings.TrimSpace(v), true
 		}
 	}
 	return cur

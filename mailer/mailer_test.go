@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"contactd/internal/redistest"
+	"contactd/templates"
 	"contactd/workflow"
 
 	"github.com/emersion/go-message/mail"
@@ -202,6 +203,11 @@ func checkCommonHeaders(t *testing.T, p parsed, id, kind, root string) {
 	mid := h.Get("Message-Id")
 	if !strings.HasPrefix(mid, "<"+id+".") || !strings.HasSuffix(mid, "@example.com>") {
 		t.Errorf("Message-ID = %q, want <%s...@example.com>", mid, id)
+	}
+	// A reply quoting the Message-ID of an email with a token acts as the
+	// token: it must not be guessable from the other emails of the request.
+	if got, want := nonceRe.MatchString(mid), templates.TokenKinds[kind] || kind == "informed"; got != want {
+		t.Errorf("%s email: Message-ID %q has a random part: %v, want %v", kind, mid, got, want)
 	}
 	if d, err := h.Date(); err != nil || time.Since(d) > time.Minute {
 		t.Errorf("Date = %v, %v", d, err)

@@ -1,6 +1,8 @@
 package mailer
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"fmt"
 	"net/mail"
 	"regexp"
@@ -22,14 +24,27 @@ func rootID(request, domain string) string { return request + ".request@" + doma
 
 // messageID is the Message-ID of an outbox entry: unique per entry and
 // stable across retries, so a receiving system can drop a copy it already
-// has.
-func messageID(e *entry, domain string) string {
+// has. An email carrying a token adds nonce (".tNONCE"): each attempt
+// carries a new token, so it must not be dropped as a copy of the last
+// one, and a reply quoting the Message-ID acts as the token does, so it
+// must not be guessed from another email of the request.
+func messageID(e *entry, domain, nonce string) string {
 	req := e.Request
 	if req == "" {
 		req = "x"
 	}
-	return fmt.Sprintf("%s.%s.%d-%s.%s@%s", req, strings.ReplaceAll(e.Kind, "_", "-"), e.shard, e.id,
-		strconv.FormatInt(e.At, 36), domain)
+	if nonce != "" {
+		nonce = ".t" + nonce
+	}
+	return fmt.Sprintf("%s.%s.%d-%s.%s%s@%s", req, strings.ReplaceAll(e.Kind, "_", "-"), e.shard, e.id,
+		strconv.FormatInt(e.At, 36), nonce, domain)
+}
+
+// newNonce returns 80 random bits in lower-case base32.
+func newNonce() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b))
 }
 
 var msgIDRe = regexp.MustCompile(`^<?([^<>\s"]{1,250}@[^<>\s"]{1,250})>?$`)
@@ -81,7 +96,11 @@ func (m *Mailer) buildMsg(l *letter, e *entry, mail *templates.Email) (*gomail.M
 		// go-mail's error quotes the address, token included: not kept.
 		return nil, "", fmt.Errorf("mailer: imap.reply_address %q is not a valid address", m.cfg.IMAP.ReplyAddress)
 	}
-	id := messageID(e, m.domain)
+	nonce := ""
+	if l.token != "" {
+		nonce = newNonce()
+	}
+	id := messageID(e, m.domain, nonce)
 	msg.Subject(templates.OneLine(mail.Subject))
 	msg.SetMessageIDWithValue(id)
 	msg.SetDateWithValue(m.now())
