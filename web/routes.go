@@ -2,8 +2,8 @@ package web
 
 import (
 	"crypto/sha256"
-	"errors"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
