@@ -82,8 +82,6 @@ func jsonKind(t reflect.Type) string {
 		return "an object"
 	case reflect.Slice:
 		return "an array"
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
 	}
 	return "a number"
 }

@@ -394,3 +394,21 @@ func TestAPIGETChangesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIBodyMessages checks a body of the wrong shape is explained by
+// field and expected type, in JSON's words.
+func TestAPIBodyMessages(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t))
+	for _, c := range []struct{ method, path, body, want string }{
+		{"PUT", "/api/v1/contacts/zz1-ovh", `{"email":"a@b.example","payment_ok":"yes"}`, "field payment_ok must be true or false, not string"},
+		{"PUT", "/api/v1/contacts/zz1-ovh", `{"nic":5,"email":"a@b.example"}`, "field nic must be a string, not number"},
+		{"PUT", "/api/v1/services/a.example", `{"id":[],"admin":"ad1-ovh"}`, "field id must be a string, not array"},
+		{"POST", "/api/v1/requests", `{"changes":["tech"]}`, "field changes must be an object, not array"},
+		{"POST", "/api/v1/requests", `"x"`, "the body must be an object, not string"},
+	} {
+		w := e.api(c.method, c.path, c.body)
+		if code, msg, _ := errorOf(t, w); w.Code != 400 || code != "invalid_request" || msg != c.want {
+			t.Errorf("%s %s %s = %d %s %q, want 400 invalid_request %q", c.method, c.path, c.body, w.Code, code, msg, c.want)
+		}
+	}
+}
