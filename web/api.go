@@ -23,6 +23,19 @@ func storeCtx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), storeTimeout)
 }
 
+// answer runs one read of the store, bounded by storeTimeout, and answers
+// 200 with its result as JSON, or the error.
+func answer[T any](s *Server, w http.ResponseWriter, r *http.Request, read func(context.Context) (T, error)) {
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	v, err := read(ctx)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
 // readJSON decodes the body of r into dst strictly: a JSON content type,
 // one object, no unknown field, nothing after it. With optional, an empty
 // body leaves dst as it is.
@@ -113,26 +126,14 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, workflow.Errorf(workflow.EInvalidRequest, "the query parameter nic is required"))
 		return
 	}
-	ctx, cancel := storeCtx(r)
-	defer cancel()
-	list, err := s.p.Store.List(ctx, nic, q.Get("status"))
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
+	answer(s, w, r, func(ctx context.Context) ([]*workflow.Request, error) {
+		return s.p.Store.List(ctx, nic, q.Get("status"))
+	})
 }
 
 // getRequest is GET /api/v1/requests/{id}.
 func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := storeCtx(r)
-	defer cancel()
-	req, err := s.p.Store.Get(ctx, r.PathValue("id"))
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, req)
+	answer(s, w, r, func(ctx context.Context) (*workflow.Request, error) { return s.p.Store.Get(ctx, r.PathValue("id")) })
 }
 
 // nicBody is the body of resend and cancel.
@@ -181,26 +182,16 @@ func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request) {
 
 // contactServices is GET /api/v1/contacts/{nic}/services ("My contacts").
 func (s *Server) contactServices(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := storeCtx(r)
-	defer cancel()
-	list, err := s.p.Store.ServicesOf(ctx, r.PathValue("nic"))
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list)
+	answer(s, w, r, func(ctx context.Context) ([]workflow.ContactService, error) {
+		return s.p.Store.ServicesOf(ctx, r.PathValue("nic"))
+	})
 }
 
 // getContact is GET /api/v1/contacts/{nic}.
 func (s *Server) getContact(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := storeCtx(r)
-	defer cancel()
-	c, err := s.p.Store.GetContact(ctx, r.PathValue("nic"))
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	answer(s, w, r, func(ctx context.Context) (*workflow.Contact, error) {
+		return s.p.Store.GetContact(ctx, r.PathValue("nic"))
+	})
 }
 
 // contactBody is a contact as PUT sends it: nic may be left out, and
@@ -254,14 +245,9 @@ func samePathID(field, inPath, inBody string, normalize func(string) (string, er
 
 // getService is GET /api/v1/services/{id}.
 func (s *Server) getService(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := storeCtx(r)
-	defer cancel()
-	v, err := s.p.Store.GetService(ctx, r.PathValue("id"))
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	answer(s, w, r, func(ctx context.Context) (*workflow.Service, error) {
+		return s.p.Store.GetService(ctx, r.PathValue("id"))
+	})
 }
 
 // serviceBody is a service as PUT sends it; id may be left out.
