@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"contactd/internal/redistest"
+	"contactd/web"
 	"contactd/workflow"
 
 	"github.com/google/go-cmp/cmp"
@@ -274,6 +275,14 @@ func TestFormPostProtection(t *testing.T) {
 	w := e.do("POST", "/v/"+e.token(r2.ID, "nw1-ovh"), "decision=decline", "Content-Type", form+"; charset=utf-8", "Sec-Fetch-Site", "same-origin")
 	if w.Code != 200 {
 		t.Errorf("POST from the page itself (Sec-Fetch-Site: same-origin) = %d, want 200", w.Code)
+	}
+
+	// A base URL that spells out the default port: browsers leave it out of Origin.
+	withPort := newEnv(t, redistest.Mini(t), func(p *web.Params) { p.Config.HTTP.BaseURL = baseURL + ":443/" })
+	r3 := withPort.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	w = withPort.do("POST", "/v/"+withPort.token(r3.ID, "nw1-ovh"), "decision=accept", "Content-Type", form, "Origin", baseURL)
+	if w.Code != 200 {
+		t.Errorf("POST with Origin %s to a base URL with :443 = %d, want 200", baseURL, w.Code)
 	}
 }
 

@@ -92,13 +92,15 @@ func New(p Params) (*Server, error) {
 	return s, nil
 }
 
-// originOf returns the origin a browser sends for pages under baseURL.
+// originOf returns the origin a browser sends for pages under baseURL:
+// browsers leave out the scheme's default port.
 func originOf(baseURL string) (string, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", fmt.Errorf("web: http.base_url %q must be an absolute http(s) URL", baseURL)
 	}
-	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+	host := strings.TrimSuffix(u.Host, map[string]string{"http": ":80", "https": ":443"}[u.Scheme])
+	return strings.ToLower(u.Scheme + "://" + host), nil
 }
 
 // Handler returns the server's routes, for tests and for embedding.
