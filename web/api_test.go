@@ -236,7 +236,7 @@ func TestAPIErrors(t *testing.T) {
 		{"unknown route", "GET", "/api/v1/nothing", "", 404, "not_found"},
 		{"unknown version", "GET", "/api/v2/requests", "", 404, "not_found"},
 	}
-	_, ops := loadOpenAPI(t)
+	ops := loadOpenAPI(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := e.api(c.method, c.path, c.body)

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,9 +17,9 @@ import (
 
 // openAPI is the part of docs/openapi.yaml the test reads.
 type openAPI struct {
-	OpenAPI string                             `yaml:"openapi"`
-	Paths   map[string]map[string]yaml.Node    `yaml:"paths"`
-	Comps   struct{ Responses map[string]any } `yaml:"components"`
+	OpenAPI string                          `yaml:"openapi"`
+	Paths   map[string]map[string]yaml.Node `yaml:"paths"`
+	Comps   map[string]map[string]any       `yaml:"components"`
 }
 
 type operation struct {
@@ -26,7 +27,9 @@ type operation struct {
 	Responses   map[string]map[string]any `yaml:"responses"`
 }
 
-func loadOpenAPI(t *testing.T) (openAPI, map[string]operation) {
+// loadOpenAPI reads docs/openapi.yaml, checks that every $ref names a
+// component it defines, and returns its operations by "METHOD path".
+func loadOpenAPI(t *testing.T) map[string]operation {
 	t.Helper()
 	data, err := os.ReadFile("../docs/openapi.yaml")
 	if err != nil {
@@ -38,6 +41,11 @@ func loadOpenAPI(t *testing.T) (openAPI, map[string]operation) {
 	}
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
 		t.Fatalf("openapi = %q, want 3.x", doc.OpenAPI)
+	}
+	for _, m := range regexp.MustCompile(`\$ref: '#/components/(\w+)/(\w+)'`).FindAllStringSubmatch(string(data), -1) {
+		if _, ok := doc.Comps[m[1]][m[2]]; !ok {
+			t.Errorf("docs/openapi.yaml refers to %s, which it does not define", m[0])
+		}
 	}
 	ops := map[string]operation{}
 	for path, item := range doc.Paths {
@@ -54,14 +62,14 @@ func loadOpenAPI(t *testing.T) (openAPI, map[string]operation) {
 			ops[strings.ToUpper(method)+" "+path] = op
 		}
 	}
-	return doc, ops
+	return ops
 }
 
 // TestOpenAPIMatchesRoutes checks that docs/openapi.yaml lists exactly the
 // routes served outside the pages, and that each documented operation,
 // called, answers with a status it documents.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	_, ops := loadOpenAPI(t)
+	ops := loadOpenAPI(t)
 	e := newEnv(t, redistest.Mini(t))
 	var served, documented []string
 	for _, r := range web.ServedRoutes(e.srv) {
