@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -304,11 +305,19 @@ func TestAPIContentTypeAndAuth(t *testing.T) {
 func TestAPIStoreDown(t *testing.T) {
 	b := redistest.Mini(t)
 	e := newEnv(t, b)
+	r := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
 	b.Mini.Close()
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/api/v1/requests?nic=ad1-ovh", ""},
-		{"POST", "/api/v1/requests", `{"service":"example.com","requester":"ad1-ovh","changes":{"tech":"nw1-ovh"}}`},
+		{"POST", "/api/v1/requests", `{"service":"hosting-9","requester":"ad1-ovh","changes":{"billing":"nw1-ovh"}}`},
+		{"GET", "/api/v1/requests/" + r.ID, ""},
+		{"POST", "/api/v1/requests/" + r.ID + "/resend", ""},
+		{"POST", "/api/v1/requests/" + r.ID + "/cancel", `{"nic":"ad1-ovh"}`},
+		{"GET", "/api/v1/contacts/ad1-ovh/services", ""},
 		{"GET", "/api/v1/contacts/ad1-ovh", ""},
+		{"PUT", "/api/v1/contacts/ad1-ovh", `{"email":"a@b.example"}`},
+		{"GET", "/api/v1/services/example.com", ""},
+		{"PUT", "/api/v1/services/example.com", `{"kind":"domain","admin":"ad1-ovh","tech":"te1-ovh","billing":"bi1-ovh"}`},
 	} {
 		w := e.api(c.method, c.path, c.body)
 		code, msg, _ := errorOf(t, w)
@@ -319,11 +328,15 @@ func TestAPIStoreDown(t *testing.T) {
 			t.Errorf("message %q shows the store's address", msg)
 		}
 	}
-	w := e.do("GET", "/v/"+strings.Repeat("b", workflow.TokenLen), "")
-	if w.Code != 503 {
-		t.Errorf("page with Redis down = %d, want 503", w.Code)
+	for _, p := range []string{"/v/", "/r/"} {
+		path := p + strings.Repeat("b", workflow.TokenLen)
+		for _, w := range []*httptest.ResponseRecorder{e.do("GET", path, ""), e.form(path, "decision=accept&report=1")} {
+			if w.Code != 503 {
+				t.Errorf("page %s with Redis down = %d, want 503", path, w.Code)
+			}
+			checkPageHeaders(t, w)
+		}
 	}
-	checkPageHeaders(t, w)
 }
 
 // TestAPIMyRequestsOrderAndFilter checks "My requests": newest first, and a
