@@ -18,9 +18,11 @@ import (
 // maxJSONBody bounds an API request body.
 const maxJSONBody = 64 << 10
 
-// storeCtx bounds one request's calls to the store.
+// storeCtx bounds one request's calls to the store. A client that goes
+// away does not cut them short: a decision or change that arrived whole
+// is carried through, and applied at once when it completes a request.
 func storeCtx(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), storeTimeout)
+	return context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
 }
 
 // answer runs one read of the store, bounded by storeTimeout, and answers

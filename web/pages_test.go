@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -363,5 +364,29 @@ func TestInvalidLinkLanguage(t *testing.T) {
 	} {
 		w := e.do("GET", "/v/nope", "", "Accept-Language", c.header)
 		contains(t, w.Body.String(), c.want)
+	}
+}
+
+// TestDecisionOutlivesItsClient posts the last acceptance from a client
+// that has already gone away: the decision is still recorded and the
+// change applied at once, not left to a sweep nor answered with a 500.
+func TestDecisionOutlivesItsClient(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t))
+	r := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	if _, err := e.store.Decide(context.Background(), e.token(r.ID, "ad1-ovh"), workflow.Accept, workflow.Email); err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "/v/"+e.token(r.ID, "nw1-ovh"), strings.NewReader("decision=accept"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	ctx, cancel := context.WithCancel(req.Context())
+	cancel()
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, req.WithContext(ctx))
+	if w.Code != 200 {
+		t.Errorf("POST from a client gone away = %d, want 200", w.Code)
+	}
+	if got := e.get(r.ID).Status; got != workflow.Applied {
+		t.Errorf("status = %s, want applied", got)
 	}
 }
