@@ -6,6 +6,8 @@ import (
 	"net/mail"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
@@ -38,11 +40,11 @@ func (s *Store) CheckContact(c Contact) (Contact, error) {
 		return c, Errorf(EInvalidRequest, "contact %s: email %q is not a valid address", nic, clip(c.Email))
 	}
 	c.Name = strings.TrimSpace(c.Name)
-	if strings.ContainsAny(c.Name, "\r\n") || len(c.Name) > 200 {
-		return c, Errorf(EInvalidRequest, "contact %s: name must be one line of at most 200 bytes", nic)
+	if !oneLine(c.Name, 200) {
+		return c, Errorf(EInvalidRequest, "contact %s: name must be one line of at most 200 bytes of text", nic)
 	}
 	if c.Language == "" {
-		c.Language = "en"
+		c.Language = s.opt.DefaultLanguage
 	}
 	if c.Language != "en" && c.Language != "fr" {
 		return c, Errorf(EInvalidRequest, "contact %s: language must be en or fr, not %q", nic, clip(c.Language))
@@ -50,28 +52,38 @@ func (s *Store) CheckContact(c Contact) (Contact, error) {
 	return c, nil
 }
 
+// oneLine reports whether s is valid UTF-8 of at most max bytes without
+// control characters (so no line break either).
+func oneLine(s string, max int) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	return strings.IndexFunc(s, unicode.IsControl) < 0
+}
+
 // checkService normalises a service and checks its fields; known tells
-// whether a NIC is in the directory.
+// whether a NIC is in the directory. Every NIC is checked for its shape
+// before any is looked up, as for a request.
 func (s *Store) checkService(v Service, known func(string) bool) (Service, error) {
 	v.ID = strings.TrimSpace(v.ID)
 	if !ValidServiceID(v.ID) {
 		return v, Errorf(EInvalidRequest, "service id %q is not valid", clip(v.ID))
 	}
-	for _, r := range Roles {
-		nic, err := s.nics.Normalize(v.Holder(r))
+	v.Kind = strings.TrimSpace(v.Kind)
+	if !oneLine(v.Kind, 100) {
+		return v, Errorf(EInvalidRequest, "service %s: kind must be one line of at most 100 bytes of text", v.ID)
+	}
+	holders := []*string{&v.Admin, &v.Tech, &v.Billing}
+	for i, r := range Roles {
+		nic, err := s.nics.Normalize(*holders[i])
 		if err != nil {
 			return v, &Error{Code: EInvalidNIC, Message: fmt.Sprintf("service %s: %s: %s", v.ID, r, ErrorMessage(err))}
 		}
-		if !known(nic) {
-			return v, Errorf(EUnknownContact, "service %s: %s contact %s is not in the directory", v.ID, r, nic)
-		}
-		switch r {
-		case Admin:
-			v.Admin = nic
-		case Tech:
-			v.Tech = nic
-		case Billing:
-			v.Billing = nic
+		*holders[i] = nic
+	}
+	for i, r := range Roles {
+		if !known(*holders[i]) {
+			return v, Errorf(EUnknownContact, "service %s: %s contact %s is not in the directory", v.ID, r, *holders[i])
 		}
 	}
 	return v, nil
@@ -200,8 +212,19 @@ func (s *Store) PutService(ctx context.Context, v Service) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	old, err := s.rdb.HGetAll(ctx, s.keys.Service(v.ID)).Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
 	pipe := s.rdb.Pipeline()
 	s.writeService(ctx, pipe, v)
+	// Former holders lose their "My contacts" pointer; one left behind by
+	// a race is harmless, as readers check the service itself.
+	for _, r := range Roles {
+		if was := old[string(r)]; was != "" && len(v.RolesOf(was)) == 0 {
+			pipe.SRem(ctx, s.keys.NICServices(was), v.ID)
+		}
+	}
 	_, err = pipe.Exec(ctx)
 	return &v, storeErr(err)
 }
@@ -244,17 +267,11 @@ func (s *Store) ServicesOf(ctx context.Context, nic string) ([]ContactService, e
 		}
 	}
 	out := []ContactService{}
-	var stale []any
 	for i, id := range ids {
 		v := decodeService(id, cmds[i].Val())
 		if roles := v.RolesOf(nic); len(roles) > 0 {
 			out = append(out, ContactService{Service: id, Kind: v.Kind, Roles: roles})
-		} else {
-			stale = append(stale, id)
 		}
-	}
-	if len(stale) > 0 {
-		s.rdb.SRem(ctx, s.keys.NICServices(nic), stale...) // tidy only; the check above is what counts
 	}
 	return out, nil
 }

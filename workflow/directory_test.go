@@ -115,3 +115,67 @@ func TestGetContacts(t *testing.T) {
 		t.Errorf("contacts = %+v", got)
 	}
 }
+
+func TestDirectoryChecks(t *testing.T) {
+	b := redistest.Mini(t)
+	c := newClock()
+	s, err := workflow.NewStore(b.Client, workflow.Options{KeyPrefix: b.Prefix, NICPattern: `^[a-z]{2}[0-9]+-ovh$`,
+		RequestTTL: ttl, RemindAfter: remindAfter, DefaultLanguage: "fr", Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	got, err := s.PutContact(ctx, workflow.Contact{NIC: "ab1-ovh", Email: "a@example.com", Name: "Anne"})
+	if err != nil || got.Language != "fr" {
+		t.Fatalf("contact without a language = %+v, %v; want workflow.default_language", got, err)
+	}
+	for _, name := range []string{"a\x00b", "a\tb", "a\nb", strings.Repeat("x", 201), "\xff"} {
+		_, err := s.PutContact(ctx, workflow.Contact{NIC: "ab1-ovh", Email: "a@example.com", Name: name})
+		wantCode(t, err, workflow.EInvalidRequest)
+	}
+	for _, id := range []string{"a\xffb", "a b", "a{b}", ""} {
+		if workflow.ValidServiceID(id) {
+			t.Errorf("ValidServiceID(%q) = true", id)
+		}
+	}
+	_, err = s.PutService(ctx, workflow.Service{ID: "x.example", Kind: strings.Repeat("k", 101), Admin: "ab1-ovh", Tech: "ab1-ovh", Billing: "ab1-ovh"})
+	wantCode(t, err, workflow.EInvalidRequest)
+	// A malformed NIC is reported before an unknown one, whatever the role.
+	_, err = s.PutService(ctx, workflow.Service{ID: "x.example", Admin: "zz9-ovh", Tech: "bad", Billing: "ab1-ovh"})
+	wantCode(t, err, workflow.EInvalidNIC)
+}
+
+func TestMyContactsFollowsTheService(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		seed(t, s)
+		if _, err := s.PutService(ctx, workflow.Service{ID: "example.com", Kind: "domain", Admin: "ad1-ovh", Tech: "nw2-ovh", Billing: "bi1-ovh"}); err != nil {
+			t.Fatal(err)
+		}
+		before, err := b.Keys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nic := range []string{"te1-ovh", "nw2-ovh"} {
+			l, err := s.ServicesOf(ctx, nic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := false
+			for _, cs := range l {
+				has = has || cs.Service == "example.com"
+			}
+			if has != (nic == "nw2-ovh") {
+				t.Errorf("%s lists example.com: %v", nic, has)
+			}
+		}
+		if n, _ := b.Client.SIsMember(ctx, workflow.Keys{Prefix: b.Prefix}.NICServices("te1-ovh"), "example.com").Result(); n {
+			t.Error("the former tech keeps its pointer to the service")
+		}
+		after, _ := b.Keys(ctx)
+		if strings.Join(before, ",") != strings.Join(after, ",") {
+			t.Error("reading My contacts changed the keys")
+		}
+	})
+}

@@ -2,6 +2,7 @@ package workflow_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -120,4 +121,46 @@ func TestLifecycleApplied(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestRequestJSON(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b, newClock())
+	seed(t, s)
+	r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	if err := s.RecordSent(context.Background(), r.ID, "nw1-ovh", "validation"); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = s.Get(context.Background(), r.ID)
+	raw, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "service", "requester", "changes", "status", "approvals", "informed", "created_at", "expires_at", "history"} {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("request JSON lacks %q: %s", k, raw)
+		}
+	}
+	a := doc["approvals"].(map[string]any)["nw1-ovh"].(map[string]any)
+	for _, k := range []string{"status", "channel", "at"} {
+		if _, ok := a[k]; !ok {
+			t.Errorf("approval JSON lacks %q: %v", k, a)
+		}
+	}
+	if a["status"] != "pending" || a["channel"] != nil || a["at"] != nil {
+		t.Errorf("pending approval = %v", a)
+	}
+	for _, e := range doc["history"].([]any) {
+		if _, ok := e.(map[string]any)["nic"]; !ok {
+			t.Errorf("history event lacks nic: %v", e)
+		}
+	}
+	var back workflow.Request
+	if err := json.Unmarshal(raw, &back); err != nil || back.Approvals["nw1-ovh"].Status != "pending" || back.History[1].NIC != "nw1-ovh" {
+		t.Errorf("round trip = %+v, %v", back, err)
+	}
 }

@@ -3,7 +3,10 @@
 // lifecycle of a change request, and their Redis store.
 package workflow
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Role is one of the three contacts of a service.
 type Role string
@@ -128,12 +131,45 @@ type Approval struct {
 	Reminders     int        `json:"reminders"`
 }
 
+// MarshalJSON writes every field of the contract, null where there is no
+// value yet (the channel and time of an approver who has not answered).
+func (a Approval) MarshalJSON() ([]byte, error) {
+	type approval struct {
+		Status        string     `json:"status"`
+		Channel       *Channel   `json:"channel"`
+		At            *time.Time `json:"at"`
+		Undeliverable bool       `json:"undeliverable"`
+		Reminders     int        `json:"reminders"`
+	}
+	out := approval{Status: a.Status, At: a.At, Undeliverable: a.Undeliverable, Reminders: a.Reminders}
+	if a.Channel != "" {
+		out.Channel = &a.Channel
+	}
+	return json.Marshal(out)
+}
+
 // Event is one line of a request's history.
 type Event struct {
 	At      time.Time `json:"at"`
 	Event   string    `json:"event"`
 	NIC     string    `json:"nic,omitempty"`
 	Channel Channel   `json:"channel"`
+}
+
+// MarshalJSON writes every field of the contract, with a null nic for
+// events of the system itself.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type event struct {
+		At      time.Time `json:"at"`
+		Event   string    `json:"event"`
+		NIC     *string   `json:"nic"`
+		Channel Channel   `json:"channel"`
+	}
+	out := event{At: e.At, Event: e.Event, Channel: e.Channel}
+	if e.NIC != "" {
+		out.NIC = &e.NIC
+	}
+	return json.Marshal(out)
 }
 
 // Request is a change request as the API shows it.

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // NICs normalises and checks NIC handles against workflow.nic_pattern.
@@ -28,10 +29,10 @@ func (n NICs) Normalize(nic string) (string, error) {
 	return v, nil
 }
 
-// ValidServiceID reports whether id can name a service: 1 to 253 printable
-// characters without spaces or braces.
+// ValidServiceID reports whether id can name a service: 1 to 253 bytes of
+// printable UTF-8 without spaces or braces.
 func ValidServiceID(id string) bool {
-	if id == "" || len(id) > 253 {
+	if id == "" || len(id) > 253 || !utf8.ValidString(id) {
 		return false
 	}
 	for _, r := range id {

@@ -25,6 +25,8 @@ type Options struct {
 	RemindAfter  time.Duration
 	MaxReminders int
 	ReportWindow time.Duration
+	// DefaultLanguage is given to contacts stored without one ("en" if unset).
+	DefaultLanguage string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -48,6 +50,9 @@ func NewStore(rdb redis.UniversalClient, opt Options) (*Store, error) {
 	}
 	if opt.KeyPrefix == "" {
 		opt.KeyPrefix = "contactd"
+	}
+	if opt.DefaultLanguage == "" {
+		opt.DefaultLanguage = "en"
 	}
 	return &Store{rdb: rdb, keys: Keys{Prefix: opt.KeyPrefix}, nics: nics, opt: opt}, nil
 }

@@ -201,8 +201,10 @@ func TestEndToEndAdminNamesTech(t *testing.T) {
 	if !strings.Contains(informed.Text, "/r/") {
 		t.Errorf("informed email has no \"this wasn't me\" link:\n%s", informed.Text)
 	}
-	s.email(alice, r.ID, "applied")
-	s.email(david, r.ID, "applied")
+	for _, k := range []string{"applied", "recorded"} {
+		s.email(alice, r.ID, k)
+		s.email(david, r.ID, k)
+	}
 	want := []string{alice + " applied", alice + " recorded", alice + " validation", bruno + " informed",
 		david + " applied", david + " recorded", david + " validation"}
 	if got := s.kinds(r.ID, alice, bruno, carla, david); strings.Join(got, ",") != strings.Join(want, ",") {
