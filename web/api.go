@@ -224,6 +224,19 @@ func (s *Server) putContact(w http.ResponseWriter, r *http.Request) {
 	c := workflow.Contact{NIC: nic, Email: b.Email, Name: b.Name, Language: b.Language, PaymentOK: b.PaymentOK == nil || *b.PaymentOK}
 	ctx, cancel := storeCtx(r)
 	defer cancel()
+	if b.PaymentOK == nil {
+		// Left out, payment_ok keeps its stored value: updating an address
+		// must not clear a contact's arrears. A new contact is up to date.
+		old, err := s.p.Store.GetContact(ctx, nic)
+		switch workflow.ErrorCode(err) {
+		case "":
+			c.PaymentOK = old.PaymentOK
+		case workflow.EUnknownContact:
+		default:
+			s.apiError(w, r, err)
+			return
+		}
+	}
 	saved, err := s.p.Store.PutContact(ctx, c)
 	if err != nil {
 		s.apiError(w, r, err)

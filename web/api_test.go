@@ -153,6 +153,11 @@ func TestAPIDirectory(t *testing.T) {
 		if err != nil || c.Language != "en" || c.PaymentOK {
 			t.Errorf("stored contact = %+v, %v", c, err)
 		}
+		// A new address without payment_ok keeps the arrears on file.
+		w = e.api("PUT", "/api/v1/contacts/zz9-ovh", `{"email":"zed@example.net","name":"Zed","language":"en"}`)
+		if c, _ := e.store.GetContact(context.Background(), "zz9-ovh"); w.Code != 200 || c.PaymentOK || c.Email != "zed@example.net" {
+			t.Errorf("PUT without payment_ok = %d, stored %+v; want the address changed and payment_ok still false", w.Code, c)
+		}
 
 		w = e.api("GET", "/api/v1/services/example.com", "")
 		if got := strings.TrimSpace(w.Body.String()); got != `{"id":"example.com","kind":"domain","admin":"ad1-ovh","tech":"te1-ovh","billing":"bi1-ovh"}` {
