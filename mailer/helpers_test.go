@@ -19,6 +19,8 @@ import (
 	"contactd/templates"
 	"contactd/workflow"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -252,12 +254,16 @@ func pending(t testing.TB, s *workflow.Store) int64 {
 	ctx := context.Background()
 	var n int64
 	for sh := 0; sh < workflow.Shards; sh++ {
-		a, err := s.Redis().ZCard(ctx, s.Keys().OutboxReady(sh)).Result()
-		if err != nil {
+		// Both sets in one transaction: read one after the other, an entry
+		// moving between them could be missed by both.
+		var a, b *redis.IntCmd
+		if _, err := s.Redis().TxPipelined(ctx, func(p redis.Pipeliner) error {
+			a, b = p.ZCard(ctx, s.Keys().OutboxReady(sh)), p.ZCard(ctx, s.Keys().OutboxClaimed(sh))
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
-		b, _ := s.Redis().ZCard(ctx, s.Keys().OutboxClaimed(sh)).Result()
-		n += a + b
+		n += a.Val() + b.Val()
 	}
 	return n
 }
