@@ -2,13 +2,12 @@ package inbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"contactd/internal/oauth2cmd"
 )
 
 // login authenticates as imap.auth says: password (LOGIN, nothing when
@@ -18,7 +17,7 @@ func (r *Reader) login(ctx context.Context, c *imapclient.Client) error {
 	cfg := r.p.Config.IMAP
 	switch cfg.Auth {
 	case "xoauth2":
-		token, err := oauth2Token(ctx, cfg.OAuth2TokenCommand)
+		token, err := oauth2cmd.Token(ctx, "imap.oauth2_token_command", cfg.OAuth2TokenCommand, 30*time.Second)
 		if err != nil {
 			return err
 		}
@@ -34,24 +33,6 @@ func (r *Reader) login(ctx context.Context, c *imapclient.Client) error {
 		}
 	}
 	return nil
-}
-
-// oauth2Token runs the token command and returns what it prints.
-func oauth2Token(ctx context.Context, command string) (string, error) {
-	if command == "" {
-		return "", errors.New("inbox: imap.oauth2_token_command is empty")
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "sh", "-c", command).Output()
-	if err != nil {
-		return "", fmt.Errorf("inbox: imap.oauth2_token_command: %w", err)
-	}
-	token := strings.TrimSpace(string(out))
-	if token == "" {
-		return "", errors.New("inbox: imap.oauth2_token_command printed no token")
-	}
-	return token, nil
 }
 
 // xoauth2 is the SASL XOAUTH2 mechanism of Gmail and Microsoft 365.

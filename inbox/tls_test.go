@@ -93,16 +93,7 @@ func TestReaderTLSModes(t *testing.T) {
 	}
 }
 
-func TestOAuth2Token(t *testing.T) {
-	ctx := context.Background()
-	if tok, err := oauth2Token(ctx, "echo ' ya29.token '"); err != nil || tok != "ya29.token" {
-		t.Errorf("token = %q, %v", tok, err)
-	}
-	for _, cmd := range []string{"", "true", "exit 3"} {
-		if _, err := oauth2Token(ctx, cmd); err == nil {
-			t.Errorf("command %q: no error", cmd)
-		}
-	}
+func TestXOAUTH2(t *testing.T) {
 	mech, ir, _ := (&xoauth2{user: "contacts@example.com", token: "tok"}).Start()
 	if mech != "XOAUTH2" || !strings.Contains(string(ir), "user=contacts@example.com\x01auth=Bearer tok\x01\x01") {
 		t.Errorf("XOAUTH2 start = %q %q", mech, ir)

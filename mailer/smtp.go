@@ -6,11 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"time"
 
 	"contactd/config"
+	"contactd/internal/oauth2cmd"
 
 	gomail "github.com/wneessen/go-mail"
 )
@@ -106,7 +105,7 @@ func (s *sender) dial(ctx context.Context) error {
 	if s.cfg.Username != "" {
 		secret, auth := s.cfg.Password, gomail.SMTPAuthAutoDiscover
 		if s.cfg.Auth == "xoauth2" {
-			tok, err := oauth2Token(ctx, s.cfg.OAuth2TokenCommand, s.timeout)
+			tok, err := oauth2cmd.Token(ctx, "smtp.oauth2_token_command", s.cfg.OAuth2TokenCommand, s.timeout)
 			if err != nil {
 				return err
 			}
@@ -181,22 +180,6 @@ func (s *sender) close() {
 		_ = s.client.Close()
 		s.client = nil
 	}
-}
-
-// oauth2Token runs the configured command and returns what it prints,
-// trimmed. The token is a secret: it is neither logged nor kept.
-func oauth2Token(ctx context.Context, command string, timeout time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "/bin/sh", "-c", command).Output()
-	if err != nil {
-		return "", fmt.Errorf("mailer: smtp.oauth2_token_command failed: %w", err)
-	}
-	tok := strings.TrimSpace(string(out))
-	if tok == "" {
-		return "", errors.New("mailer: smtp.oauth2_token_command printed nothing")
-	}
-	return tok, nil
 }
 
 // loadDKIM reads the signing key of smtp.dkim, or returns nil when DKIM is
