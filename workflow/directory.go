@@ -105,31 +105,6 @@ func (s *Store) GetContact(ctx context.Context, nic string) (*Contact, error) {
 	return decodeContact(nic, h), nil
 }
 
-// GetContacts reads several contacts in one round trip; those not in the
-// directory (or not valid NICs) are absent from the map.
-func (s *Store) GetContacts(ctx context.Context, nics ...string) (map[string]*Contact, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := map[string]*redis.MapStringStringCmd{}
-	for _, nic := range nics {
-		if n, err := s.nics.Normalize(nic); err == nil && cmds[n] == nil {
-			cmds[n] = pipe.HGetAll(ctx, s.keys.Contact(n))
-		}
-	}
-	out := map[string]*Contact{}
-	if len(cmds) == 0 {
-		return out, nil
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, storeErr(err)
-	}
-	for nic, cmd := range cmds {
-		if h := cmd.Val(); len(h) > 0 {
-			out[nic] = decodeContact(nic, h)
-		}
-	}
-	return out, nil
-}
-
 // Parties reads, in one round trip, the service of a request and every
 // contact it names (requester, approvers, informed, each change's from and
 // to) plus any extra NICs. Contacts missing from the directory are absent
@@ -234,7 +209,6 @@ func (s *Store) writeService(ctx context.Context, pipe redis.Pipeliner, v Servic
 	for _, r := range Roles {
 		pipe.SAdd(ctx, s.keys.NICServices(v.Holder(r)), v.ID)
 	}
-	pipe.SAdd(ctx, s.keys.Services(), v.ID)
 	pipe.HSet(ctx, s.keys.Service(v.ID), "kind", v.Kind, "admin", v.Admin, "tech", v.Tech, "billing", v.Billing)
 }
 

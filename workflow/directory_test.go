@@ -2,6 +2,7 @@ package workflow_test
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"testing"
 
@@ -103,19 +104,6 @@ func TestPutService(t *testing.T) {
 	wantCode(t, err, workflow.EUnknownService)
 }
 
-func TestGetContacts(t *testing.T) {
-	b := redistest.Mini(t)
-	s := newStore(t, b, newClock())
-	seed(t, s)
-	got, err := s.GetContacts(context.Background(), "AD1-OVH", "te1-ovh", "zz9-ovh", "bad nic", "ad1-ovh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 || got["ad1-ovh"].Name != "Alice Admin" || got["te1-ovh"].Language != "fr" {
-		t.Errorf("contacts = %+v", got)
-	}
-}
-
 func TestDirectoryChecks(t *testing.T) {
 	b := redistest.Mini(t)
 	c := newClock()
@@ -178,4 +166,26 @@ func TestMyContactsFollowsTheService(t *testing.T) {
 			t.Error("reading My contacts changed the keys")
 		}
 	})
+}
+
+func TestParties(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b, newClock())
+	seed(t, s)
+	r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	svc, contacts, err := s.Parties(context.Background(), r, "BI1-OVH", "zz9-ovh", "bad nic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc == nil || svc.Kind != "domain" {
+		t.Errorf("service = %+v", svc)
+	}
+	var nics []string
+	for nic := range contacts {
+		nics = append(nics, nic)
+	}
+	sort.Strings(nics)
+	if diff := cmp.Diff([]string{"ad1-ovh", "bi1-ovh", "nw1-ovh", "te1-ovh"}, nics); diff != "" {
+		t.Errorf("contacts read (-want +got):\n%s", diff)
+	}
 }

@@ -20,9 +20,6 @@ func (k Keys) NICServices(nic string) string { return k.Prefix + ":nic:" + nic +
 // nic is requester, approver or informed.
 func (k Keys) NICRequests(nic string) string { return k.Prefix + ":nic:" + nic + ":requests" }
 
-// Services is a SET of every service id, for listings and the demo.
-func (k Keys) Services() string { return k.Prefix + ":services" }
-
 // Events is the STREAM of ended and disputed requests (SPEC section 9).
 func (k Keys) Events() string { return k.Prefix + ":events" }
 
