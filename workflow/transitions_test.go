@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"contactd/internal/redistest"
 	"contactd/workflow"
@@ -215,7 +216,7 @@ func TestDispute(t *testing.T) {
 		wantCode(t, err, workflow.EGone)
 		// The window closes.
 		tok2, _ := s.IssueReportToken(ctx, r.ID, "te1-ovh")
-		c.Advance(720*60*60*1e9 + 1)
+		c.Advance(720*time.Hour + time.Millisecond)
 		_, _, err = s.LookupReport(ctx, tok2)
 		wantCode(t, err, workflow.EGone)
 	})
@@ -228,7 +229,7 @@ func TestList(t *testing.T) {
 		s := newStore(t, b, c)
 		seed(t, s)
 		r1 := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
-		c.Advance(1000)
+		c.Advance(time.Second) // "My requests" orders by creation time in ms
 		r2 := created(t, s, "hosting-9", "tb1-ovh", map[string]string{"billing": "nw1-ovh"})
 		if _, err := s.Cancel(ctx, r2.ID, "tb1-ovh", workflow.API); err != nil {
 			t.Fatal(err)
