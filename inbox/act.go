@@ -2,7 +2,6 @@ package inbox
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -10,8 +9,6 @@ import (
 	"contactd/config"
 	"contactd/metrics"
 	"contactd/workflow"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Outcome is where a handled message goes.
@@ -28,10 +25,25 @@ const (
 // understood.
 const notUnderstoodEvery = time.Hour
 
+// Store is what the inbox needs of workflow.Store.
+type Store interface {
+	LookupToken(ctx context.Context, token string) (*workflow.Request, string, error)
+	LookupSent(ctx context.Context, messageID string) (*workflow.SentMessage, error)
+	Get(ctx context.Context, id string) (*workflow.Request, error)
+	GetContact(ctx context.Context, nic string) (*workflow.Contact, error)
+	IsContactAddress(ctx context.Context, address string) (bool, error)
+	Decide(ctx context.Context, token string, d workflow.Decision, ch workflow.Channel) (*workflow.Outcome, error)
+	DecideByHash(ctx context.Context, hash string, shardChar byte, d workflow.Decision, ch workflow.Channel) (*workflow.Outcome, error)
+	MarkUndeliverable(ctx context.Context, id, nic string) error
+	ThrottleAnswer(ctx context.Context, address, reason string, every time.Duration) (bool, error)
+	Unthrottle(ctx context.Context, address string)
+	Enqueue(ctx context.Context, m workflow.Message) error
+	MessageClaimer(owner string, lease time.Duration) *workflow.MessageClaimer
+}
+
 // actor decides what a reply means and acts on it through the store.
 type actor struct {
-	store *workflow.Store
-	keys  workflow.Keys
+	store Store
 	cfg   config.Config
 	log   *slog.Logger
 }
@@ -138,15 +150,37 @@ func (a *actor) reference(ctx context.Context, ids []string) (*sent, error) {
 		if i >= 10 {
 			break
 		}
-		h, err := a.store.Redis().HGetAll(ctx, a.keys.SentMessage(id)).Result()
+		rec, err := a.store.LookupSent(ctx, id)
 		if err != nil {
-			return nil, unavailable(err)
+			return nil, err
 		}
-		if h["r"] != "" && h["n"] != "" && workflow.ValidRequestID(h["r"]) {
-			return &sent{request: h["r"], nic: h["n"], kind: h["k"], hash: h["h"]}, nil
+		if rec != nil {
+			return &sent{request: rec.Request, nic: rec.NIC, kind: string(rec.Kind), hash: rec.TokenHash}, nil
 		}
 	}
 	return nil, nil
+}
+
+// answerable reports whether the sender of a reply that cannot be used may
+// be told so: only a contact of the directory, or a sender whose message
+// names one of our tokens or one of our emails. Anyone else may be a
+// forged sender, and answering would send mail to a stranger
+// (backscatter).
+func (a *actor) answerable(ctx context.Context, r *Reply) (bool, error) {
+	if r.Token != "" {
+		_, _, err := a.store.LookupToken(ctx, r.Token)
+		switch workflow.ErrorCode(err) {
+		case "", workflow.EGone:
+			return true, nil
+		case workflow.ENotFound:
+		default:
+			return false, err
+		}
+	}
+	if ref, err := a.reference(ctx, r.References); err != nil || ref != nil {
+		return ref != nil, err
+	}
+	return a.store.IsContactAddress(ctx, r.From)
 }
 
 // ours reports whether a message comes from contactd's own address.
@@ -167,9 +201,17 @@ func (a *actor) reject(ctx context.Context, r *Reply, reason, lang string) (Outc
 	if lang != "en" && lang != "fr" {
 		lang = a.cfg.Workflow.DefaultLanguage
 	}
-	first, err := a.store.Redis().SetNX(ctx, a.keys.NotUnderstood(r.From), reason, notUnderstoodEvery).Result()
+	ok, err := a.answerable(ctx, r)
 	if err != nil {
-		return "", unavailable(err)
+		return "", err
+	}
+	if !ok {
+		a.log.Info("reply rejected without an answer: the sender is not known", "message_id", r.MessageID)
+		return Rejected, nil
+	}
+	first, err := a.store.ThrottleAnswer(ctx, r.From, reason, notUnderstoodEvery)
+	if err != nil {
+		return "", err
 	}
 	if !first {
 		return Rejected, nil
@@ -178,23 +220,34 @@ func (a *actor) reject(ctx context.Context, r *Reply, reason, lang string) (Outc
 	if r.MessageID != "" {
 		inReplyTo = "<" + r.MessageID + ">"
 	}
-	err = a.store.Enqueue(ctx, workflow.Message{Kind: "not_understood", To: r.From, Language: lang, Reason: mailReason(reason), InReplyTo: inReplyTo})
+	err = a.store.Enqueue(ctx, workflow.Message{Kind: workflow.KindNotUnderstood, To: r.From, Language: lang, Reason: mailReason(reason), InReplyTo: inReplyTo})
 	if err != nil {
-		a.store.Redis().Del(context.WithoutCancel(ctx), a.keys.NotUnderstood(r.From))
+		a.store.Unthrottle(ctx, r.From)
 		return "", err
 	}
 	return Rejected, nil
 }
 
 // bounce marks the approver of the email a failed delivery report names
-// as undeliverable. Reports that match none of our emails change nothing.
+// as undeliverable. Only a report that comes from a mail system (empty
+// Return-Path) and names the Message-ID of an email we really sent counts
+// (to that email's recipient, when the report lists recipients); anything
+// else changes nothing, so a forged report naming a request id or an
+// address does nothing.
 func (a *actor) bounce(ctx context.Context, r *Reply) error {
 	b := r.Bounce
 	if b == nil || !b.Failed {
 		return nil
 	}
+	if !r.nullSender() {
+		a.log.Info("delivery report ignored: its Return-Path is not empty", "message_id", r.MessageID)
+		return nil
+	}
 	id, nic, err := a.bounced(ctx, b)
 	if err != nil || id == "" {
+		if err == nil {
+			a.log.Info("delivery report ignored: it names none of our emails", "message_id", r.MessageID)
+		}
 		return err
 	}
 	err = a.store.MarkUndeliverable(ctx, id, nic)
@@ -208,65 +261,48 @@ func (a *actor) bounce(ctx context.Context, r *Reply) error {
 	return nil
 }
 
-// bounced finds the request and approver of a bounced email: by its
-// Message-ID, else its token, else its request id and recipient address.
+// nullSender reports whether the message has an empty Return-Path ("<>"),
+// as delivery reports from mail systems have.
+func (r *Reply) nullSender() bool {
+	rp := strings.TrimSpace(r.header.Get("Return-Path"))
+	return r.header.Has("Return-Path") && (rp == "<>" || rp == "")
+}
+
+// bounced finds the request and approver of a bounced email by its
+// Message-ID, checked against the recipients the report lists.
 func (a *actor) bounced(ctx context.Context, b *Bounce) (string, string, error) {
-	if ref, err := a.reference(ctx, b.MessageIDs); err != nil || ref != nil {
-		if ref == nil {
-			return "", "", err
+	for i, mid := range b.MessageIDs {
+		if i >= 10 {
+			break
 		}
-		return ref.request, ref.nic, err
-	}
-	for _, t := range b.Tokens {
-		req, nic, err := a.store.LookupToken(ctx, t)
-		if req != nil && nic != "" {
-			return req.ID, nic, nil
+		rec, err := a.store.LookupSent(ctx, mid)
+		if err != nil || rec == nil {
+			if err != nil {
+				return "", "", err
+			}
+			continue
 		}
-		if c := workflow.ErrorCode(err); c != workflow.ENotFound && c != workflow.EGone {
-			return "", "", err
+		if len(b.Recipients) > 0 {
+			c, err := a.store.GetContact(ctx, rec.NIC)
+			if err != nil && workflow.ErrorCode(err) != workflow.EUnknownContact {
+				return "", "", err
+			}
+			if c == nil || !containsFold(b.Recipients, c.Email) {
+				continue
+			}
 		}
-	}
-	for _, id := range b.Requests {
-		nic, err := a.approverByAddress(ctx, id, b.Recipients)
-		if err != nil || nic != "" {
-			return id, nic, err
-		}
+		return rec.Request, rec.NIC, nil
 	}
 	return "", "", nil
 }
 
-// approverByAddress returns the approver of request id whose email is
-// one of addrs.
-func (a *actor) approverByAddress(ctx context.Context, id string, addrs []string) (string, error) {
-	if !workflow.ValidRequestID(id) {
-		return "", nil
-	}
-	req, err := a.store.Get(ctx, id)
-	if workflow.ErrorCode(err) == workflow.ENotFound {
-		return "", nil
-	} else if err != nil {
-		return "", err
-	}
-	for _, nic := range req.Approvers() {
-		c, err := a.store.GetContact(ctx, nic)
-		if err != nil {
-			continue
-		}
-		for _, addr := range addrs {
-			if strings.EqualFold(c.Email, addr) {
-				return nic, nil
-			}
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(strings.TrimSpace(x), strings.TrimSpace(s)) {
+			return true
 		}
 	}
-	return "", nil
-}
-
-// unavailable wraps a Redis error as the workflow's unavailable error.
-func unavailable(err error) error {
-	if err == nil || errors.Is(err, redis.Nil) {
-		return nil
-	}
-	return &workflow.Error{Code: workflow.EUnavailable, Message: "store unavailable: " + err.Error()}
+	return false
 }
 
 // count adds a handled message to the replies metric.

@@ -12,7 +12,7 @@ import (
 func newActor(t *testing.T, w *world) *actor {
 	cfg := config.Default()
 	cfg.IMAP.ReplyAddress = "contacts@example.com"
-	return &actor{store: w.store, keys: w.store.Keys(), cfg: cfg, log: testLogger(t)}
+	return &actor{store: w.store, cfg: cfg, log: testLogger(t)}
 }
 
 // A token that differs from the one of the email the reply answers is

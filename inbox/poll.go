@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"contactd/workflow"
+
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 )
@@ -113,23 +115,23 @@ func (r *Reader) handle(ctx context.Context, buf *imapclient.FetchMessageBuffer)
 	if reply.MessageID != "" {
 		ids = append(ids, "mid:"+reply.MessageID)
 	}
-	cl, state, done, retry, err := r.claims.take(ctx, ids)
+	cl, state, done, retry, err := r.claims.Take(ctx, ids)
 	switch {
 	case err != nil:
 		return "", err
-	case state == claimBusy:
+	case state == workflow.ClaimBusy:
 		r.log.Debug("message claimed by another reader", "uid", buf.UID, "message_id", reply.MessageID)
 		return "", nil
-	case state == claimDone:
-		r.log.Debug("message acted on already", "uid", buf.UID, "message_id", reply.MessageID, "outcome", string(done))
-		return done, nil
+	case state == workflow.ClaimDone:
+		r.log.Debug("message acted on already", "uid", buf.UID, "message_id", reply.MessageID, "outcome", done)
+		return Outcome(done), nil
 	}
 	o, err := r.act.act(ctx, reply, retry)
 	if err != nil {
-		r.claims.release(ctx, cl)
+		r.claims.Release(ctx, cl)
 		return "", err
 	}
-	if err := r.claims.record(ctx, cl, o); err != nil {
+	if err := r.claims.Record(ctx, cl, string(o)); err != nil {
 		// The claim goes stale and a later read acts again, knowing it may have.
 		return "", err
 	}

@@ -22,7 +22,7 @@ import (
 
 // Params wires a Reader.
 type Params struct {
-	Store  *workflow.Store
+	Store  Store
 	Config config.Config
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -49,15 +49,11 @@ type Reader struct {
 	p        Params
 	log      *slog.Logger
 	act      *actor
-	claims   *claimer
+	claims   *workflow.MessageClaimer
 	kick     chan struct{}
 	lastPoll atomic.Int64
 	validity uint32
 }
-
-// claimTTL is how long a message's outcome is remembered: longer than a
-// request lives, so a message seen again is never acted on twice.
-const claimTTL = 15 * 24 * time.Hour
 
 // New returns a Reader of the mailbox of p.Config.IMAP.
 func New(p Params) (*Reader, error) {
@@ -87,10 +83,9 @@ func New(p Params) (*Reader, error) {
 	return &Reader{
 		p:    p,
 		log:  log,
-		act:  &actor{store: p.Store, keys: p.Store.Keys(), cfg: p.Config, log: log},
+		act:  &actor{store: p.Store, cfg: p.Config, log: log},
 		kick: make(chan struct{}, 1),
-		claims: &claimer{rdb: p.Store.Redis(), keys: p.Store.Keys(), owner: hex.EncodeToString(owner),
-			now: p.Now, lease: p.ClaimLease, ttl: claimTTL},
+		claims: p.Store.MessageClaimer(hex.EncodeToString(owner), p.ClaimLease),
 	}, nil
 }
 

@@ -47,7 +47,8 @@ func TestReaderActsAndFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		appendMsg(t, c, "INBOX", string(raw))
+		// The report names the address the email went to: approver 3's.
+		appendMsg(t, c, "INBOX", strings.ReplaceAll(string(raw), "new1@example.net", "admin3@example.com"))
 
 		before := testutil.ToFloat64(metrics.Replies.WithLabelValues("ignored"))
 		r := runReader(t, w, cfg)
@@ -160,13 +161,13 @@ func TestReaderCrashAfterActing(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale := fmt.Sprintf("w:gone:%d", time.Now().Add(-time.Hour).UnixMilli())
-	b.Client.Set(ctx, w.store.Keys().InboxClaim("mid:crash@example.com"), stale, time.Hour)
+	b.Client.Set(ctx, workflow.Keys{Prefix: b.Prefix}.InboxClaim("mid:crash@example.com"), stale, time.Hour)
 	appendMsg(t, c, "INBOX", reply(0, w.tokens[0], "yes", "crash@example.com"))
 	// Another one acted on and recorded, but not moved before the crash.
 	if _, err := w.store.Decide(ctx, w.tokens[1], workflow.Decline, workflow.Email); err != nil {
 		t.Fatal(err)
 	}
-	b.Client.Set(ctx, w.store.Keys().InboxClaim("mid:moved@example.com"), string(Processed), time.Hour)
+	b.Client.Set(ctx, workflow.Keys{Prefix: b.Prefix}.InboxClaim("mid:moved@example.com"), string(Processed), time.Hour)
 	appendMsg(t, c, "INBOX", reply(1, w.tokens[1], "no", "moved@example.com"))
 
 	runReader(t, w, cfg)
@@ -188,7 +189,7 @@ func TestReaderLeavesMessageClaimedByAnother(t *testing.T) {
 	c := client(t, cfg)
 	ctx := context.Background()
 	working := fmt.Sprintf("w:other:%d", time.Now().UnixMilli())
-	b.Client.Set(ctx, w.store.Keys().InboxClaim("mid:busy@example.com"), working, time.Hour)
+	b.Client.Set(ctx, workflow.Keys{Prefix: b.Prefix}.InboxClaim("mid:busy@example.com"), working, time.Hour)
 	appendMsg(t, c, "INBOX", reply(0, w.tokens[0], "yes", "busy@example.com"))
 	r := runReader(t, w, cfg)
 	eventually(t, "a poll", func() bool { return !r.LastPoll().IsZero() })

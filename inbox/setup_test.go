@@ -199,7 +199,7 @@ func newWorld(t testing.TB, b redistest.Backend, n int) *world {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, err := s.IssueToken(ctx, r.ID, nic, "validation")
+		tok, _, err := s.IssueToken(ctx, r.ID, nic, workflow.KindValidation)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func newWorld(t testing.TB, b redistest.Backend, n int) *world {
 // sent records an email to approver i of the world as the mailer would.
 func (w *world) sent(t testing.TB, messageID string, i int) {
 	t.Helper()
-	err := w.b.Client.HSet(context.Background(), w.store.Keys().SentMessage(messageID), "r", w.ids[i],
+	err := w.b.Client.HSet(context.Background(), workflow.Keys{Prefix: w.b.Prefix}.SentMessage(messageID), "r", w.ids[i],
 		"n", fmt.Sprintf("ad%d-ovh", i), "k", "validation", "h", workflow.HashToken(w.tokens[i])).Err()
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func outboxOf(t testing.TB, w *world, kind string) []workflow.Message {
 	ctx := context.Background()
 	var out []workflow.Message
 	for n := 0; n < workflow.Shards; n++ {
-		all, err := w.b.Client.HGetAll(ctx, w.store.Keys().Outbox(n)).Result()
+		all, err := w.b.Client.HGetAll(ctx, workflow.Keys{Prefix: w.b.Prefix}.Outbox(n)).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func outboxOf(t testing.TB, w *world, kind string) []workflow.Message {
 			if err := json.Unmarshal([]byte(raw), &m); err != nil {
 				t.Fatal(err)
 			}
-			if m.Kind == kind {
+			if string(m.Kind) == kind {
 				out = append(out, m)
 			}
 		}

@@ -34,8 +34,14 @@ func benchRequest(b *testing.B, s *workflow.Store) *workflow.Request {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for sh := 0; sh < workflow.Shards; sh++ {
-		s.Redis().Del(ctx, s.Keys().Outbox(sh), s.Keys().OutboxReady(sh))
+	es, err := s.ListOutbox(ctx, workflow.OutboxReady, 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range es {
+		if err := s.DropOutboxEntry(ctx, e.Ref()); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return r
 }
@@ -102,7 +108,7 @@ func benchRaw(b *testing.B, conns int) {
 			srv := startSink(b, "")
 			srv.discard = true
 			m := newMailer(b, s, testConfig(srv.port()), 1)
-			e := &entry{Message: workflow.Message{Kind: "applied", Request: r.ID, NIC: "nw1-ovh", At: 1}, id: "1"}
+			e := &workflow.OutboxEntry{Message: workflow.Message{Kind: workflow.KindApplied, Request: r.ID, NIC: "nw1-ovh", At: 1}, ID: "1"}
 			l, err := m.compose(context.Background(), e)
 			if err != nil {
 				b.Fatal(err)

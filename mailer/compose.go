@@ -30,13 +30,13 @@ type letter struct {
 // compose gathers what the email of e shows, from the request's current
 // state and the directory. Approvers' tokens are issued here, just before
 // sending, so that a token exists only once its email is on its way.
-func (m *Mailer) compose(ctx context.Context, e *entry) (*letter, error) {
+func (m *Mailer) compose(ctx context.Context, e *workflow.OutboxEntry) (*letter, error) {
 	switch e.Kind {
-	case "not_understood":
+	case workflow.KindNotUnderstood:
 		return m.composeNotUnderstood(ctx, e)
-	case "disputed":
+	case workflow.KindDisputed:
 		if m.cfg.Workflow.SecurityContact == "" {
-			m.log.Warn("dispute email not sent: workflow.security_contact is not set", "request_id", e.Request, "outbox_id", e.ref())
+			m.log.Warn("dispute email not sent: workflow.security_contact is not set", "request_id", e.Request, "outbox_id", e.Ref())
 			return nil, errNotDue
 		}
 	}
@@ -52,7 +52,7 @@ func (m *Mailer) compose(ctx context.Context, e *entry) (*letter, error) {
 		return nil, err
 	}
 	l := &letter{nic: e.NIC, request: req.ID}
-	d := templates.Data{Kind: e.Kind, RequestID: req.ID, Service: req.Service, Requester: people.get(req.Requester),
+	d := templates.Data{Kind: string(e.Kind), RequestID: req.ID, Service: req.Service, Requester: people.get(req.Requester),
 		Status: string(req.Status), CreatedAt: req.CreatedAt, ExpiresAt: req.ExpiresAt, Reason: req.Reason,
 		ReplyAddress: m.cfg.IMAP.ReplyAddress}
 	d.ServiceKind = serviceKind
@@ -63,13 +63,13 @@ func (m *Mailer) compose(ctx context.Context, e *entry) (*letter, error) {
 	}
 	for _, nic := range req.Approvers() {
 		switch req.Approvals[nic].Status {
-		case "pending":
+		case workflow.ApprovalPending:
 			d.Awaited = append(d.Awaited, people.get(nic))
-		case "declined":
+		case workflow.ApprovalDeclined:
 			d.Decliners = append(d.Decliners, people.get(nic))
 		}
 	}
-	if e.Kind == "disputed" {
+	if e.Kind == workflow.KindDisputed {
 		d.About = people.get(e.NIC)
 		d.Language = m.cfg.Workflow.DefaultLanguage
 		l.to, l.nic = m.cfg.Workflow.SecurityContact, ""
@@ -92,11 +92,11 @@ func (m *Mailer) compose(ctx context.Context, e *entry) (*letter, error) {
 }
 
 // attachToken issues the token and link of the kinds that carry one.
-func (m *Mailer) attachToken(ctx context.Context, l *letter, d *templates.Data, req *workflow.Request, e *entry) error {
+func (m *Mailer) attachToken(ctx context.Context, l *letter, d *templates.Data, req *workflow.Request, e *workflow.OutboxEntry) error {
 	base := strings.TrimRight(m.cfg.HTTP.BaseURL, "/")
 	switch {
-	case templates.TokenKinds[e.Kind]:
-		tok, err := m.store.IssueToken(ctx, req.ID, e.NIC, e.Kind)
+	case e.Kind.CarriesToken():
+		tok, hash, err := m.store.IssueToken(ctx, req.ID, e.NIC, e.Kind)
 		switch workflow.ErrorCode(err) {
 		case "":
 		case workflow.EGone, workflow.ENotFound:
@@ -104,8 +104,9 @@ func (m *Mailer) attachToken(ctx context.Context, l *letter, d *templates.Data, 
 		default:
 			return err
 		}
+		e.TokenHash = hash
 		l.token, d.Token, d.Link = tok, tok, base+"/v/"+tok
-	case e.Kind == "informed":
+	case e.Kind == workflow.KindInformed:
 		tok, err := m.store.IssueReportToken(ctx, req.ID, e.NIC)
 		if workflow.ErrorCode(err) == workflow.ENotFound {
 			return errNotDue
@@ -119,18 +120,18 @@ func (m *Mailer) attachToken(ctx context.Context, l *letter, d *templates.Data, 
 	return nil
 }
 
-func (m *Mailer) composeNotUnderstood(ctx context.Context, e *entry) (*letter, error) {
+func (m *Mailer) composeNotUnderstood(ctx context.Context, e *workflow.OutboxEntry) (*letter, error) {
 	if strings.TrimSpace(e.To) == "" {
 		return nil, permanent(errors.New("mailer: reply-not-understood entry without an address"))
 	}
-	d := templates.Data{Kind: e.Kind, Language: m.language(e.Language), Reason: e.Reason,
+	d := templates.Data{Kind: string(e.Kind), Language: m.language(e.Language), Reason: e.Reason,
 		ReplyAddress: m.cfg.IMAP.ReplyAddress, RequestID: e.Request}
 	return &letter{to: e.To, data: d, request: e.Request, inReplTo: e.InReplyTo}, nil
 }
 
 // language is lang when it is one of ours, else workflow.default_language.
 func (m *Mailer) language(lang string) string {
-	if lang == "en" || lang == "fr" {
+	if workflow.KnownLanguage(lang) {
 		return lang
 	}
 	return m.cfg.Workflow.DefaultLanguage
@@ -155,7 +156,7 @@ func (d directory) get(nic string) templates.Person {
 // people reads, in one round trip, every contact the request and the
 // entry name, and the service's kind. A contact missing from the
 // directory is shown by its NIC alone.
-func (m *Mailer) people(ctx context.Context, req *workflow.Request, e *entry) (directory, string, error) {
+func (m *Mailer) people(ctx context.Context, req *workflow.Request, e *workflow.OutboxEntry) (directory, string, error) {
 	svc, contacts, err := m.store.Parties(ctx, req, e.NIC, e.About)
 	if err != nil {
 		return directory{}, "", fmt.Errorf("mailer: reading the directory: %w", err)

@@ -89,7 +89,7 @@ func TestEventsReachStreamAndWebhook(t *testing.T) {
 			!strings.Contains(bodies[0], `"id":"`+r.ID+`"`) {
 			t.Errorf("webhook: %d calls, bodies %v; want 3 calls and the cancelled request once", calls, bodies)
 		}
-		ev, err := b.Client.XRange(ctx, s.Keys().Events(), "-", "+").Result()
+		ev, err := b.Client.XRange(ctx, workflow.Keys{Prefix: b.Prefix}.Events(), "-", "+").Result()
 		if err != nil || len(ev) != 1 || ev[0].Values["event"] != "cancelled" || ev[0].Values["json"] != bodies[0] {
 			t.Errorf("events stream = %v, %v; want the cancelled request once, as posted", ev, err)
 		}
@@ -118,10 +118,10 @@ func TestNoHeaderInjection(t *testing.T) {
 	// The directory refuses such values; written straight into Redis, they
 	// stand for whatever an older version or another tool left there.
 	evil := "Alice\r\nBcc: victim@example.org\r\nX-Evil: 1"
-	if err := s.Redis().HSet(ctx, s.Keys().Contact("ad1-ovh"), "name", evil).Err(); err != nil {
+	if err := b.Client.HSet(ctx, workflow.Keys{Prefix: b.Prefix}.Contact("ad1-ovh"), "name", evil).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Redis().HSet(ctx, s.Keys().Service(r.Service), "kind", "domain\r\nX-Evil: 2").Err(); err != nil {
+	if err := b.Client.HSet(ctx, workflow.Keys{Prefix: b.Prefix}.Service(r.Service), "kind", "domain\r\nX-Evil: 2").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Enqueue(ctx, workflow.Message{Kind: "not_understood", To: "x@example.net", Reason: "no_token\r\nBcc: victim@example.org",
@@ -152,7 +152,7 @@ func TestDeadGauge(t *testing.T) {
 	s := newStore(t, b)
 	m := newMailer(t, s, testConfig(1), 1)
 	for _, sh := range []int{0, 5, 5} {
-		b.Client.ZAdd(context.Background(), s.Keys().OutboxDead(sh), redis.Z{Score: 1, Member: fmt.Sprint(sh, rand.Int())})
+		b.Client.ZAdd(context.Background(), workflow.Keys{Prefix: b.Prefix}.OutboxDead(sh), redis.Z{Score: 1, Member: fmt.Sprint(sh, rand.Int())})
 	}
 	if got := testutil.ToFloat64(m.DeadGauge()); got != 3 {
 		t.Errorf("dead gauge = %v, want 3", got)

@@ -12,8 +12,6 @@ import (
 	"net/http"
 
 	"contactd/workflow"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // SignatureHeader carries the webhook body's HMAC-SHA256 under
@@ -32,7 +30,7 @@ func Sign(secret string, body []byte) string {
 // API shows it), then POSTs the same JSON to events.webhook_url when set.
 // A webhook that does not answer 2xx is retried like an email; the stream
 // entry is written once.
-func (m *Mailer) publish(ctx context.Context, e *entry) error {
+func (m *Mailer) publish(ctx context.Context, e *workflow.OutboxEntry) error {
 	req, err := m.store.Get(ctx, e.Request)
 	if workflow.ErrorCode(err) == workflow.ENotFound {
 		return errNotDue
@@ -45,9 +43,7 @@ func (m *Mailer) publish(ctx context.Context, e *entry) error {
 		return permanent(err)
 	}
 	if !e.Published {
-		err := m.box.rdb.XAdd(ctx, &redis.XAddArgs{Stream: m.store.Keys().Events(),
-			Values: []any{"event", e.Event, "request", req.ID, "json", string(body)}}).Err()
-		if err != nil {
+		if err := m.store.PublishEvent(ctx, e.Event, req.ID, body); err != nil {
 			return fmt.Errorf("mailer: events stream: %w", err)
 		}
 		e.Published = true

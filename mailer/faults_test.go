@@ -2,6 +2,7 @@ package mailer
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"regexp"
 	"strings"
@@ -50,8 +51,7 @@ func checkOnce(t *testing.T, s *workflow.Store, srv *sink, entries map[string]wo
 	dead := deadRefs(t, s)
 	for ref, msg := range entries {
 		sh, id, _ := strings.Cut(ref, "/")
-		e := &entry{Message: msg, id: id}
-		e.shard = atoi(sh)
+		e := &workflow.OutboxEntry{Message: msg, ID: id, Shard: atoi(sh)}
 		n := seen[messageID(e, "example.com", "")]
 		switch {
 		case dead[ref] && n != 0:
@@ -286,14 +286,14 @@ func TestMaxAttemptsEndsDead(t *testing.T) {
 	}
 }
 
+// rawEntry returns the JSON of the one dead entry.
 func rawEntry(t *testing.T, s *workflow.Store) string {
-	for sh := 0; sh < workflow.Shards; sh++ {
-		h, _ := s.Redis().HGetAll(context.Background(), s.Keys().Outbox(sh)).Result()
-		for _, v := range h {
-			return v
-		}
+	es, err := s.ListOutbox(context.Background(), workflow.OutboxDead, 10)
+	if err != nil || len(es) == 0 {
+		t.Fatalf("no dead entry: %v", err)
 	}
-	return ""
+	raw, _ := json.Marshal(es[0])
+	return string(raw)
 }
 
 // A daemon killed mid-send leaves claims behind; they lapse and are sent.
@@ -303,11 +303,9 @@ func TestLapsedClaimsAreSent(t *testing.T) {
 	srv := startSink(t, "")
 	queueMix(t, s)
 	entries := queued(t, s)
-	box := outbox{rdb: s.Redis(), keys: s.Keys()}
-	now := time.Now().UnixMilli()
 	claimed := 0
 	for sh := 0; sh < workflow.Shards; sh++ {
-		es, _, err := box.claim(context.Background(), sh, now, 50, 100) // a 50 ms lease, never acked
+		es, _, _, err := s.ClaimOutbox(context.Background(), sh, 50*time.Millisecond, 100) // a 50 ms lease, never renewed
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +341,7 @@ func TestShutdownHandsBack(t *testing.T) {
 	stop()
 	var claimed int64
 	for sh := 0; sh < workflow.Shards; sh++ {
-		n, _ := s.Redis().ZCard(context.Background(), s.Keys().OutboxClaimed(sh)).Result()
+		n, _ := b.Client.ZCard(context.Background(), workflow.Keys{Prefix: b.Prefix}.OutboxClaimed(sh)).Result()
 		claimed += n
 	}
 	if claimed != 0 {

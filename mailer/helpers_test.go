@@ -3,7 +3,6 @@ package mailer
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,8 +17,6 @@ import (
 	"contactd/internal/redistest"
 	"contactd/templates"
 	"contactd/workflow"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -251,21 +248,11 @@ func start(t testing.TB, m *Mailer) (stop func()) {
 
 // pending counts the entries of every shard still ready or claimed.
 func pending(t testing.TB, s *workflow.Store) int64 {
-	ctx := context.Background()
-	var n int64
-	for sh := 0; sh < workflow.Shards; sh++ {
-		// Both sets in one transaction: read one after the other, an entry
-		// moving between them could be missed by both.
-		var a, b *redis.IntCmd
-		if _, err := s.Redis().TxPipelined(ctx, func(p redis.Pipeliner) error {
-			a, b = p.ZCard(ctx, s.Keys().OutboxReady(sh)), p.ZCard(ctx, s.Keys().OutboxClaimed(sh))
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		n += a.Val() + b.Val()
+	sc, err := s.ScanOutbox(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n
+	return sc.Ready + sc.Claimed
 }
 
 // waitDrained waits until nothing is ready or claimed.
@@ -283,19 +270,14 @@ func waitDrained(t testing.TB, s *workflow.Store, within time.Duration) {
 // queued lists every entry in the outbox: "shard/id" -> message.
 func queued(t testing.TB, s *workflow.Store) map[string]workflow.Message {
 	t.Helper()
-	ctx := context.Background()
 	out := map[string]workflow.Message{}
-	for sh := 0; sh < workflow.Shards; sh++ {
-		h, err := s.Redis().HGetAll(ctx, s.Keys().Outbox(sh)).Result()
+	for _, state := range []workflow.OutboxState{workflow.OutboxReady, workflow.OutboxClaimed, workflow.OutboxDead} {
+		es, err := s.ListOutbox(context.Background(), state, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for id, raw := range h {
-			var m workflow.Message
-			if err := json.Unmarshal([]byte(raw), &m); err != nil {
-				t.Fatal(err)
-			}
-			out[(&entry{shard: sh, id: id}).ref()] = m
+		for _, e := range es {
+			out[e.Ref()] = e.Message
 		}
 	}
 	return out
@@ -305,14 +287,12 @@ func queued(t testing.TB, s *workflow.Store) map[string]workflow.Message {
 func deadRefs(t testing.TB, s *workflow.Store) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	for sh := 0; sh < workflow.Shards; sh++ {
-		ids, err := s.Redis().ZRange(context.Background(), s.Keys().OutboxDead(sh), 0, -1).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range ids {
-			out[(&entry{shard: sh, id: id}).ref()] = true
-		}
+	es, err := s.ListOutbox(context.Background(), workflow.OutboxDead, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		out[e.Ref()] = true
 	}
 	return out
 }

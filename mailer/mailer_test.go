@@ -117,9 +117,10 @@ func TestEmailsAsReceived(t *testing.T) {
 			if err != nil || got.ID != r.ID || gotNIC != nic {
 				t.Errorf("LookupToken(token sent to %s) = %v, %q, %v; want request %s, %s", addr, got, gotNIC, err, r.ID, nic)
 			}
-			sent, err := b.Client.HGetAll(ctx, s.Keys().SentMessage(strings.Trim(p.h.Get("Message-Id"), "<>"))).Result()
-			if err != nil || sent["r"] != r.ID || sent["n"] != nic || sent["k"] != "validation" || sent["h"] != workflow.HashToken(tok) {
-				t.Errorf("sent-message record of %s = %v, %v", addr, sent, err)
+			sent, err := s.LookupSent(ctx, p.h.Get("Message-Id"))
+			if err != nil || sent == nil || sent.Request != r.ID || sent.NIC != nic || sent.Kind != workflow.KindValidation ||
+				sent.TokenHash != workflow.HashToken(tok) {
+				t.Errorf("sent-message record of %s = %+v, %v", addr, sent, err)
 			}
 			if strings.Contains(string(p.raw), "h="+workflow.HashToken(tok)) {
 				t.Errorf("hash leaked into the message")
@@ -173,7 +174,7 @@ func TestEmailsAsReceived(t *testing.T) {
 		if strings.Join(kinds, "|") != strings.Join(want, "|") {
 			t.Errorf("emails after both accepts:\n got %v\nwant %v", kinds, want)
 		}
-		ev, err := b.Client.XRange(ctx, s.Keys().Events(), "-", "+").Result()
+		ev, err := b.Client.XRange(ctx, workflow.Keys{Prefix: b.Prefix}.Events(), "-", "+").Result()
 		if err != nil || len(ev) != 1 || ev[0].Values["event"] != "applied" || ev[0].Values["request"] != r.ID ||
 			!strings.Contains(ev[0].Values["json"].(string), `"status":"applied"`) {
 			t.Errorf("events stream = %v, %v; want one applied entry with the request's JSON", ev, err)
@@ -276,7 +277,7 @@ func TestDisputeReachesSecurityContact(t *testing.T) {
 	if !found {
 		t.Error("no disputed email sent to the security contact")
 	}
-	ev, _ := b.Client.XRange(ctx, s.Keys().Events(), "-", "+").Result()
+	ev, _ := b.Client.XRange(ctx, workflow.Keys{Prefix: b.Prefix}.Events(), "-", "+").Result()
 	if len(ev) != 2 || ev[1].Values["event"] != "disputed" {
 		t.Errorf("events = %v, want applied then disputed", ev)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"contactd/templates"
+	"contactd/workflow"
 
 	gomail "github.com/wneessen/go-mail"
 )
@@ -28,7 +29,7 @@ func rootID(request, domain string) string { return request + ".request@" + doma
 // carries a new token, so it must not be dropped as a copy of the last
 // one, and a reply quoting the Message-ID acts as the token does, so it
 // must not be guessed from another email of the request.
-func messageID(e *entry, domain, nonce string) string {
+func messageID(e *workflow.OutboxEntry, domain, nonce string) string {
 	req := e.Request
 	if req == "" {
 		req = "x"
@@ -36,7 +37,7 @@ func messageID(e *entry, domain, nonce string) string {
 	if nonce != "" {
 		nonce = ".t" + nonce
 	}
-	return fmt.Sprintf("%s.%s.%d-%s.%s%s@%s", req, strings.ReplaceAll(e.Kind, "_", "-"), e.shard, e.id,
+	return fmt.Sprintf("%s.%s.%d-%s.%s%s@%s", req, strings.ReplaceAll(string(e.Kind), "_", "-"), e.Shard, e.ID,
 		strconv.FormatInt(e.At, 36), nonce, domain)
 }
 
@@ -79,7 +80,7 @@ func plusAddress(addr, token string) string {
 // headers, and the text and HTML alternatives (UTF-8, quoted-printable).
 // Every value from outside (names, subject, a received Message-ID) is one
 // line by then: templates.OneLine and cleanMsgID see to it.
-func (m *Mailer) buildMsg(l *letter, e *entry, mail *templates.Email) (*gomail.Msg, string, error) {
+func (m *Mailer) buildMsg(l *letter, e *workflow.OutboxEntry, mail *templates.Email) (*gomail.Msg, string, error) {
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithCharset(gomail.CharsetUTF8),
 		gomail.WithEncoding(gomail.EncodingQP))
 	if err := msg.From(m.from.String()); err != nil {
@@ -89,7 +90,7 @@ func (m *Mailer) buildMsg(l *letter, e *entry, mail *templates.Email) (*gomail.M
 		return nil, "", permanent(fmt.Errorf("mailer: recipient address %q: %w", templates.OneLine(l.to), err))
 	}
 	reply := m.cfg.IMAP.ReplyAddress
-	if m.cfg.IMAP.PlusAddressing && templates.TokenKinds[e.Kind] {
+	if m.cfg.IMAP.PlusAddressing && e.Kind.CarriesToken() {
 		reply = plusAddress(reply, l.token)
 	}
 	if err := msg.ReplyTo(reply); err != nil {
@@ -120,7 +121,7 @@ func (m *Mailer) buildMsg(l *letter, e *entry, mail *templates.Email) (*gomail.M
 	if l.request != "" {
 		msg.SetGenHeader("X-Contactd-Request", templates.OneLine(l.request))
 	}
-	msg.SetGenHeader("X-Contactd-Kind", e.Kind)
+	msg.SetGenHeader("X-Contactd-Kind", string(e.Kind))
 	msg.SetBodyString(gomail.TypeTextPlain, mail.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, mail.HTML)
 	return msg, id, nil

@@ -30,6 +30,32 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 	}, []string{"sweep"})
 
+	// SMTPUp is 1 while the SMTP relay answers, 0 during an outage.
+	SMTPUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "contactd_smtp_up", Help: "1 while the SMTP relay can be reached, 0 during an outage.",
+	})
+
+	// SMTPSendSeconds observes how long one email takes to hand to the relay.
+	SMTPSendSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "contactd_smtp_send_duration_seconds", Help: "Time to hand one email to the SMTP relay.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	})
+
+	// LastSend is when an email was last accepted by the relay (unix seconds).
+	LastSend = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "contactd_last_send_timestamp_seconds", Help: "When the SMTP relay last accepted an email (unix time).",
+	})
+
+	// OutboxTakenBack counts claims of a stopped daemon handed back to ready.
+	OutboxTakenBack = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "contactd_outbox_claims_taken_back_total", Help: "Outbox claims whose lease lapsed (their daemon stopped) and that were handed back.",
+	})
+
+	// Panics counts panics recovered, by component.
+	Panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contactd_panics_recovered_total", Help: "Panics recovered without stopping the daemon, by component.",
+	}, []string{"component"})
+
 	// HTTPSeconds observes HTTP latency by route pattern and status code.
 	HTTPSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "contactd_http_request_duration_seconds", Help: "HTTP request latency, by route and status.",
@@ -38,6 +64,7 @@ var (
 )
 
 func init() {
-	Registry.MustRegister(Transitions, Emails, Replies, SweepSeconds, HTTPSeconds,
+	Registry.MustRegister(Transitions, Emails, Replies, SweepSeconds, HTTPSeconds, SMTPUp, SMTPSendSeconds, LastSend,
+		OutboxTakenBack, Panics,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 }

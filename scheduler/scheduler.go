@@ -10,12 +10,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"strconv"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 
 	"contactd/metrics"
@@ -30,10 +29,14 @@ type Job struct {
 	Run  func(ctx context.Context, stillHeld func() bool) error
 }
 
+// Locker hands out the lease of a tick (workflow.Store does).
+type Locker interface {
+	TryLock(ctx context.Context, name, owner string, ttl time.Duration) (bool, func() bool, error)
+}
+
 // Params configure a Scheduler.
 type Params struct {
-	Redis  redis.UniversalClient
-	Keys   workflow.Keys
+	Locker Locker
 	Spec   string // cron spec, e.g. "@every 30s" (schedule.sweep)
 	Jobs   []Job
 	Logger *slog.Logger
@@ -93,22 +96,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // Tick runs every job once if this daemon wins the tick's lease, and
-// reports whether it did.
+// reports whether it did. A job that panics is logged and counted; the
+// other jobs still run and the daemon stays up.
 func (s *Scheduler) Tick(ctx context.Context) bool {
-	key := s.p.Keys.Lock("sweep")
-	fence, err := s.p.Redis.Incr(ctx, s.p.Keys.Fence("sweep")).Result()
+	won, stillHeld, err := s.p.Locker.TryLock(ctx, "sweep", s.p.Owner, s.lease)
 	if err != nil {
-		s.p.Logger.Warn("scheduler: cannot reach redis", "err", err)
+		s.p.Logger.Warn("scheduler: cannot reach redis; tick skipped", "err", err)
 		return false
 	}
-	value := s.p.Owner + " " + strconv.FormatInt(fence, 10)
-	won, err := s.p.Redis.SetNX(ctx, key, value, s.lease).Result()
-	if err != nil || !won {
+	if !won {
 		return false
-	}
-	stillHeld := func() bool {
-		v, err := s.p.Redis.Get(ctx, key).Result()
-		return err == nil && v == value
 	}
 	for _, j := range s.p.Jobs {
 		if ctx.Err() != nil || !stillHeld() {
@@ -116,7 +113,7 @@ func (s *Scheduler) Tick(ctx context.Context) bool {
 			break
 		}
 		start := time.Now()
-		err := j.Run(ctx, stillHeld)
+		err := s.runJob(ctx, j, stillHeld)
 		metrics.SweepSeconds.WithLabelValues(j.Name).Observe(time.Since(start).Seconds())
 		n, _ := s.ticks.LoadOrStore(j.Name, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
@@ -125,6 +122,19 @@ func (s *Scheduler) Tick(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// runJob runs one job, turning a panic into an error.
+func (s *Scheduler) runJob(ctx context.Context, j Job, stillHeld func() bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			metrics.Panics.WithLabelValues("scheduler").Inc()
+			s.p.Logger.Error("scheduler: job panicked; the daemon goes on", "job", j.Name, "panic", fmt.Sprint(r),
+				"stack", string(debug.Stack()))
+			err = fmt.Errorf("scheduler: job %s panicked: %v", j.Name, r)
+		}
+	}()
+	return j.Run(ctx, stillHeld)
 }
 
 // SweepJob is the workflow's own sweep: reminders due, expiry, approved
@@ -137,7 +147,8 @@ func SweepJob(st *workflow.Store, log *slog.Logger, limit int64) Job {
 			return err
 		}
 		if res != (workflow.SweepResult{}) {
-			log.Info("sweep", "expired", res.Expired, "reminded", res.Reminded, "applied", res.Applied, "failed", res.Failed)
+			log.Info("sweep", "expired", res.Expired, "reminded", res.Reminded, "applied", res.Applied, "failed", res.Failed,
+				"quarantined", res.Quarantined, "errors", res.Errors, "dead_purged", res.Purged)
 		}
 		return nil
 	}}

@@ -17,11 +17,21 @@ func counting(n *atomic.Int64) scheduler.Job {
 
 // TestOneDaemonPerTick: two daemons sharing one Redis; within a tick only
 // the first to ask runs the jobs, and the next tick is free again.
+// store opens a workflow store on b.
+func store(t *testing.T, b redistest.Backend) *workflow.Store {
+	t.Helper()
+	st, err := workflow.NewStore(b.Client, workflow.Options{KeyPrefix: b.Prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func TestOneDaemonPerTick(t *testing.T) {
 	b := redistest.Mini(t)
 	var runs atomic.Int64
 	mk := func(owner string) *scheduler.Scheduler {
-		s, err := scheduler.New(scheduler.Params{Redis: b.Client, Keys: workflow.Keys{Prefix: b.Prefix},
+		s, err := scheduler.New(scheduler.Params{Locker: store(t, b),
 			Spec: "@every 10s", Jobs: []scheduler.Job{counting(&runs)}, Owner: owner})
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +98,7 @@ func TestRemindAndExpireOnSchedule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := scheduler.New(scheduler.Params{Redis: b.Client, Keys: workflow.Keys{Prefix: b.Prefix}, Spec: "@every 1s",
+	sc, err := scheduler.New(scheduler.Params{Locker: store(t, b), Spec: "@every 1s",
 		Jobs: []scheduler.Job{scheduler.SweepJob(st, discard(), 100)}})
 	if err != nil {
 		t.Fatal(err)

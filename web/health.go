@@ -30,7 +30,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	body := readiness{Status: "ready", Redis: "ok",
 		LastPollAgeSec: s.age(s.p.LastPoll), LastSendAgeSec: s.age(s.p.LastSend)}
 	status := http.StatusOK
-	if err := s.p.Store.Redis().Ping(ctx).Err(); err != nil {
+	if err := s.p.Store.Ping(ctx); err != nil {
 		s.log.Warn("readiness: redis unreachable", "err", err)
 		body.Status, body.Redis, status = "unavailable", "unreachable", http.StatusServiceUnavailable
 	} else if s.p.DeadLetters != nil {

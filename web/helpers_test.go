@@ -132,11 +132,46 @@ func (e *env) create(service, requester string, changes map[string]string) *work
 // token issues a validation token to an approver.
 func (e *env) token(id, nic string) string {
 	e.t.Helper()
-	tok, err := e.store.IssueToken(context.Background(), id, nic, "validation")
+	tok, _, err := e.store.IssueToken(context.Background(), id, nic, workflow.KindValidation)
 	if err != nil {
 		e.t.Fatalf("issue token: %v", err)
 	}
 	return tok
+}
+
+// deliver does what the mailer does for a new email to an approver: it
+// claims the email queued for them (queueing a resend if none is), issues
+// its token and records it as accepted by the mail server, which revokes
+// the approver's earlier token. It returns the new token.
+func (e *env) deliver(id, nic string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	if _, err := e.store.Resend(ctx, id, nic); err != nil {
+		e.t.Fatalf("resend: %v", err)
+	}
+	for n := 0; n < workflow.Shards; n++ {
+		es, _, _, err := e.store.ClaimOutbox(ctx, n, time.Minute, 1000)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, en := range es {
+			if en.Request != id || en.NIC != nic || !en.Kind.CarriesToken() {
+				_ = e.store.ReleaseOutbox(ctx, en)
+				continue
+			}
+			tok, hash, err := e.store.IssueToken(ctx, id, nic, en.Kind)
+			if err != nil {
+				e.t.Fatalf("issue token: %v", err)
+			}
+			en.TokenHash = hash
+			if err := e.store.RecordSent(ctx, en, workflow.Sent{MessageID: id + ".t@test", TTL: time.Hour}); err != nil {
+				e.t.Fatalf("record sent: %v", err)
+			}
+			return tok
+		}
+	}
+	e.t.Fatalf("no email to %s queued for %s", nic, id)
+	return ""
 }
 
 // get reads a request from the store.

@@ -136,7 +136,7 @@ func TestTokenStates(t *testing.T) {
 			t.Fatal(err)
 		}
 		revoked := live
-		live = e.token(r.ID, "nw1-ovh") // a newer email revokes the first token
+		live = e.deliver(r.ID, "nw1-ovh") // a newer email, accepted by the mail server, revokes the first token
 		e.clock.Advance(time.Minute)    // r2 and r3 are now past their expiry; no sweep ran
 
 		cases := []struct {

@@ -41,7 +41,7 @@ func lifecycle(ctx context.Context, s *workflow.Store, i int) error {
 		}
 		var last *workflow.Outcome
 		for _, nic := range r.Approvers() {
-			tok, err := s.IssueToken(ctx, r.ID, nic, "validation")
+			tok, _, err := s.IssueToken(ctx, r.ID, nic, workflow.KindValidation)
 			if err != nil {
 				return err
 			}
@@ -128,8 +128,8 @@ func BenchmarkRoundTrips(b *testing.B) {
 			}
 			create += hook.Reset()
 			ap := r.Approvers()
-			t1, _ := s.IssueToken(ctx, r.ID, ap[0], "validation")
-			t2, _ := s.IssueToken(ctx, r.ID, ap[1], "validation")
+			t1, _, _ := s.IssueToken(ctx, r.ID, ap[0], "validation")
+			t2, _, _ := s.IssueToken(ctx, r.ID, ap[1], "validation")
 			issue += hook.Reset()
 			if _, err := s.Decide(ctx, t1, workflow.Accept, workflow.Web); err != nil {
 				b.Fatal(err)
@@ -230,7 +230,7 @@ func TestMemoryPerPendingRequest(t *testing.T) {
 		k := workflow.Keys{Prefix: be.Prefix}
 		keys := []string{k.Request(shard, r.ID)}
 		for _, nic := range r.Approvers() {
-			tok, err := s.IssueToken(ctx, r.ID, nic, "validation")
+			tok, _, err := s.IssueToken(ctx, r.ID, nic, workflow.KindValidation)
 			if err != nil {
 				t.Fatal(err)
 			}

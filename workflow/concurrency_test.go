@@ -52,7 +52,7 @@ func TestConcurrentTransitions(t *testing.T) {
 					nic := r.Approvers()[rng.IntN(2)]
 					switch op := rng.IntN(10); {
 					case op < 6:
-						if tok, err := s.IssueToken(ctx, r.ID, nic, "reminder"); err == nil {
+						if tok, _, err := s.IssueToken(ctx, r.ID, nic, "reminder"); err == nil {
 							d := workflow.Accept
 							if rng.IntN(8) == 0 {
 								d = workflow.Decline

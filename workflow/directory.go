@@ -153,6 +153,9 @@ func (s *Store) PutContact(ctx context.Context, c Contact) (*Contact, error) {
 func (s *Store) writeContact(ctx context.Context, pipe redis.Pipeliner, c Contact) {
 	pipe.HSet(ctx, s.keys.Contact(c.NIC), "email", c.Email, "name", c.Name, "language", c.Language,
 		"payment_ok", boolField(c.PaymentOK))
+	if c.Email != "" {
+		pipe.SAdd(ctx, s.keys.ContactsByEmail(c.Email), c.NIC)
+	}
 }
 
 // GetService returns a service (EUnknownService if none).

@@ -21,6 +21,8 @@ import "github.com/redis/go-redis/v9"
 //	h    history, one "ms event nic channel" line per event
 //	s:NIC approver status   c:NIC channel   a:NIC answer time (ms)
 //	t:NIC hash of the approver's live token (absent when none)
+//	p:NIC hashes of tokens issued for emails not yet accepted by the mail
+//	      server, space-separated, oldest first (at most maxPending)
 //	r:NIC reminders sent    u:NIC "1" once an email to NIC bounced
 //
 // Each transition writes the emails it causes to the shard's outbox in the
@@ -31,6 +33,7 @@ import "github.com/redis/go-redis/v9"
 const luaLib = `
 local P = ARGV[1]
 local NOW = tonumber(ARGV[2])
+local WOKE = false
 
 local function split(s)
   local t = {}
@@ -44,18 +47,36 @@ local function hist(k, ev, nic, ch)
   redis.call('HSET', k, 'h', h .. NOW .. ' ' .. ev .. ' ' .. nic .. ' ' .. ch .. '\n')
 end
 
--- enqueue adds one message to the shard's outbox, ready now.
+-- enqueue adds one message to the shard's outbox, ready now, and wakes
+-- the mailers (once per script).
 local function enqueue(msg)
   msg.at = NOW
-  local mid = tostring(redis.call('INCR', P .. 'outbox:seq'))
-  redis.call('HSET', P .. 'outbox', mid, cjson.encode(msg))
-  redis.call('ZADD', P .. 'outbox:ready', NOW, mid)
+  local mid = tostring(redis.call('INCR', K.seq(P)))
+  redis.call('HSET', K.outbox(P), mid, cjson.encode(msg))
+  redis.call('ZADD', K.ready(P), NOW, mid)
+  if not WOKE then
+    redis.call('PUBLISH', K.wake(P), '1')
+    WOKE = true
+  end
 end
 
 local function mail_all(k, id, kind, list)
   for _, nic in ipairs(split(redis.call('HGET', k, list))) do
     enqueue({kind = kind, request = id, nic = nic})
   end
+end
+
+-- has reports whether the space-separated list s holds w.
+local function has(s, w)
+  for _, x in ipairs(split(s)) do if x == w then return true end end
+  return false
+end
+
+-- live_token reports whether hash is a token of nic that still works:
+-- the live one, or one whose email may be in the approver's hands.
+local function live_token(k, nic, hash)
+  local f = redis.call('HMGET', k, 't:' .. nic, 'p:' .. nic)
+  return f[1] == hash or has(f[2], hash)
 end
 
 -- finish ends a request: status, history, open roles released, due
@@ -65,16 +86,15 @@ local function finish(k, id, status, nic, ch, reason)
   redis.call('HSET', k, 'st', status)
   if reason ~= nil and reason ~= '' then redis.call('HSET', k, 'why', reason) end
   hist(k, status, nic, ch)
-  local svc = redis.call('HGET', k, 'svc')
-  local open = P .. 'open:' .. svc
+  local open = K.open(P, redis.call('HGET', k, 'svc'))
   for role, _ in pairs(cjson.decode(redis.call('HGET', k, 'chg'))) do
     if redis.call('HGET', open, role) == id then redis.call('HDEL', open, role) end
   end
-  redis.call('ZREM', P .. 'due:expire', id)
-  redis.call('ZREM', P .. 'due:apply', id)
+  redis.call('ZREM', K.due_expire(P), id)
+  redis.call('ZREM', K.due_apply(P), id)
   for _, a in ipairs(split(redis.call('HGET', k, 'apv'))) do
-    redis.call('ZREM', P .. 'due:remind', id .. ' ' .. a)
-    redis.call('HDEL', k, 't:' .. a)
+    redis.call('ZREM', K.due_remind(P), id .. ' ' .. a)
+    redis.call('HDEL', k, 't:' .. a, 'p:' .. a)
   end
   mail_all(k, id, status, 'apv')
   if status == 'applied' then mail_all(k, id, 'informed', 'inf') end
@@ -93,7 +113,12 @@ local function live_pending(k, id)
 end
 `
 
-func script(body string) *redis.Script { return redis.NewScript(luaLib + body) }
+// script prepends the key names and luaLib to a script's body.
+func script(body string) *redis.Script { return redis.NewScript(luaKeys() + luaLib + body) }
+
+// maxPending bounds the tokens of one approver issued for emails whose
+// delivery is not yet known.
+const maxPending = 4
 
 // createScript stores a new request if the service still has the holders
 // the rules were checked against and no open request touches its roles.
@@ -112,7 +137,7 @@ for i = 13, #ARGV, 2 do
   if (redis.call('HGET', svc, role) or '') ~= from then return {'stale'} end
   local other = redis.call('HGET', open, role)
   if other then
-    local ok = P .. 'req:' .. other
+    local ok = K.req(P, other)
     local st = redis.call('HGET', ok, 'st')
     if st == 'approved' or (st == 'pending' and NOW < tonumber(redis.call('HGET', ok, 'x'))) then
       return {'conflict', other}
@@ -124,21 +149,23 @@ redis.call('HSET', k, 'svc', ARGV[4], 'req', ARGV[5], 'st', 'pending', 'c', NOW,
   'chg', ARGV[7], 'apv', ARGV[8], 'inf', ARGV[9], 'pay', ARGV[10], 'n', #apv)
 hist(k, 'created', ARGV[5], ARGV[11])
 for i = 13, #ARGV, 2 do redis.call('HSET', open, ARGV[i], id) end
-redis.call('ZADD', P .. 'due:expire', ARGV[6], id)
+redis.call('ZADD', K.due_expire(P), ARGV[6], id)
 for _, a in ipairs(apv) do
   redis.call('HSET', k, 's:' .. a, 'pending', 'r:' .. a, 0)
-  redis.call('ZADD', P .. 'due:remind', ARGV[12], id .. ' ' .. a)
+  redis.call('ZADD', K.due_remind(P), ARGV[12], id .. ' ' .. a)
   enqueue({kind = 'validation', request = id, nic = a})
 end
 return {'ok'}
 `)
 
-// tokenScript gives an approver a new live token, revoking the earlier one,
-// as an email carrying it is about to be sent.
+// tokenScript issues an approver a token for an email about to be sent.
+// The token is pending: it works, but the approver's earlier token is only
+// revoked once the mail server accepts this email (recordSentScript), so
+// an email that never leaves revokes nothing.
 //
 // KEYS[1] request, KEYS[2] the new token's key.
-// ARGV[3] id, [4] nic, [5] token hash, [6] unused, [7] how long a dead
-// token is remembered (ms).
+// ARGV[3] id, [4] nic, [5] token hash, [6] how long a dead token is
+// remembered (ms), [7] most pending tokens kept.
 // Returns {"ok"}, {"gone", status} (not pending), {"answered"} (the
 // approver already answered) or {"unknown"}.
 var tokenScript = script(`
@@ -149,20 +176,12 @@ if not live_pending(k, id) then return {'gone', redis.call('HGET', k, 'st')} end
 local s = redis.call('HGET', k, 's:' .. nic)
 if s == false then return {'unknown'} end
 if s ~= 'pending' then return {'answered'} end
-redis.call('HSET', k, 't:' .. nic, ARGV[5])
+local p = split(redis.call('HGET', k, 'p:' .. nic))
+p[#p + 1] = ARGV[5]
+while #p > tonumber(ARGV[7]) do table.remove(p, 1) end
+redis.call('HSET', k, 'p:' .. nic, table.concat(p, ' '))
 redis.call('HSET', tok, 'r', id, 'n', nic, 'k', 'v')
-redis.call('PEXPIRE', tok, tonumber(redis.call('HGET', k, 'x')) - NOW + tonumber(ARGV[7]))
-return {'ok'}
-`)
-
-// sentScript records in a request's history that an email carrying a
-// token reached the mail server.
-//
-// KEYS[1] request. ARGV[3] nic, [4] event (sent, reminded, resent).
-// Returns {"ok"} or {"unknown"}.
-var sentScript = script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown'} end
-hist(KEYS[1], ARGV[4], ARGV[3], 'system')
+redis.call('PEXPIRE', tok, tonumber(redis.call('HGET', k, 'x')) - NOW + tonumber(ARGV[6]))
 return {'ok'}
 `)
 
@@ -176,12 +195,12 @@ var decideScript = script(`
 local t = redis.call('HMGET', KEYS[1], 'r', 'n', 'k')
 if not t[1] or t[3] ~= 'v' then return {'unknown'} end
 local id, nic = t[1], t[2]
-local k = P .. 'req:' .. id
+local k = K.req(P, id)
 if not live_pending(k, id) then return {'gone', id, nic} end
-if redis.call('HGET', k, 't:' .. nic) ~= ARGV[3] then return {'gone', id, nic} end
+if not live_token(k, nic, ARGV[3]) then return {'gone', id, nic} end
 local ch = ARGV[5]
-redis.call('HDEL', k, 't:' .. nic)
-redis.call('ZREM', P .. 'due:remind', id .. ' ' .. nic)
+redis.call('HDEL', k, 't:' .. nic, 'p:' .. nic)
+redis.call('ZREM', K.due_remind(P), id .. ' ' .. nic)
 redis.call('HSET', k, 'c:' .. nic, ch, 'a:' .. nic, NOW)
 if ARGV[4] == 'decline' then
   redis.call('HSET', k, 's:' .. nic, 'declined')
@@ -195,8 +214,8 @@ enqueue({kind = 'recorded', request = id, nic = nic})
 if redis.call('HINCRBY', k, 'n', -1) > 0 then return {'accepted', id, nic} end
 redis.call('HSET', k, 'st', 'approved')
 hist(k, 'approved', '', 'system')
-redis.call('ZREM', P .. 'due:expire', id)
-redis.call('ZADD', P .. 'due:apply', NOW, id)
+redis.call('ZREM', K.due_expire(P), id)
+redis.call('ZADD', K.due_apply(P), NOW, id)
 return {'approved', id, nic}
 `)
 
@@ -212,11 +231,11 @@ var applyScript = script(`
 local k, id = KEYS[1], ARGV[3]
 local st = redis.call('HGET', k, 'st')
 if st ~= 'approved' then
-  redis.call('ZREM', P .. 'due:apply', id)
+  redis.call('ZREM', K.due_apply(P), id)
   return {st or 'unknown'}
 end
 local sid = redis.call('HGET', k, 'svc')
-local svc = P .. 'svc:' .. sid
+local svc = K.svc(P, sid)
 local chg = cjson.decode(redis.call('HGET', k, 'chg'))
 for _, role in ipairs({'admin', 'tech', 'billing'}) do
   local c = chg[role]
@@ -256,32 +275,36 @@ return {'cancelled'}
 var expireScript = script(`
 local k, id = KEYS[1], ARGV[3]
 if redis.call('EXISTS', k) == 0 then
-  redis.call('ZREM', P .. 'due:expire', id)
+  redis.call('ZREM', K.due_expire(P), id)
   return {'unknown'}
 end
 if live_pending(k, id) then return {'pending'} end
-redis.call('ZREM', P .. 'due:expire', id)
+redis.call('ZREM', K.due_expire(P), id)
 return {redis.call('HGET', k, 'st')}
 `)
 
 // remindScript queues a reminder to an approver whose reminder is due, if
-// the request still waits for them and they have reminders left.
+// the request still waits for them and they have reminders left. It
+// re-reads the due time, so sweeps that overlap send one reminder per due
+// time.
 //
 // KEYS[1] request. ARGV[3] id, [4] nic, [5] max reminders, [6] remind
-// after (ms). Returns {"reminded"} or {"skipped"}.
+// after (ms). Returns {"reminded"}, {"notdue"} or {"skipped"}.
 var remindScript = script(`
 local k, id, nic = KEYS[1], ARGV[3], ARGV[4]
 local member = id .. ' ' .. nic
+local due = redis.call('ZSCORE', K.due_remind(P), member)
+if not due or tonumber(due) > NOW then return {'notdue'} end
 if redis.call('EXISTS', k) == 1 and live_pending(k, id)
   and redis.call('HGET', k, 's:' .. nic) == 'pending'
   and redis.call('HGET', k, 'u:' .. nic) ~= '1'
   and tonumber(redis.call('HGET', k, 'r:' .. nic) or '0') < tonumber(ARGV[5]) then
   redis.call('HINCRBY', k, 'r:' .. nic, 1)
   enqueue({kind = 'reminder', request = id, nic = nic})
-  redis.call('ZADD', P .. 'due:remind', NOW + tonumber(ARGV[6]), member)
+  redis.call('ZADD', K.due_remind(P), NOW + tonumber(ARGV[6]), member)
   return {'reminded'}
 end
-redis.call('ZREM', P .. 'due:remind', member)
+redis.call('ZREM', K.due_remind(P), member)
 return {'skipped'}
 `)
 
@@ -308,7 +331,7 @@ else
 end
 for _, a in ipairs(targets) do
   redis.call('HDEL', k, 'u:' .. a)
-  redis.call('ZADD', P .. 'due:remind', NOW + tonumber(ARGV[5]), id .. ' ' .. a)
+  redis.call('ZADD', K.due_remind(P), NOW + tonumber(ARGV[5]), id .. ' ' .. a)
   enqueue({kind = 'resend', request = id, nic = a})
 end
 return {'ok', tostring(#targets)}
@@ -324,7 +347,7 @@ local k, id, nic = KEYS[1], ARGV[3], ARGV[4]
 if redis.call('EXISTS', k) == 0 or not redis.call('HGET', k, 's:' .. nic) then return {'unknown'} end
 if redis.call('HGET', k, 'u:' .. nic) == '1' then return {'already'} end
 redis.call('HSET', k, 'u:' .. nic, '1')
-redis.call('ZREM', P .. 'due:remind', id .. ' ' .. nic)
+redis.call('ZREM', K.due_remind(P), id .. ' ' .. nic)
 hist(k, 'undeliverable', nic, 'email')
 if redis.call('HGET', k, 'st') == 'pending' then
   enqueue({kind = 'undeliverable', request = id, nic = redis.call('HGET', k, 'req'), about = nic})
@@ -360,7 +383,7 @@ if not t[1] or t[3] ~= 'r' then return {'unknown'} end
 local id, nic = t[1], t[2]
 if t[5] or NOW >= tonumber(t[4]) then return {'gone', id, nic} end
 redis.call('HSET', KEYS[1], 'used', '1')
-local k = P .. 'req:' .. id
+local k = K.req(P, id)
 hist(k, 'disputed', nic, ARGV[3])
 enqueue({kind = 'disputed', request = id, nic = nic})
 enqueue({kind = 'event', request = id, event = 'disputed'})

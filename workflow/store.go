@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +32,9 @@ type Options struct {
 	DefaultLanguage string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Logger receives what the store notices on its own (a sweep's bad
+	// items); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Store keeps the directory and the change requests in Redis.
@@ -48,6 +54,9 @@ func NewStore(rdb redis.UniversalClient, opt Options) (*Store, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
 	if opt.KeyPrefix == "" {
 		opt.KeyPrefix = "contactd"
 	}
@@ -56,13 +65,6 @@ func NewStore(rdb redis.UniversalClient, opt Options) (*Store, error) {
 	}
 	return &Store{rdb: rdb, keys: Keys{Prefix: opt.KeyPrefix}, nics: nics, opt: opt}, nil
 }
-
-// Keys returns the key names the store uses, for the packages that share
-// them (the outbox).
-func (s *Store) Keys() Keys { return s.keys }
-
-// Redis returns the client the store uses.
-func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
 // NICs returns the NIC checker of the configured pattern.
 func (s *Store) NICs() NICs { return s.nics }
@@ -167,6 +169,9 @@ func (s *Store) decodeRequest(id string, h map[string]string) (*Request, error) 
 		}
 		r.History = append(r.History, ev)
 	}
+	// Events are appended in the order the scripts ran; daemons' clocks may
+	// differ by a few milliseconds, so they are shown in time order.
+	sort.SliceStable(r.History, func(i, j int) bool { return r.History[i].At.Before(r.History[j].At) })
 	if r.Informed == nil {
 		r.Informed = []string{}
 	}
@@ -427,7 +432,7 @@ func (s *Store) lookup(ctx context.Context, token, kind string) (*Request, strin
 		}
 		return r, t["n"], nil
 	}
-	if r.Status != Pending || h["t:"+t["n"]] != hash {
+	if r.Status != Pending || (h["t:"+t["n"]] != hash && !slices.Contains(strings.Fields(h["p:"+t["n"]]), hash)) {
 		return r, t["n"], gone
 	}
 	return r, t["n"], nil
@@ -602,60 +607,35 @@ func (s *Store) Resend(ctx context.Context, id, nic string) (int, error) {
 	return n, nil
 }
 
-// sentEvents names the history event of each email kind carrying a token.
-var sentEvents = map[string]string{"validation": "sent", "reminder": "reminded", "resend": "resent"}
-
-// IssueToken gives an approver a new token for the email about to be sent
-// (kind validation, reminder or resend), revoking their earlier one. The
-// token is returned once and stored only as its hash. A request no longer
-// pending, or an approver who has already answered, gets no token (EGone):
-// the email is no longer due. Once the email is handed to the mail
-// server, RecordSent writes it in the history.
-func (s *Store) IssueToken(ctx context.Context, id, nic, kind string) (string, error) {
+// IssueToken issues an approver a token for the email about to be sent
+// (of a kind that carries one), and returns it with its hash. The token
+// is returned once and stored only as its hash. It works at once, but the
+// approver's earlier token is revoked only when RecordSent records that
+// the mail server accepted this email. A request no longer pending, or an
+// approver who has already answered, gets no token (EGone): the email is
+// no longer due.
+func (s *Store) IssueToken(ctx context.Context, id, nic string, kind Kind) (token, hash string, err error) {
 	shard, key, err := s.requestRef(id)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	event := sentEvents[kind]
-	if event == "" {
-		return "", Errorf(EInvalidRequest, "no token goes with a %q email", kind)
+	if !kind.CarriesToken() {
+		return "", "", Errorf(EInvalidRequest, "no token goes with a %q email", kind)
 	}
-	token := newToken(shard)
-	hash := HashToken(token)
+	token = newToken(shard)
+	hash = HashToken(token)
 	res, err := s.run(ctx, tokenScript, shard, []string{key, s.keys.Token(shard, hash)},
-		id, nic, hash, event, s.opt.RequestTTL.Milliseconds())
+		id, nic, hash, s.opt.RequestTTL.Milliseconds(), maxPending)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	switch res[0] {
 	case "ok":
-		return token, nil
+		return token, hash, nil
 	case "unknown":
-		return "", Errorf(ENotFound, "no approver %s on request %s", nic, id)
+		return "", "", Errorf(ENotFound, "no approver %s on request %s", nic, id)
 	}
-	return "", Errorf(EGone, "request %s no longer awaits %s", id, nic)
-}
-
-// RecordSent writes in a request's history that an email of kind
-// validation, reminder or resend went out to nic (events sent, reminded,
-// resent).
-func (s *Store) RecordSent(ctx context.Context, id, nic, kind string) error {
-	shard, key, err := s.requestRef(id)
-	if err != nil {
-		return err
-	}
-	event := sentEvents[kind]
-	if event == "" {
-		return Errorf(EInvalidRequest, "no history event goes with a %q email", kind)
-	}
-	res, err := s.run(ctx, sentScript, shard, []string{key}, nic, event)
-	if err != nil {
-		return err
-	}
-	if res[0] != "ok" {
-		return Errorf(ENotFound, "no request with id %q", id)
-	}
-	return nil
+	return "", "", Errorf(EGone, "request %s no longer awaits %s", id, nic)
 }
 
 // IssueReportToken gives a previous holder told of an applied change the

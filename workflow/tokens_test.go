@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"contactd/internal/redistest"
 	"contactd/workflow"
@@ -18,9 +19,9 @@ func created(t *testing.T, s *workflow.Store, service, requester string, changes
 	return r
 }
 
-func token(t *testing.T, s *workflow.Store, id, nic, kind string) string {
+func token(t *testing.T, s *workflow.Store, id, nic string, kind workflow.Kind) string {
 	t.Helper()
-	tok, err := s.IssueToken(context.Background(), id, nic, kind)
+	tok, _, err := s.IssueToken(context.Background(), id, nic, kind)
 	if err != nil {
 		t.Fatalf("issue token for %s: %v", nic, err)
 	}
@@ -75,8 +76,11 @@ func TestTokenStates(t *testing.T) {
 		s := newStore(t, b, c)
 		seed(t, s)
 		r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
-		old := token(t, s, r.ID, "nw1-ovh", "validation")
-		live := token(t, s, r.ID, "nw1-ovh", "reminder")
+		old := deliver(t, s, r.ID)["validation nw1-ovh"]
+		if _, err := s.Resend(ctx, r.ID, "nw1-ovh"); err != nil {
+			t.Fatal(err)
+		}
+		live := deliver(t, s, r.ID)["resend nw1-ovh"]
 
 		// Looking changes nothing, and tells live from revoked.
 		for i := 0; i < 3; i++ {
@@ -105,7 +109,7 @@ func TestTokenStates(t *testing.T) {
 		_, err = s.Decide(ctx, live, workflow.Accept, workflow.Email)
 		wantCode(t, err, workflow.EGone)
 		// An approver who answered gets no new token.
-		_, err = s.IssueToken(ctx, r.ID, "nw1-ovh", "resend")
+		_, _, err = s.IssueToken(ctx, r.ID, "nw1-ovh", "resend")
 		wantCode(t, err, workflow.EGone)
 
 		// All tokens die when the request leaves pending.
@@ -117,7 +121,7 @@ func TestTokenStates(t *testing.T) {
 		wantCode(t, err, workflow.EGone)
 		_, err = s.Decide(ctx, admin, workflow.Accept, workflow.Web)
 		wantCode(t, err, workflow.EGone)
-		_, err = s.IssueToken(ctx, r.ID, "ad1-ovh", "reminder")
+		_, _, err = s.IssueToken(ctx, r.ID, "ad1-ovh", "reminder")
 		wantCode(t, err, workflow.EGone)
 
 		// A dead token still reads as gone, not unknown, a request_ttl later.
@@ -228,4 +232,103 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A new token revokes the earlier one only once the mail server accepted
+// its email: an email refused, given up or never concluded kills nothing.
+func TestNewTokenLiveOnlyOnceSent(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		seed(t, s)
+		r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+		held := deliver(t, s, r.ID)["validation nw1-ovh"]
+		live := func(tok string) bool { _, _, err := s.LookupToken(ctx, tok); return err == nil }
+
+		for _, fate := range []string{"retry", "bury", "release", "crash"} {
+			if _, err := s.Resend(ctx, r.ID, "nw1-ovh"); err != nil {
+				t.Fatal(err)
+			}
+			e := claimOne(t, s, r.ID, "nw1-ovh")
+			tok, hash, err := s.IssueToken(ctx, r.ID, "nw1-ovh", e.Kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.TokenHash = hash
+			if !live(tok) || !live(held) {
+				t.Fatalf("%s: while the email is on its way both tokens must work", fate)
+			}
+			switch fate {
+			case "retry":
+				err = s.RetryOutbox(ctx, e, s.Now())
+			case "bury":
+				err = s.BuryOutbox(ctx, e)
+			case "release":
+				err = s.ReleaseOutbox(ctx, e)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !live(held) {
+				t.Fatalf("%s: the token of the email the approver holds died", fate)
+			}
+			if fate != "crash" && live(tok) {
+				t.Errorf("%s: the token of an email that never left still works", fate)
+			}
+			// Clear the outbox for the next round.
+			for _, st := range []workflow.OutboxState{workflow.OutboxReady, workflow.OutboxDead} {
+				es, _ := s.ListOutbox(ctx, st, 100)
+				for _, x := range es {
+					_ = s.DropOutboxEntry(ctx, x.Ref())
+				}
+			}
+		}
+		// Once an email is accepted, its token is the one that works.
+		if _, err := s.Resend(ctx, r.ID, "nw1-ovh"); err != nil {
+			t.Fatal(err)
+		}
+		newest := deliver(t, s, r.ID)["resend nw1-ovh"]
+		if !live(newest) || live(held) {
+			t.Errorf("after a sent resend: newest live %v, earlier live %v; want true, false", live(newest), live(held))
+		}
+		got, _ := s.Get(ctx, r.ID)
+		if n := countEvents(got, "resent"); n != 1 {
+			t.Errorf("history has %d resent events, want 1 (only the email that left)", n)
+		}
+	})
+}
+
+// claimOne claims the outbox and returns the entry to nic of request id,
+// handing the others back.
+func claimOne(t *testing.T, s *workflow.Store, id, nic string) *workflow.OutboxEntry {
+	t.Helper()
+	ctx := context.Background()
+	var found *workflow.OutboxEntry
+	for n := 0; n < workflow.Shards; n++ {
+		es, _, _, err := s.ClaimOutbox(ctx, n, time.Minute, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if found == nil && e.Request == id && e.NIC == nic && e.Kind.CarriesToken() {
+				found = e
+				continue
+			}
+			_ = s.ReleaseOutbox(ctx, e)
+		}
+	}
+	if found == nil {
+		t.Fatalf("no email to %s queued", nic)
+	}
+	return found
+}
+
+func countEvents(r *workflow.Request, event string) int {
+	n := 0
+	for _, e := range r.History {
+		if e.Event == event {
+			n++
+		}
+	}
+	return n
 }

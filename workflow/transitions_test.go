@@ -136,7 +136,7 @@ func TestDecline(t *testing.T) {
 		if svc, _ := s.GetService(ctx, "example.com"); svc.Tech != "te1-ovh" {
 			t.Errorf("declined request changed the service")
 		}
-		_, err = s.IssueToken(ctx, r.ID, "te1-ovh", "reminder")
+		_, _, err = s.IssueToken(ctx, r.ID, "te1-ovh", "reminder")
 		wantCode(t, err, workflow.EGone)
 	})
 }

@@ -77,6 +77,7 @@ func (d *Daemon) build(opt daemonOptions) error {
 			return err
 		}
 		register(d.mail.DeadGauge())
+		register(d.mail.OutboxGauge())
 	}
 	if opt.components["inbox"] {
 		var err error
@@ -86,7 +87,7 @@ func (d *Daemon) build(opt daemonOptions) error {
 	}
 	if opt.components["scheduler"] {
 		var err error
-		d.cron, err = scheduler.New(scheduler.Params{Redis: d.b.rdb, Keys: st.Keys(), Spec: cfg.Schedule.Sweep,
+		d.cron, err = scheduler.New(scheduler.Params{Locker: st, Spec: cfg.Schedule.Sweep,
 			Logger: log.With("component", "scheduler"),
 			Jobs:   []scheduler.Job{scheduler.SweepJob(st, log.With("component", "scheduler"), sweepLimit)}})
 		if err != nil {

@@ -1,0 +1,56 @@
+package workflow
+
+// Kind names an outbox entry: an email kind of SPEC section 3, or one of
+// the entries contactd writes for itself (undeliverable, disputed, event).
+type Kind string
+
+// The kinds of outbox entry.
+const (
+	KindValidation    Kind = "validation"
+	KindReminder      Kind = "reminder"
+	KindResend        Kind = "resend"
+	KindRecorded      Kind = "recorded"
+	KindApplied       Kind = "applied"
+	KindInformed      Kind = "informed"
+	KindDeclined      Kind = "declined"
+	KindExpired       Kind = "expired"
+	KindCancelled     Kind = "cancelled"
+	KindFailed        Kind = "failed"
+	KindNotUnderstood Kind = "not_understood"
+	// KindUndeliverable tells a requester that an approver's address
+	// bounced (the approver is Message.About).
+	KindUndeliverable Kind = "undeliverable"
+	// KindDisputed tells workflow.security_contact of a "this wasn't me".
+	KindDisputed Kind = "disputed"
+	// KindEvent is not an email: a request to publish to the events
+	// stream and the webhook.
+	KindEvent Kind = "event"
+)
+
+// sentEvents names the history event written when an email of a kind
+// that carries an approver's token reaches the mail server. It is the one
+// list of those kinds.
+var sentEvents = map[Kind]string{KindValidation: "sent", KindReminder: "reminded", KindResend: "resent"}
+
+// CarriesToken reports whether emails of kind k carry an approver's
+// validation token (and so a new one is issued for each).
+func (k Kind) CarriesToken() bool { return sentEvents[k] != "" }
+
+// SentEvent is the history event of a token-carrying email once sent, or "".
+func (k Kind) SentEvent() string { return sentEvents[k] }
+
+// The states of an approval (Approval.Status).
+const (
+	ApprovalPending  = "pending"
+	ApprovalAccepted = "accepted"
+	ApprovalDeclined = "declined"
+)
+
+// The languages contactd writes in.
+const (
+	English = "en"
+	French  = "fr"
+)
+
+// KnownLanguage reports whether lang is one contactd writes in.
+func KnownLanguage(lang string) bool { return lang == English || lang == French }
