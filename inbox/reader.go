@@ -81,10 +81,10 @@ func New(p Params) (*Reader, error) {
 	owner := make([]byte, 6)
 	_, _ = rand.Read(owner)
 	return &Reader{
-		p:    p,
-		log:  log,
-		act:  &actor{store: p.Store, cfg: p.Config, log: log},
-		kick: make(chan struct{}, 1),
+		p:      p,
+		log:    log,
+		act:    &actor{store: p.Store, cfg: p.Config, log: log},
+		kick:   make(chan struct{}, 1),
 		claims: p.Store.MessageClaimer(hex.EncodeToString(owner), p.ClaimLease),
 	}, nil
 }

@@ -137,7 +137,7 @@ func TestTokenStates(t *testing.T) {
 		}
 		revoked := live
 		live = e.deliver(r.ID, "nw1-ovh") // a newer email, accepted by the mail server, revokes the first token
-		e.clock.Advance(time.Minute)    // r2 and r3 are now past their expiry; no sweep ran
+		e.clock.Advance(time.Minute)      // r2 and r3 are now past their expiry; no sweep ran
 
 		cases := []struct {
 			name, token string
