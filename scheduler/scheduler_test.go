@@ -2,13 +2,18 @@ package scheduler_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"contactd/internal/redistest"
+	"contactd/metrics"
 	"contactd/scheduler"
 	"contactd/workflow"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func counting(n *atomic.Int64) scheduler.Job {
@@ -126,5 +131,28 @@ func TestRemindAndExpireOnSchedule(t *testing.T) {
 	}
 	if reminders != 2 {
 		t.Errorf("reminders queued = %d, want one per approver", reminders)
+	}
+}
+
+// A job that panics is logged and counted; the other jobs of the tick
+// still run, and so do later ticks.
+func TestPanickingJobDoesNotStopTheDaemon(t *testing.T) {
+	b := redistest.Mini(t)
+	var runs atomic.Int64
+	boom := scheduler.Job{Name: "boom", Run: func(context.Context, func() bool) error { panic("bad record") }}
+	before := testutil.ToFloat64(metrics.Panics.WithLabelValues("scheduler"))
+	s, err := scheduler.New(scheduler.Params{Locker: store(t, b), Spec: "@every 1s",
+		Jobs: []scheduler.Job{boom, counting(&runs)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Tick(context.Background()) {
+		t.Fatal("the tick did not run")
+	}
+	if runs.Load() != 1 || s.Runs("boom") != 1 {
+		t.Errorf("after a panicking job: count ran %d times, boom %d; want 1 and 1", runs.Load(), s.Runs("boom"))
+	}
+	if d := testutil.ToFloat64(metrics.Panics.WithLabelValues("scheduler")) - before; d != 1 {
+		t.Errorf("contactd_panics_recovered_total{component=scheduler} grew by %v, want 1", d)
 	}
 }

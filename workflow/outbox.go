@@ -32,7 +32,8 @@ import (
 const DeadRetention = 30 * 24 * time.Hour
 
 // EventsMaxLen is the approximate number of entries the events stream
-// keeps (XADD MAXLEN ~): older ones are trimmed.
+// keeps by default (XADD MAXLEN ~): older ones are trimmed. Consumers that
+// fall further behind miss events; the webhook does not depend on it.
 const EventsMaxLen = 100000
 
 // Message is one entry of the transactional outbox: an email to send (or,
@@ -585,7 +586,7 @@ return {tostring(#ids)}
 // stream (capped near EventsMaxLen), as the fields event, request and
 // json.
 func (s *Store) PublishEvent(ctx context.Context, event, requestID string, body []byte) error {
-	err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.Events(), MaxLen: EventsMaxLen, Approx: true,
+	err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.Events(), MaxLen: s.opt.EventsMaxLen, Approx: true,
 		Values: []any{"event", event, "request", requestID, "json", string(body)}}).Err()
 	return storeErr(err)
 }

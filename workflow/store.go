@@ -32,6 +32,9 @@ type Options struct {
 	DefaultLanguage string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// EventsMaxLen caps the events stream, approximately (default
+	// EventsMaxLen).
+	EventsMaxLen int64
 	// Logger receives what the store notices on its own (a sweep's bad
 	// items); nil means slog.Default().
 	Logger *slog.Logger
@@ -53,6 +56,9 @@ func NewStore(rdb redis.UniversalClient, opt Options) (*Store, error) {
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	if opt.EventsMaxLen <= 0 {
+		opt.EventsMaxLen = EventsMaxLen
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
