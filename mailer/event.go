@@ -63,12 +63,17 @@ func (m *Mailer) post(ctx context.Context, body []byte) error {
 	r.Header.Set(SignatureHeader, Sign(m.cfg.Events.WebhookSecret, body))
 	resp, err := m.http.Do(r)
 	if err != nil {
-		return fmt.Errorf("mailer: webhook: %w", err)
+		err = fmt.Errorf("mailer: webhook: %w", err)
+		m.webhook.Fail(err)
+		return err
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("mailer: webhook answered %s", resp.Status)
+		err := fmt.Errorf("mailer: webhook answered %s", resp.Status)
+		m.webhook.Fail(err)
+		return err
 	}
+	m.webhook.OK()
 	return nil
 }

@@ -272,28 +272,15 @@ func (m *Mailer) DeadCount(ctx context.Context) (int64, error) {
 // claimed, dead), read from Redis at each scrape, for the daemon to
 // register in metrics.Registry.
 func (m *Mailer) OutboxGauge() prometheus.Collector {
-	return &outboxCollector{m: m, desc: prometheus.NewDesc("contactd_outbox_entries",
-		"Outbox entries, by state (ready: waiting to be sent; claimed: being sent; dead: given up).", []string{"state"}, nil)}
-}
-
-type outboxCollector struct {
-	m    *Mailer
-	desc *prometheus.Desc
-}
-
-func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	sc, err := c.m.store.ScanOutbox(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.desc, err)
-		return
-	}
-	for state, n := range map[string]int64{"ready": sc.Ready, "claimed": sc.Claimed, "dead": sc.Dead} {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
-	}
+	return metrics.StateGauge("contactd_outbox_entries",
+		"Outbox entries, by state (ready: waiting to be sent; claimed: being sent; dead: given up).", "state",
+		func(ctx context.Context) (map[string]int64, error) {
+			sc, err := m.store.ScanOutbox(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]int64{"ready": sc.Ready, "claimed": sc.Claimed, "dead": sc.Dead}, nil
+		})
 }
 
 // DeadGauge returns a gauge of the dead outbox entries alone.
@@ -719,10 +706,16 @@ func (m *Mailer) conclude(ctx context.Context, j *job) {
 // away the claim lapses and the entry is tried again later.
 func (m *Mailer) settle(ctx context.Context, log *slog.Logger, e *workflow.OutboxEntry, result string, write func() error) {
 	kind := string(e.Kind)
-	if kind == "" {
-		kind = "unknown"
+	switch {
+	case e.Kind == workflow.KindEvent && result == "sent":
+		metrics.Webhooks.WithLabelValues("delivered").Inc()
+	case e.Kind == workflow.KindEvent:
+		metrics.Webhooks.WithLabelValues(result).Inc()
+	case kind == "":
+		metrics.Emails.WithLabelValues("unknown", result).Inc()
+	default:
+		metrics.Emails.WithLabelValues(kind, result).Inc()
 	}
-	metrics.Emails.WithLabelValues(kind, result).Inc()
 	for i := 1; ; i++ {
 		err := write()
 		if err == nil {

@@ -51,6 +51,12 @@ var (
 		Name: "contactd_outbox_claims_taken_back_total", Help: "Outbox claims whose lease lapsed (their daemon stopped) and that were handed back.",
 	})
 
+	// Webhooks counts the events for other systems by result: delivered
+	// (on the stream, and posted when a webhook is set), retry, dead.
+	Webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contactd_event_deliveries_total", Help: "Events for other systems (stream and webhook), by result (delivered, retry, dead).",
+	}, []string{"result"})
+
 	// Panics counts panics recovered, by component.
 	Panics = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "contactd_panics_recovered_total", Help: "Panics recovered without stopping the daemon, by component.",
@@ -65,6 +71,6 @@ var (
 
 func init() {
 	Registry.MustRegister(Transitions, Emails, Replies, SweepSeconds, HTTPSeconds, SMTPUp, SMTPSendSeconds, LastSend,
-		OutboxTakenBack, Panics,
+		OutboxTakenBack, Panics, Webhooks,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 }

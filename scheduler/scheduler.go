@@ -17,6 +17,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"contactd/internal/outage"
 	"contactd/metrics"
 	"contactd/workflow"
 )
@@ -47,6 +48,7 @@ type Params struct {
 // Scheduler runs the jobs on every tick of the spec.
 type Scheduler struct {
 	p        Params
+	redis    *outage.Tracker
 	schedule cron.Schedule
 	lease    time.Duration
 	ticks    sync.Map // job name -> *atomic.Int64 runs on this daemon
@@ -69,7 +71,8 @@ func New(p Params) (*Scheduler, error) {
 		_, _ = rand.Read(b)
 		p.Owner = hex.EncodeToString(b)
 	}
-	return &Scheduler{p: p, schedule: sched, lease: Lease(sched, time.Now())}, nil
+	return &Scheduler{p: p, schedule: sched, lease: Lease(sched, time.Now()),
+		redis: outage.New("redis", p.Logger, 30*time.Second)}, nil
 }
 
 // Lease is how long a tick's lease lasts: nine tenths of the gap between
@@ -101,9 +104,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 func (s *Scheduler) Tick(ctx context.Context) bool {
 	won, stillHeld, err := s.p.Locker.TryLock(ctx, "sweep", s.p.Owner, s.lease)
 	if err != nil {
-		s.p.Logger.Warn("scheduler: cannot reach redis; tick skipped", "err", err)
+		s.redis.Fail(err, "tick", "skipped")
 		return false
 	}
+	s.redis.OK()
 	if !won {
 		return false
 	}

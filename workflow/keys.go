@@ -36,6 +36,7 @@ const (
 	sfxOutboxDead  = "outbox:dead"    //
 	sfxOutboxSeq   = "outbox:seq"     //
 	sfxOutboxWake  = "outbox:wake"    // pub/sub channel
+	sfxStats       = "stats"          //
 )
 
 // luaKeys is the Lua prelude that names the shard's keys for the scripts:
@@ -47,7 +48,7 @@ func luaKeys() string {
 		{"svc", sfxService}, {"open", sfxOpen}, {"req", sfxRequest}, {"tok", sfxToken}, {"sent", sfxSent},
 		{"due_expire", sfxDueExpire}, {"due_remind", sfxDueRemind}, {"due_apply", sfxDueApply},
 		{"quarantine", sfxQuarantine}, {"outbox", sfxOutbox}, {"ready", sfxOutboxReady},
-		{"claimed", sfxOutboxClaim}, {"dead", sfxOutboxDead}, {"seq", sfxOutboxSeq}, {"wake", sfxOutboxWake},
+		{"claimed", sfxOutboxClaim}, {"dead", sfxOutboxDead}, {"seq", sfxOutboxSeq}, {"wake", sfxOutboxWake}, {"stats", sfxStats},
 	} {
 		fmt.Fprintf(&b, "K.%s = function(p, s) return p .. %q .. (s or '') end\n", k.name, k.sfx)
 	}
@@ -137,6 +138,11 @@ func (k Keys) DueApply(shard int) string { return k.Shard(shard) + sfxDueApply }
 // (a due entry naming no request, say), by the time they were set aside;
 // they are kept for an operator and never retried by themselves.
 func (k Keys) Quarantine(shard int) string { return k.Shard(shard) + sfxQuarantine }
+
+// Stats is a HASH status -> number of the shard's requests in it, kept
+// by the scripts as requests move (requests stored before it existed
+// are not counted).
+func (k Keys) Stats(shard int) string { return k.Shard(shard) + sfxStats }
 
 // Outbox is a HASH of outbox message id -> message JSON.
 func (k Keys) Outbox(shard int) string { return k.Shard(shard) + sfxOutbox }

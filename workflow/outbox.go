@@ -628,3 +628,31 @@ func (s *Store) shardOfChannel(ch string) int {
 	}
 	return -1
 }
+
+// CountByStatus returns how many requests are in each status, from the
+// tallies the scripts keep as requests move (no request is read). A
+// pending request past its expiry counts as pending until a decision or a
+// sweep marks it expired.
+func (s *Store) CountByStatus(ctx context.Context) (map[Status]int64, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, Shards)
+	for n := range cmds {
+		cmds[n] = pipe.HGetAll(ctx, s.keys.Stats(n))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, storeErr(err)
+	}
+	out := map[Status]int64{}
+	for _, st := range []Status{Pending, Approved, Applied, Declined, Expired, Cancelled, Failed} {
+		out[st] = 0
+	}
+	for _, c := range cmds {
+		for st, v := range c.Val() {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			if ValidStatus(st) {
+				out[Status(st)] += n
+			}
+		}
+	}
+	return out, nil
+}

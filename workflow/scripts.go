@@ -66,6 +66,13 @@ local function mail_all(k, id, kind, list)
   end
 end
 
+-- move_status counts a request leaving status from for status to in the
+-- shard's tally (from nil: a new request).
+local function move_status(from, to)
+  if from then redis.call('HINCRBY', K.stats(P), from, -1) end
+  redis.call('HINCRBY', K.stats(P), to, 1)
+end
+
 -- has reports whether the space-separated list s holds w.
 local function has(s, w)
   for _, x in ipairs(split(s)) do if x == w then return true end end
@@ -83,6 +90,7 @@ end
 -- entries removed, tokens dead (they are only live while pending), the
 -- ending emails and the event for other systems queued.
 local function finish(k, id, status, nic, ch, reason)
+  move_status(redis.call('HGET', k, 'st'), status)
   redis.call('HSET', k, 'st', status)
   if reason ~= nil and reason ~= '' then redis.call('HSET', k, 'why', reason) end
   hist(k, status, nic, ch)
@@ -148,6 +156,7 @@ local apv = split(ARGV[8])
 redis.call('HSET', k, 'svc', ARGV[4], 'req', ARGV[5], 'st', 'pending', 'c', NOW, 'x', ARGV[6],
   'chg', ARGV[7], 'apv', ARGV[8], 'inf', ARGV[9], 'pay', ARGV[10], 'n', #apv)
 hist(k, 'created', ARGV[5], ARGV[11])
+move_status(nil, 'pending')
 for i = 13, #ARGV, 2 do redis.call('HSET', open, ARGV[i], id) end
 redis.call('ZADD', K.due_expire(P), ARGV[6], id)
 for _, a in ipairs(apv) do
@@ -212,6 +221,7 @@ redis.call('HSET', k, 's:' .. nic, 'accepted')
 hist(k, 'accepted', nic, ch)
 enqueue({kind = 'recorded', request = id, nic = nic})
 if redis.call('HINCRBY', k, 'n', -1) > 0 then return {'accepted', id, nic} end
+move_status('pending', 'approved')
 redis.call('HSET', k, 'st', 'approved')
 hist(k, 'approved', '', 'system')
 redis.call('ZREM', K.due_expire(P), id)

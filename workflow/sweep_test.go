@@ -187,3 +187,39 @@ func TestEventsStreamCapped(t *testing.T) {
 		}
 	})
 }
+
+// The tally of requests by status follows every transition.
+func TestCountByStatus(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		c := newClock()
+		s := newStore(t, b, c)
+		seed(t, s)
+		a := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+		created(t, s, "hosting-9", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+		x := created(t, s, "vps-1.ovh.net", "at1-ovh", map[string]string{"tech": "nw2-ovh"})
+		if _, err := s.Cancel(ctx, x.ID, "at1-ovh", workflow.API); err != nil {
+			t.Fatal(err)
+		}
+		for _, tok := range deliver(t, s, a.ID) {
+			if _, err := s.Decide(ctx, tok, workflow.Accept, workflow.Web); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Advance(ttl + time.Minute)
+		if _, err := s.Sweep(ctx, 100); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.CountByStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[workflow.Status]int64{workflow.Pending: 0, workflow.Approved: 0, workflow.Applied: 1,
+			workflow.Declined: 0, workflow.Expired: 1, workflow.Cancelled: 1, workflow.Failed: 0}
+		for st, n := range want {
+			if got[st] != n {
+				t.Errorf("%s: %d, want %d (all: %v)", st, got[st], n, got)
+			}
+		}
+	})
+}

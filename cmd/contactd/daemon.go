@@ -67,6 +67,16 @@ func newDaemon(cfg config.Config, opt daemonOptions, log *slog.Logger) (*Daemon,
 
 func (d *Daemon) build(opt daemonOptions) error {
 	st, cfg, log := d.b.store, d.cfg, d.log
+	register(metrics.StateGauge("contactd_requests", "Change requests, by status (kept by the transitions, not counted).",
+		"status", func(ctx context.Context) (map[string]int64, error) {
+			m, err := st.CountByStatus(ctx)
+			out := map[string]int64{}
+			for k, v := range m {
+				out[string(k)] = v
+			}
+			return out, err
+		}))
+	register(metrics.BuildInfo(version))
 	if opt.components["mailer"] {
 		set, err := templates.Load(opt.templatesDir)
 		if err != nil {

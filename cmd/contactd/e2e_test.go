@@ -382,7 +382,10 @@ func TestEndToEndMetrics(t *testing.T) {
 			break
 		}
 	}
-	for _, want := range []string{"contactd_outbox_dead 0", `contactd_transitions_total{event="created"}`, `contactd_emails_total{kind="validation",result="sent"}`} {
+	for _, want := range []string{"contactd_outbox_dead 0", `contactd_transitions_total{event="created"}`,
+		`contactd_emails_total{kind="validation",result="sent"}`, `contactd_requests{status="pending"} 1`,
+		`contactd_requests{status="applied"} 0`, `contactd_outbox_entries{state="dead"} 0`, "contactd_smtp_up 1",
+		`contactd_build_info{goversion="go`, "contactd_last_send_timestamp_seconds 1", "contactd_smtp_send_duration_seconds_count"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

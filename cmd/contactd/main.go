@@ -18,6 +18,9 @@ import (
 	"contactd/workflow"
 )
 
+// version is stamped at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
 const usage = `usage: contactd COMMAND [flags]
 
   serve --config FILE [--components http,mailer,inbox,scheduler]
