@@ -51,6 +51,21 @@ var (
 		Name: "contactd_outbox_claims_taken_back_total", Help: "Outbox claims whose lease lapsed (their daemon stopped) and that were handed back.",
 	})
 
+	// IMAPUp is 1 while the mailbox can be read, 0 during an outage.
+	IMAPUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "contactd_imap_up", Help: "1 while the IMAP mailbox can be read, 0 during an outage.",
+	})
+
+	// LastPoll is when the mailbox was last read through (unix seconds).
+	LastPoll = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "contactd_last_poll_timestamp_seconds", Help: "When the reply mailbox was last read through without error (unix time).",
+	})
+
+	// PollInterval is imap.poll_interval, for alerts that compare with it.
+	PollInterval = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "contactd_imap_poll_interval_seconds", Help: "The configured imap.poll_interval.",
+	})
+
 	// Webhooks counts the events for other systems by result: delivered
 	// (on the stream, and posted when a webhook is set), retry, dead.
 	Webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -71,6 +86,6 @@ var (
 
 func init() {
 	Registry.MustRegister(Transitions, Emails, Replies, SweepSeconds, HTTPSeconds, SMTPUp, SMTPSendSeconds, LastSend,
-		OutboxTakenBack, Panics, Webhooks,
+		OutboxTakenBack, Panics, Webhooks, IMAPUp, LastPoll, PollInterval,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 }

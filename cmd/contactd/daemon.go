@@ -77,6 +77,15 @@ func (d *Daemon) build(opt daemonOptions) error {
 			return out, err
 		}))
 	register(metrics.BuildInfo(version))
+	register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "contactd_redis_up",
+		Help: "1 when Redis answered a PING at this scrape, else 0."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if st.Ping(ctx) != nil {
+			return 0
+		}
+		return 1
+	}))
 	if opt.components["mailer"] {
 		set, err := templates.Load(opt.templatesDir)
 		if err != nil {
