@@ -32,6 +32,9 @@ const usage = `usage: contactd COMMAND [flags]
   request list --nic N [--status S]
   request resend ID [--nic N]
   request cancel ID --nic N
+  outbox list [--dead] [--limit N]
+  outbox retry ID | --all-dead
+  outbox drop ID
 
 --config defaults to $CONTACTD_CONFIG, else ./config.yaml.
 `
@@ -119,6 +122,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return cmdRequest(ctx, name, rest, stdout)
+	case "outbox":
+		name, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		return cmdOutbox(ctx, name, rest, stdout)
 	}
 	return usageError{"unknown command: " + cmd}
 }
@@ -156,7 +165,7 @@ func (f *flags) parse(args []string, want int) ([]string, error) {
 		pos = append(pos, f.Arg(0))
 		args = f.Args()[1:]
 	}
-	if len(pos) != want {
+	if want >= 0 && len(pos) != want {
 		return nil, usageError{fmt.Sprintf("%s takes %d argument(s), got %d", f.Name(), want, len(pos))}
 	}
 	return pos, nil
