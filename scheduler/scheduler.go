@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 
+	"contactd/config"
 	"contactd/metrics"
 	"contactd/workflow"
 )
@@ -49,8 +50,9 @@ type Scheduler struct {
 	ticks    sync.Map // job name -> *atomic.Int64 runs on this daemon
 }
 
-// parser accepts the five-field cron syntax and the @every/@hourly forms.
-var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+// parser accepts the five-field cron syntax and the @every/@hourly forms;
+// it is config's, so `config check` accepts the specs the scheduler does.
+var parser = config.CronParser
 
 // New checks the spec and returns a scheduler.
 func New(p Params) (*Scheduler, error) {

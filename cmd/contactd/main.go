@@ -49,6 +49,7 @@ func main() {
 // refusal or failure (printed as "error: CODE: MESSAGE"), 2 for a bad
 // invocation.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	routeRedisLog(newLogger(stderr, "warn", "text"))
 	err := dispatch(ctx, args, stdout, stderr)
 	var ue usageError
 	switch {
@@ -100,7 +101,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if name != "check" {
 			return usageError{"unknown command: config " + name}
 		}
-		return cmdConfigCheck(rest, stdout)
+		return cmdConfigCheck(rest, stdout, stderr)
 	case "directory":
 		name, rest, err := sub()
 		if err != nil {
@@ -165,13 +166,18 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func cmdConfigCheck(args []string, stdout io.Writer) error {
+func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("config check")
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
-	if _, err := config.Load(*f.config); err != nil {
+	cfg, err := config.Load(*f.config)
+	if err != nil {
 		return err
 	}
-	return printJSON(stdout, map[string]any{"config": *f.config, "valid": true})
+	warnings := cfg.Warnings()
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	return printJSON(stdout, map[string]any{"config": *f.config, "valid": true, "warnings": len(warnings)})
 }

@@ -23,10 +23,15 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	routeRedisLog(log)
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 	d, err := newDaemon(cfg, daemonOptions{components: components, templatesDir: *tmpl}, log)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	warnEviction(ctx, d.b.rdb, log)
 	return d.Run(ctx)
 }
