@@ -18,21 +18,6 @@ import (
 	"contactd/workflow"
 )
 
-const usage = `usage: contactd COMMAND [flags]
-
-  serve --config FILE [--components http,mailer,inbox,scheduler]
-  demo
-  config check --config FILE
-  directory import --config FILE DATA.yaml
-  request create --config FILE --service S --requester N [--admin N] [--tech N] [--billing N]
-  request show ID
-  request list --nic N [--status S]
-  request resend ID [--nic N]
-  request cancel ID --nic N
-
---config defaults to $CONTACTD_CONFIG, else ./config.yaml.
-`
-
 // usageError is a bad invocation: exit status 2.
 type usageError struct{ msg string }
 
@@ -52,14 +37,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	routeRedisLog(newLogger(stderr, "warn", "text"))
 	err := dispatch(ctx, args, stdout, stderr)
 	var ue usageError
+	var help helpText
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stdout, usage)
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, string(help))
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "contactd: %s\n\n%s", ue.msg, usage)
+		fmt.Fprintf(stderr, "contactd: %s\n\n%s", ue.msg, usage(groupOf(args)))
 		return 2
 	}
 	code := workflow.ErrorCode(err)
@@ -84,11 +70,19 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if len(rest) == 0 {
 			return "", nil, usageError{cmd + " needs a subcommand"}
 		}
+		if isHelp(rest[0]) {
+			return "", nil, groupHelp(cmd)
+		}
 		return rest[0], rest[1:], nil
 	}
 	switch cmd {
 	case "-h", "--help", "help":
-		return flag.ErrHelp
+		if len(rest) > 0 {
+			return dispatch(ctx, append(rest, "--help"), stdout, stderr)
+		}
+		return helpText(usage(""))
+	case "version", "--version":
+		return cmdVersion(rest, stdout)
 	case "serve":
 		return cmdServe(ctx, rest, stderr)
 	case "demo":
@@ -121,20 +115,42 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return usageError{"unknown command: " + cmd}
 }
 
+// groupOf is the command, or group of commands, args name; "" when they
+// name none.
+func groupOf(args []string) string {
+	if len(args) > 0 && isGroup(args[0]) {
+		return args[0]
+	}
+	return ""
+}
+
+// isHelp tells an argument asking for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
+
 // flags is a flag set that also takes flags after positional arguments.
 type flags struct {
 	*flag.FlagSet
 	config *string
 }
 
+// newFlags returns the flags of the command name, --config among them.
 func newFlags(name string) *flags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	f := newPlainFlags(name)
 	def := os.Getenv("CONTACTD_CONFIG")
 	if def == "" {
 		def = "config.yaml"
 	}
-	return &flags{FlagSet: fs, config: fs.String("config", def, "configuration file")}
+	f.config = f.String("config", def, "configuration `FILE`")
+	return f
+}
+
+// newPlainFlags returns the flags of a command that reads no configuration.
+func newPlainFlags(name string) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return &flags{FlagSet: fs}
 }
 
 // parse reads flags wherever they stand and returns the positional
@@ -144,7 +160,7 @@ func (f *flags) parse(args []string, want int) ([]string, error) {
 	for {
 		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, commandHelp(f.Name(), f.FlagSet)
 			}
 			return nil, usageError{f.Name() + ": " + err.Error()}
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -172,5 +173,113 @@ func TestRedisLogIsTheDaemonsLog(t *testing.T) {
 		if l["component"] != "redis" || l["level"] != "WARN" || strings.HasPrefix(msg, "redis: ") || msg == "" {
 			t.Errorf("line %v: want a WARN of component redis without the \"redis: \" prefix", l)
 		}
+	}
+}
+
+func TestCommandHelp(t *testing.T) {
+	tests := []struct {
+		args  []string
+		usage string
+		flags []string
+	}{
+		{[]string{"serve", "--help"}, "usage: contactd serve --config FILE", []string{"--config FILE", "--components LIST", "--templates DIR"}},
+		{[]string{"demo", "-h"}, "usage: contactd demo", []string{"--listen ADDR", "--exit"}},
+		{[]string{"config", "check", "--help"}, "usage: contactd config check --config FILE", []string{"--config FILE"}},
+		{[]string{"directory", "import", "--help"}, "usage: contactd directory import --config FILE DATA.yaml", []string{"--config FILE"}},
+		{[]string{"request", "create", "--help"}, "usage: contactd request create",
+			[]string{"--config FILE", "--service ID", "--requester NIC", "--admin NIC", "--tech NIC", "--billing NIC"}},
+		{[]string{"request", "show", "-h"}, "usage: contactd request show --config FILE ID", []string{"--config FILE"}},
+		{[]string{"request", "list", "--help"}, "usage: contactd request list", []string{"--config FILE", "--nic NIC", "--status STATUS"}},
+		{[]string{"request", "resend", "x", "--help"}, "usage: contactd request resend", []string{"--config FILE", "--nic NIC"}},
+		{[]string{"help", "request", "cancel"}, "usage: contactd request cancel", []string{"--config FILE", "--nic NIC"}},
+		{[]string{"version", "--help"}, "usage: contactd version", nil},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errs := cli(t, tt.args...)
+			if code != 0 || errs != "" || !strings.HasPrefix(out, tt.usage) {
+				t.Fatalf("exit %d, stderr %q, stdout %q; want exit 0 and a usage starting %q", code, errs, out, tt.usage)
+			}
+			_, flagPart, _ := strings.Cut(out, "\nflags:\n")
+			for _, f := range tt.flags {
+				if !strings.Contains(flagPart, "  "+f+" ") {
+					t.Errorf("flag %q not listed in:\n%s", f, flagPart)
+				}
+			}
+			if n := strings.Count("\n"+flagPart, "\n  --"); n != len(tt.flags) {
+				t.Errorf("%d flags listed, want %d:\n%s", n, len(tt.flags), flagPart)
+			}
+		})
+	}
+}
+
+func TestGroupHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--help"}, []string{"serve", "demo", "config check", "directory import", "request create", "request show",
+			"request list", "request resend", "request cancel", "version"}},
+		{[]string{"help"}, []string{"serve", "request cancel", "version"}},
+		{[]string{"request", "--help"}, []string{"request create", "request show", "request list", "request resend", "request cancel"}},
+		{[]string{"config", "--help"}, []string{"config check"}},
+		{[]string{"directory", "-h"}, []string{"directory import"}},
+		{[]string{"help", "request"}, []string{"request create", "request cancel"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errs := cli(t, tt.args...)
+			if code != 0 || errs != "" {
+				t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, errs)
+			}
+			var listed []string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, "  ") {
+					listed = append(listed, l)
+				}
+			}
+			for _, w := range tt.want {
+				found := false
+				for _, l := range listed {
+					found = found || strings.HasPrefix(l, "  "+w)
+				}
+				if !found {
+					t.Errorf("%q not listed in:\n%s", w, out)
+				}
+			}
+			if strings.Contains(strings.Join(tt.args, " "), "request") && len(listed) != len(tt.want) && len(tt.want) == 5 {
+				t.Errorf("request help lists %d commands, want 5:\n%s", len(listed), out)
+			}
+		})
+	}
+}
+
+func TestUnknownSubcommandShowsItsGroup(t *testing.T) {
+	code, out, errs := cli(t, "request", "fly")
+	if code != 2 || out != "" || !strings.HasPrefix(errs, "contactd: unknown command: request fly\n") ||
+		!strings.Contains(errs, "  request create") || strings.Contains(errs, "  serve") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2 and the request commands' usage", code, out, errs)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	old := version
+	version = "1.2.3-test"
+	t.Cleanup(func() { version = old })
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, errs := cli(t, args...)
+		if code != 0 || errs != "" {
+			t.Fatalf("%q: exit %d, stderr %q", args, code, errs)
+		}
+		var got buildInfo
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%q: %v in %q", args, err, out)
+		}
+		if got.Version != "1.2.3-test" || got.Go != runtime.Version() {
+			t.Errorf("%q: got %+v, want version 1.2.3-test and Go %s", args, got, runtime.Version())
+		}
+	}
+	if code, _, _ := cli(t, "version", "extra"); code != 2 {
+		t.Errorf("version with an argument: exit %d, want 2", code)
 	}
 }

@@ -9,8 +9,8 @@ import (
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	f := newFlags("serve")
-	comps := f.String("components", "http,mailer,inbox,scheduler", "components to run, comma-separated")
-	tmpl := f.String("templates", "", "directory of email templates overriding the built-in ones")
+	comps := f.String("components", "http,mailer,inbox,scheduler", "comma-separated `LIST` of the components to run")
+	tmpl := f.String("templates", "", "`DIR` of email templates overriding the built-in ones")
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
