@@ -155,3 +155,27 @@ func TestDKIMKeyIsRead(t *testing.T) {
 		t.Errorf("a certificate as key (-want +got):\n%s", diff)
 	}
 }
+
+func TestVariablesFromSystemdCredentials(t *testing.T) {
+	dir := t.TempDir()
+	for name, v := range map[string]string{"SMTP_PASSWORD": "from-credential\n", "contactd_IMAP_PASSWORD": "from-directory"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", dir)
+	t.Setenv("CONTACTD_TEST_FROM_ENV", "from-env")
+	cfg, err := config.Parse([]byte("smtp: {password: '${SMTP_PASSWORD}', username: '${CONTACTD_TEST_FROM_ENV}'}\n" +
+		"imap: {password: '${IMAP_PASSWORD}'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{cfg.SMTP.Password, cfg.IMAP.Password, cfg.SMTP.Username}
+	if diff := cmp.Diff([]string{"from-credential", "from-directory", "from-env"}, got); diff != "" {
+		t.Errorf("values (-want +got):\n%s", diff)
+	}
+	_, err = config.Parse([]byte("smtp: {password: '${CONTACTD_TEST_UNSET_VAR}'}\n"))
+	if diff := cmp.Diff(config.Problems{"smtp.password: ${CONTACTD_TEST_UNSET_VAR} is not set (line 1)"}, err); diff != "" {
+		t.Errorf("neither set (-want +got):\n%s", diff)
+	}
+}

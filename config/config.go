@@ -248,7 +248,7 @@ func expandEnv(n *yaml.Node, path string, probs *Problems) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 			name := envRef.FindStringSubmatch(m)[1]
-			v, ok := os.LookupEnv(name)
+			v, ok := lookupVar(name)
 			if !ok {
 				*probs = append(*probs, fmt.Sprintf("%s: %s is not set (line %d)", orRoot(path), m, n.Line))
 			}
