@@ -9,11 +9,6 @@ import (
 	"strings"
 )
 
-// version is contactd's release, stamped at build time:
-//
-//	go build -ldflags "-X main.version=1.2.0" ./cmd/contactd
-var version = "dev"
-
 // command is one command line of SPEC section 7, for the help texts.
 type command struct {
 	name     string // "request create"

@@ -18,6 +18,9 @@ import (
 	"contactd/workflow"
 )
 
+// version is stamped at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
 // usageError is a bad invocation: exit status 2.
 type usageError struct{ msg string }
 
