@@ -22,7 +22,7 @@ unavailable_servers=()
 report_unavailable() {
   [ "${#unavailable_servers[@]}" -gt 0 ] || return 0
   echo >&2
-  echo "!!! ${#unavailable_servers[@]} server(s) were unavailable; the tests that need them were SKIPPED:" >&2
+  echo "!!! ${#unavailable_servers[@]} server(s) or step(s) were unavailable; what needs them was SKIPPED:" >&2
   printf '!!!   %s\n' "${unavailable_servers[@]}" >&2
 }
 
@@ -39,6 +39,8 @@ trap cleanup EXIT
 # unavailable NAME REASON: record that the server NAME cannot be had.
 # Returns 1, so a start function can end with it.
 unavailable() {
+  local seen
+  for seen in "${unavailable_servers[@]}"; do [ "$seen" != "$1: $2" ] || return 1; done
   unavailable_servers+=("$1: $2")
   echo "!!! $1: $2" >&2
   return 1
