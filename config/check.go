@@ -151,6 +151,16 @@ func (c Config) Warnings() []string {
 	if ra, ttl := c.Workflow.RemindAfter.D(), c.Workflow.RequestTTL.D(); ra > 0 && ra >= ttl {
 		w = append(w, fmt.Sprintf("workflow.remind_after: %v is not less than workflow.request_ttl %v: no reminder is ever sent", ra, ttl))
 	}
+	if c.Redis.Embedded {
+		w = append(w, "redis.embedded: true: requests and queued email live in this process and are lost when it stops")
+	}
+	for _, m := range []struct {
+		section, host, tls, username string
+	}{{"smtp", c.SMTP.Host, c.SMTP.TLS, c.SMTP.Username}, {"imap", c.IMAP.Host, c.IMAP.TLS, c.IMAP.Username}} {
+		if m.tls == "none" && m.username != "" && !isLoopback(m.host) {
+			w = append(w, fmt.Sprintf("%s.tls: none: the login to %s crosses the network unencrypted", m.section, m.host))
+		}
+	}
 	return w
 }
 

@@ -34,6 +34,12 @@ func TestWarnings(t *testing.T) {
 		{"https anywhere", "http: {api_tokens: [0123456789abcdef], base_url: 'https://contacts.example.com'}\n", nil},
 		{"reminder after expiry", token + "workflow: {remind_after: 72h, request_ttl: 72h}\n",
 			[]string{"workflow.remind_after: 72h0m0s is not less than workflow.request_ttl 72h0m0s: no reminder is ever sent"}},
+		{"embedded redis", token + "redis: {embedded: true}\n",
+			[]string{"redis.embedded: true: requests and queued email live in this process and are lost when it stops"}},
+		{"clear-text login to a remote server", token + "smtp: {host: mail.example.com, tls: none, username: u}\nimap: {host: mail.example.com, tls: none, username: u}\n",
+			[]string{"smtp.tls: none: the login to mail.example.com crosses the network unencrypted",
+				"imap.tls: none: the login to mail.example.com crosses the network unencrypted"}},
+		{"clear text on loopback or without login", token + "smtp: {host: 127.0.0.1, tls: none, username: u}\nimap: {host: mail.example.com, tls: none}\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
