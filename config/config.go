@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the whole configuration file.
@@ -42,6 +42,18 @@ type Redis struct {
 	TLS        bool     `yaml:"tls"`
 	KeyPrefix  string   `yaml:"key_prefix"`
 	Embedded   bool     `yaml:"embedded"`
+	// SentinelUsername and SentinelPassword log in to the Sentinels,
+	// which may have credentials of their own.
+	SentinelUsername string `yaml:"sentinel_username"`
+	SentinelPassword string `yaml:"sentinel_password"`
+	// TLSCAFile, TLSCertFile and TLSKeyFile are PEM files: the authorities
+	// trusted for the server's certificate (empty: the system's), and a
+	// client certificate with its key. TLSServerName is the name checked
+	// in the server's certificate (empty: the host of the address).
+	TLSCAFile     string `yaml:"tls_ca_file"`
+	TLSCertFile   string `yaml:"tls_cert_file"`
+	TLSKeyFile    string `yaml:"tls_key_file"`
+	TLSServerName string `yaml:"tls_server_name"`
 }
 
 // DKIM signs outgoing mail when Domain is set.
@@ -190,30 +202,55 @@ func Parse(data []byte) (Config, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return Config{}, Problems{"config: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
-	if len(root.Content) == 0 {
-		return cfg, cfg.Validate()
+	if isEmpty(&root) {
+		return Config{}, Problems{"config: the file is empty; give at least the keys that differ from the defaults (see config.example.yaml)"}
 	}
-	var probs Problems
-	expandEnv(&root, &probs)
-	if len(probs) > 0 {
-		return Config{}, probs
-	}
+	var envProbs, probs Problems
+	expandEnv(&root, "", &envProbs)
 	decodeInto(root.Content[0], reflect.ValueOf(&cfg).Elem(), "", &probs)
-	if len(probs) > 0 {
-		return Config{}, probs
+	var valProbs Problems
+	errors.As(cfg.Validate(), &valProbs) // a key that failed to decode kept its default
+	if all := envProbs.merge(probs).merge(valProbs); len(all) > 0 {
+		return Config{}, all
 	}
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
 
-// expandEnv replaces ${VAR} in every scalar value. A plain scalar is typed
-// again after the replacement, so "port: ${SMTP_PORT}" reads as a number.
-func expandEnv(n *yaml.Node, probs *Problems) {
+// merge returns p followed by the problems of more whose key p does not
+// name already (an unset variable leaves an empty value, which may be
+// refused again, and a value that failed to decode is checked again).
+func (p Problems) merge(more Problems) Problems {
+	keys := map[string]bool{}
+	for _, s := range p {
+		keys[strings.SplitN(s, ": ", 2)[0]] = true
+	}
+	for _, s := range more {
+		if !keys[strings.SplitN(s, ": ", 2)[0]] {
+			p = append(p, s)
+		}
+	}
+	return p
+}
+
+// isEmpty tells a document with no keys: nothing but comments, or null.
+func isEmpty(root *yaml.Node) bool {
+	if len(root.Content) == 0 {
+		return true
+	}
+	n := root.Content[0]
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// expandEnv replaces ${VAR} in every scalar value; path is the dotted key
+// of n, named when a variable is not set. A plain scalar is typed again
+// after the replacement, so "port: ${SMTP_PORT}" reads as a number.
+func expandEnv(n *yaml.Node, path string, probs *Problems) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 			name := envRef.FindStringSubmatch(m)[1]
-			v, ok := os.LookupEnv(name)
+			v, ok := lookupVar(name)
 			if !ok {
-				*probs = append(*probs, fmt.Sprintf("${%s}: environment variable is not set (line %d)", name, n.Line))
+				*probs = append(*probs, fmt.Sprintf("%s: %s is not set (line %d)", orRoot(path), m, n.Line))
 			}
 			return v
 		})
@@ -221,8 +258,17 @@ func expandEnv(n *yaml.Node, probs *Problems) {
 			n.Tag = ""
 		}
 	}
-	for _, c := range n.Content {
-		expandEnv(c, probs)
+	for i, c := range n.Content {
+		switch {
+		case n.Kind == yaml.MappingNode && i%2 == 0:
+			expandEnv(c, path, probs) // a key
+		case n.Kind == yaml.MappingNode:
+			expandEnv(c, join(path, n.Content[i-1].Value), probs)
+		case n.Kind == yaml.SequenceNode:
+			expandEnv(c, fmt.Sprintf("%s[%d]", path, i), probs)
+		default:
+			expandEnv(c, path, probs)
+		}
 	}
 }
 
@@ -244,9 +290,15 @@ func decodeInto(n *yaml.Node, v reflect.Value, path string, probs *Problems) {
 		for i := 0; i < v.NumField(); i++ {
 			fields[strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0]] = i
 		}
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key := n.Content[i].Value
 			name := join(path, key)
+			if first, dup := seen[key]; dup {
+				*probs = append(*probs, fmt.Sprintf("%s: duplicate key (lines %d and %d)", name, first, n.Content[i].Line))
+				continue
+			}
+			seen[key] = n.Content[i].Line
 			idx, ok := fields[key]
 			if !ok {
 				*probs = append(*probs, fmt.Sprintf("%s: unknown key (line %d)", name, n.Content[i].Line))
@@ -367,9 +419,7 @@ func (c Config) Validate() error {
 			bad("events.webhook_secret", "must be set when events.webhook_url is")
 		}
 	}
-	if strings.TrimSpace(c.Schedule.Sweep) == "" {
-		bad("schedule.sweep", "must be a cron spec such as \"@every 30s\"")
-	}
+	c.checkAsServeDoes(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

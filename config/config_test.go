@@ -9,7 +9,7 @@ import (
 )
 
 func TestDefaults(t *testing.T) {
-	cfg, err := config.Parse([]byte(""))
+	cfg, err := config.Parse([]byte("log: {level: info}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,24 @@ func TestRefusals(t *testing.T) {
 		{"pattern", "workflow: {nic_pattern: '(['}", "workflow.nic_pattern:"},
 		{"from", "smtp: {from: nobody}", "smtp.from:"},
 		{"xoauth2 needs a command", "imap: {auth: xoauth2}", "imap.oauth2_token_command:"},
-		{"missing env", "smtp: {password: '${CONTACTD_TEST_UNSET_VAR}'}", "${CONTACTD_TEST_UNSET_VAR}: environment variable is not set"},
+		{"missing env names the key", "smtp: {password: '${CONTACTD_TEST_UNSET_VAR}'}", "smtp.password: ${CONTACTD_TEST_UNSET_VAR} is not set (line 1)"},
+		{"missing env in a list", "http:\n  api_tokens:\n    - ${CONTACTD_TEST_UNSET_VAR}\n", "http.api_tokens[0]: ${CONTACTD_TEST_UNSET_VAR} is not set (line 3)"},
+		{"empty file", "", "config: the file is empty"},
+		{"only comments", "# nothing set\n\n", "config: the file is empty"},
+		{"null document", "---\n~\n", "config: the file is empty"},
+		{"duplicate section", "smtp: {port: 25}\nlog: {level: info}\nsmtp: {port: 26}\n", "smtp: duplicate key (lines 1 and 3)"},
+		{"duplicate key", "smtp:\n  port: 25\n  port: 26\n", "smtp.port: duplicate key (lines 2 and 3)"},
+		{"cron not parsed", "schedule: {sweep: every 30s}", "schedule.sweep: must be a cron spec"},
+		{"cron empty", "schedule: {sweep: ''}", "schedule.sweep: must be a cron spec"},
+		{"cron six fields", "schedule: {sweep: '0 */5 * * * *'}", "schedule.sweep: must be a cron spec"},
+		{"base url without host", "http: {base_url: 'https://'}", "http.base_url: must name a host"},
+		{"listen without port", "http: {listen: localhost}", "http.listen: must be host:port"},
+		{"listen bad port", "http: {listen: 'localhost:http8080'}", "http.listen: port"},
+		{"dkim key missing", "smtp: {dkim: {domain: example.com, selector: s1, private_key_file: /nonexistent/key.pem}}", "smtp.dkim.private_key_file: open /nonexistent/key.pem"},
+		{"redis tls files without tls", "redis: {tls_ca_file: /etc/ssl/ca.pem}", "redis.tls: must be true"},
+		{"redis ca missing", "redis: {tls: true, tls_ca_file: /nonexistent/ca.pem}", "redis.tls_ca_file: open /nonexistent/ca.pem"},
+		{"redis cert without key", "redis: {tls: true, tls_cert_file: /nonexistent/c.pem}", "redis.tls_cert_file: tls_cert_file and tls_key_file must be set together"},
+		{"sentinel credentials without sentinel", "redis: {sentinel_password: x}", "redis.sentinel_username: sentinel_username and sentinel_password need redis.master_name"},
 		{"short api token", "http: {api_tokens: [abc]}", "http.api_tokens[0]:"},
 		{"log", "log: {format: xml}", "log.format:"},
 		{"not a mapping", "smtp: 3", "smtp: must be a mapping"},

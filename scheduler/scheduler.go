@@ -17,6 +17,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"contactd/config"
 	"contactd/internal/outage"
 	"contactd/metrics"
 	"contactd/workflow"
@@ -54,8 +55,9 @@ type Scheduler struct {
 	ticks    sync.Map // job name -> *atomic.Int64 runs on this daemon
 }
 
-// parser accepts the five-field cron syntax and the @every/@hourly forms.
-var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+// parser accepts the five-field cron syntax and the @every/@hourly forms;
+// it is config's, so `config check` accepts the specs the scheduler does.
+var parser = config.CronParser
 
 // New checks the spec and returns a scheduler.
 func New(p Params) (*Scheduler, error) {

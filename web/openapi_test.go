@@ -12,7 +12,7 @@ import (
 	"contactd/web"
 
 	"github.com/google/go-cmp/cmp"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // openAPI is the part of docs/openapi.yaml the test reads.

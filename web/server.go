@@ -88,7 +88,7 @@ func New(p Params) (*Server, error) {
 	if len(s.tokens) == 0 {
 		s.log.Warn("http.api_tokens is empty: every API call will be refused with 401")
 	}
-	s.handler = s.routes()
+	s.handler = accessLog(s.log, s.routes())
 	return s, nil
 }
 

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 func decodeContact(nic string, h map[string]string) *Contact {

@@ -42,22 +42,22 @@ func cmdRequest(ctx context.Context, name string, args []string, stdout io.Write
 	var service, requester, admin, tech, billing, nic, status *string
 	switch name {
 	case "create":
-		service = f.String("service", "", "service id")
-		requester = f.String("requester", "", "NIC of the contact asking")
-		admin = f.String("admin", "", "new admin NIC")
-		tech = f.String("tech", "", "new tech NIC")
-		billing = f.String("billing", "", "new billing NIC")
+		service = f.String("service", "", "`ID` of the service")
+		requester = f.String("requester", "", "`NIC` of the contact asking")
+		admin = f.String("admin", "", "`NIC` of the new admin contact")
+		tech = f.String("tech", "", "`NIC` of the new tech contact")
+		billing = f.String("billing", "", "`NIC` of the new billing contact")
 	case "show":
 		want = 1
 	case "list":
-		nic = f.String("nic", "", "NIC whose requests to list")
-		status = f.String("status", "", "only requests in this status")
+		nic = f.String("nic", "", "`NIC` whose requests to list")
+		status = f.String("status", "", "only requests in this `STATUS`")
 	case "resend":
 		want = 1
-		nic = f.String("nic", "", "only this approver")
+		nic = f.String("nic", "", "`NIC` of the only approver to email")
 	case "cancel":
 		want = 1
-		nic = f.String("nic", "", "NIC of the requester")
+		nic = f.String("nic", "", "`NIC` of the requester")
 	default:
 		return usageError{"unknown command: request " + name}
 	}

@@ -30,8 +30,8 @@ const (
 )
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("demo")
-	listen := f.String("listen", "127.0.0.1:8080", "address of the validation pages")
+	f := newPlainFlags("demo")
+	listen := f.String("listen", "127.0.0.1:8080", "host:port `ADDR` of the validation pages")
 	exit := f.Bool("exit", false, "stop after the walkthrough instead of serving")
 	if _, err := f.parse(args, 0); err != nil {
 		return err

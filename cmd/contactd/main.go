@@ -21,24 +21,6 @@ import (
 // version is stamped at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
-const usage = `usage: contactd COMMAND [flags]
-
-  serve --config FILE [--components http,mailer,inbox,scheduler]
-  demo
-  config check --config FILE
-  directory import --config FILE DATA.yaml
-  request create --config FILE --service S --requester N [--admin N] [--tech N] [--billing N]
-  request show ID
-  request list --nic N [--status S]
-  request resend ID [--nic N]
-  request cancel ID --nic N
-  outbox list [--dead] [--limit N]
-  outbox retry ID | --all-dead
-  outbox drop ID
-
---config defaults to $CONTACTD_CONFIG, else ./config.yaml.
-`
-
 // usageError is a bad invocation: exit status 2.
 type usageError struct{ msg string }
 
@@ -55,16 +37,18 @@ func main() {
 // refusal or failure (printed as "error: CODE: MESSAGE"), 2 for a bad
 // invocation.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	routeRedisLog(newLogger(stderr, "warn", "text"))
 	err := dispatch(ctx, args, stdout, stderr)
 	var ue usageError
+	var help helpText
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stdout, usage)
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, string(help))
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "contactd: %s\n\n%s", ue.msg, usage)
+		fmt.Fprintf(stderr, "contactd: %s\n\n%s", ue.msg, usage(groupOf(args)))
 		return 2
 	}
 	code := workflow.ErrorCode(err)
@@ -89,11 +73,19 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if len(rest) == 0 {
 			return "", nil, usageError{cmd + " needs a subcommand"}
 		}
+		if isHelp(rest[0]) {
+			return "", nil, groupHelp(cmd)
+		}
 		return rest[0], rest[1:], nil
 	}
 	switch cmd {
 	case "-h", "--help", "help":
-		return flag.ErrHelp
+		if len(rest) > 0 {
+			return dispatch(ctx, append(rest, "--help"), stdout, stderr)
+		}
+		return helpText(usage(""))
+	case "version", "--version":
+		return cmdVersion(rest, stdout)
 	case "serve":
 		return cmdServe(ctx, rest, stderr)
 	case "demo":
@@ -106,7 +98,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if name != "check" {
 			return usageError{"unknown command: config " + name}
 		}
-		return cmdConfigCheck(rest, stdout)
+		return cmdConfigCheck(rest, stdout, stderr)
 	case "directory":
 		name, rest, err := sub()
 		if err != nil {
@@ -132,20 +124,42 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return usageError{"unknown command: " + cmd}
 }
 
+// groupOf is the command, or group of commands, args name; "" when they
+// name none.
+func groupOf(args []string) string {
+	if len(args) > 0 && isGroup(args[0]) {
+		return args[0]
+	}
+	return ""
+}
+
+// isHelp tells an argument asking for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
+
 // flags is a flag set that also takes flags after positional arguments.
 type flags struct {
 	*flag.FlagSet
 	config *string
 }
 
+// newFlags returns the flags of the command name, --config among them.
 func newFlags(name string) *flags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	f := newPlainFlags(name)
 	def := os.Getenv("CONTACTD_CONFIG")
 	if def == "" {
 		def = "config.yaml"
 	}
-	return &flags{FlagSet: fs, config: fs.String("config", def, "configuration file")}
+	f.config = f.String("config", def, "configuration `FILE`")
+	return f
+}
+
+// newPlainFlags returns the flags of a command that reads no configuration.
+func newPlainFlags(name string) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return &flags{FlagSet: fs}
 }
 
 // parse reads flags wherever they stand and returns the positional
@@ -155,7 +169,7 @@ func (f *flags) parse(args []string, want int) ([]string, error) {
 	for {
 		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, commandHelp(f.Name(), f.FlagSet)
 			}
 			return nil, usageError{f.Name() + ": " + err.Error()}
 		}
@@ -177,13 +191,18 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func cmdConfigCheck(args []string, stdout io.Writer) error {
+func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("config check")
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
-	if _, err := config.Load(*f.config); err != nil {
+	cfg, err := config.Load(*f.config)
+	if err != nil {
 		return err
 	}
-	return printJSON(stdout, map[string]any{"config": *f.config, "valid": true})
+	warnings := cfg.Warnings()
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	return printJSON(stdout, map[string]any{"config": *f.config, "valid": true, "warnings": len(warnings)})
 }

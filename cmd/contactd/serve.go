@@ -9,8 +9,8 @@ import (
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	f := newFlags("serve")
-	comps := f.String("components", "http,mailer,inbox,scheduler", "components to run, comma-separated")
-	tmpl := f.String("templates", "", "directory of email templates overriding the built-in ones")
+	comps := f.String("components", "http,mailer,inbox,scheduler", "comma-separated `LIST` of the components to run")
+	tmpl := f.String("templates", "", "`DIR` of email templates overriding the built-in ones")
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
@@ -23,10 +23,15 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	routeRedisLog(log)
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 	d, err := newDaemon(cfg, daemonOptions{components: components, templatesDir: *tmpl}, log)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	warnEviction(ctx, d.b.rdb, log)
 	return d.Run(ctx)
 }

@@ -2,8 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -58,13 +59,16 @@ func expireInRealTime(m *miniredis.Miniredis) (stop func()) {
 func newRedis(c config.Redis) (redis.UniversalClient, *miniredis.Miniredis, error) {
 	opt := &redis.UniversalOptions{
 		Addrs: c.Addrs, MasterName: c.MasterName, Username: c.Username, Password: c.Password, DB: c.DB,
+		SentinelUsername: c.SentinelUsername, SentinelPassword: c.SentinelPassword,
 	}
 	if len(opt.Addrs) == 0 {
 		opt.Addrs = []string{c.Addr}
 	}
-	if c.TLS {
-		opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	tc, err := c.TLSConfig()
+	if err != nil {
+		return nil, nil, err
 	}
+	opt.TLSConfig = tc
 	var mini *miniredis.Miniredis
 	if c.Embedded {
 		mini = miniredis.NewMiniRedis()
@@ -110,3 +114,34 @@ func openBackend(cfg config.Config) (*backend, error) {
 	}
 	return b, nil
 }
+
+// warnEviction logs a warning when Redis may evict keys under memory
+// pressure (maxmemory-policy other than noeviction): it would silently drop
+// tokens, requests and queued email. A server that refuses CONFIG (as
+// managed services do) is not an error: the policy is then not known.
+func warnEviction(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		log.Debug("redis maxmemory-policy not known", "err", err)
+		return
+	}
+	if p, ok := res["maxmemory-policy"]; ok && p != "noeviction" {
+		log.Warn("redis maxmemory-policy is not noeviction: under memory pressure Redis drops keys, and with them tokens, requests and queued email",
+			"maxmemory_policy", p)
+	}
+}
+
+// redisLogger writes go-redis's own messages into the daemon's log as
+// warnings, instead of plain-text lines on stderr.
+type redisLogger struct{ log *slog.Logger }
+
+// Printf logs one go-redis message.
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "), "component", "redis")
+}
+
+// routeRedisLog sends go-redis's messages to log. go-redis has one logger
+// per process: the last call wins.
+func routeRedisLog(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
