@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"mime"
 	"net/mail"
 	"regexp"
 	"strconv"
@@ -80,17 +81,18 @@ func plusAddress(addr, token string) string {
 // headers, and the text and HTML alternatives (UTF-8, quoted-printable).
 // Every value from outside (names, subject, a received Message-ID) is one
 // line by then: templates.OneLine and cleanMsgID see to it. Addresses are
-// net/mail Addresses, written by their String method: a display name is
-// quoted or encoded as RFC 5322 and 2047 say, whatever it contains.
+// net/mail Addresses written by formatAddress: a display name is quoted
+// or encoded as RFC 5322 and 2047 say, whatever it contains. The SMTP
+// envelope is read back from the From and To written (see envelope).
 func (m *Mailer) buildMsg(l *letter, e *entry, mail *templates.Email) (*gomail.Msg, string, error) {
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithCharset(gomail.CharsetUTF8),
 		gomail.WithEncoding(gomail.EncodingQP))
-	msg.FromMailAddress(m.from)
+	msg.SetGenHeaderPreformatted(gomail.Header(gomail.HeaderFrom), formatAddress(m.from))
 	to, err := recipient(l.toName, l.to)
 	if err != nil {
 		return nil, "", permanent(err)
 	}
-	msg.ToMailAddress(to)
+	msg.SetGenHeaderPreformatted(gomail.Header(gomail.HeaderTo), formatAddress(to))
 	reply, err := m.replyTo(e.Kind, l.token)
 	if err != nil {
 		return nil, "", err
@@ -130,6 +132,36 @@ func recipient(name, addr string) (*mail.Address, error) {
 		return nil, fmt.Errorf("mailer: recipient address %q: %w", templates.OneLine(addr), err)
 	}
 	return &mail.Address{Name: templates.OneLine(name), Address: a.Address}, nil
+}
+
+// formatAddress writes a as a mailbox that mail clients and net/mail
+// read back as the same name and address: the name as a quoted string
+// when it is printable ASCII, else as RFC 2047 "B" encoded-words, one per
+// folded line. (mail.Address.String is not used for the name: it leaves
+// a backslash raw inside a "Q" encoded-word, which no parser reads back,
+// golang/go#80592.)
+func formatAddress(a *mail.Address) string {
+	bare := &mail.Address{Address: a.Address}
+	switch {
+	case a.Name == "":
+		return bare.String()
+	case printableASCII(a.Name):
+		return a.String()
+	default:
+		words := mime.BEncoding.Encode("utf-8", a.Name)
+		return strings.ReplaceAll(words, " ", "\r\n ") + " " + bare.String()
+	}
+}
+
+// printableASCII reports whether s is only printable ASCII and spaces,
+// which a quoted string carries as they are.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // replyTo returns imap.reply_address, with the token as a sub-address

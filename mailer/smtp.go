@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/mail"
 	"net/textproto"
 	"os"
 	"time"
@@ -153,13 +154,13 @@ func (s *sender) dial(ctx context.Context) error {
 }
 
 // send writes msg, signs it when DKIM is configured and delivers it to
-// the recipients of its To header.
+// the addresses of its To header.
 func (s *sender) send(ctx context.Context, msg *gomail.Msg) error {
 	raw, err := s.write(msg)
 	if err != nil {
 		return err
 	}
-	from, rcpts, err := envelope(msg)
+	from, rcpts, err := envelope(raw)
 	if err != nil {
 		return err
 	}
@@ -184,18 +185,34 @@ func (s *sender) write(msg *gomail.Msg) ([]byte, error) {
 	return signed, nil
 }
 
-// envelope returns the SMTP envelope of msg: its From address, and the
-// addresses of its To header, each as <address>.
-func envelope(msg *gomail.Msg) (string, []string, error) {
-	from, err := msg.GetSender(false)
+// envelope returns the SMTP envelope of a written message: the address
+// of its From header, and those of its To header, each as <address>. The
+// envelope is read from the bytes sent, so it names exactly whom the
+// headers name.
+func envelope(raw []byte) (string, []string, error) {
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
-		return "", nil, permanent(fmt.Errorf("mailer: envelope sender: %w", err))
+		return "", nil, permanent(fmt.Errorf("mailer: reading the written message: %w", err))
 	}
-	rcpts, err := msg.GetRecipients()
+	from, err := msg.Header.AddressList("From")
+	if err == nil && len(from) != 1 {
+		err = fmt.Errorf("%d addresses", len(from))
+	}
 	if err != nil {
-		return "", nil, permanent(fmt.Errorf("mailer: envelope recipients: %w", err))
+		return "", nil, permanent(fmt.Errorf("mailer: From of the written message: %w", err))
 	}
-	return from, rcpts, nil
+	to, err := msg.Header.AddressList("To")
+	if err == nil && len(to) == 0 {
+		err = errors.New("no address")
+	}
+	if err != nil {
+		return "", nil, permanent(fmt.Errorf("mailer: To of the written message: %w", err))
+	}
+	rcpts := make([]string, len(to))
+	for i, a := range to {
+		rcpts[i] = (&mail.Address{Address: a.Address}).String()
+	}
+	return (&mail.Address{Address: from[0].Address}).String(), rcpts, nil
 }
 
 // deliver sends raw, dialling first when there is no connection. A
