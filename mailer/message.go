@@ -60,14 +60,6 @@ func cleanMsgID(s string) string {
 	return "<" + m[1] + ">"
 }
 
-// header is what the mailer adds to the rendered email.
-type header struct {
-	from      *mail.Address
-	domain    string
-	replyTo   string
-	messageID string
-}
-
 // plusAddress writes local+token@domain.
 func plusAddress(addr, token string) string {
 	at := strings.LastIndexByte(addr, '@')

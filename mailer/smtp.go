@@ -220,6 +220,9 @@ func envelope(raw []byte) (string, []string, error) {
 // is dialled again once at once: that is not a failed attempt.
 func (s *sender) deliver(ctx context.Context, from string, rcpts []string, raw []byte) error {
 	for try := 0; ; try++ {
+		if err := ctx.Err(); err != nil {
+			return &SendError{Err: fmt.Errorf("mailer: no time left to send: %w", err)}
+		}
 		if err := s.connect(ctx); err != nil {
 			return err
 		}
