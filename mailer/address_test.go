@@ -54,11 +54,16 @@ func takeReceived(srv *sink) [][]byte {
 	return out
 }
 
+// testEntry is an outbox entry of kind about request, as the mailer
+// reads it.
+func testEntry(kind, request string) *entry {
+	return &entry{Message: workflow.Message{Kind: kind, Request: request}}
+}
+
 // sendTo builds a "recorded" email to name <addr> and sends it with snd.
 func sendTo(m *Mailer, snd *sender, name, addr string) error {
 	l := &letter{to: addr, toName: name, request: "r1"}
-	e := &entry{Message: workflow.Message{Kind: "recorded", Request: "r1"}}
-	msg, _, err := m.buildMsg(l, e, &templates.Email{Subject: "Your answer is recorded",
+	msg, _, err := m.buildMsg(l, testEntry("recorded", "r1"), &templates.Email{Subject: "Your answer is recorded",
 		Text: "Thank you.", HTML: "<p>Thank you.</p>"})
 	if err != nil {
 		return err

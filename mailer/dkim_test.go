@@ -204,7 +204,7 @@ func TestDKIMLongHeaderList(t *testing.T) {
 			headers = append(headers, extra...)
 			snd := signingSender(t, m, key, headers)
 			msg, _, err := m.buildMsg(&letter{to: "zed@example.net", toName: "Zed", request: "r1"},
-				&entry{Message: workflow.Message{Kind: "recorded", Request: "r1"}},
+				testEntry("recorded", "r1"),
 				&templates.Email{Subject: "Recorded", Text: "Thank you.", HTML: "<p>Thank you.</p>"})
 			if err != nil {
 				t.Fatal(err)

@@ -50,7 +50,7 @@ func TestAutomaticHeaders(t *testing.T) {
 			if templates.TokenKinds[tc.kind] {
 				l.token = "abcdefghijklmnopqrstuvwxyz2345672"
 			}
-			msg, _, err := m.buildMsg(l, &entry{Message: workflow.Message{Kind: tc.kind, Request: "r1"}},
+			msg, _, err := m.buildMsg(l, testEntry(tc.kind, "r1"),
 				&templates.Email{Subject: "s", Text: "t", HTML: "<p>h</p>"})
 			if err != nil {
 				t.Fatal(err)
