@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"contactd/internal/redistest"
 	"contactd/templates"
@@ -230,4 +231,31 @@ func TestHostileNameGetsEmail(t *testing.T) {
 		return
 	}
 	t.Fatalf("no message received with To zed@example.net")
+}
+
+// Any display name, one line or not (smtp.from's is not reduced by
+// templates.OneLine), is written so that net/mail reads back exactly that
+// name and address.
+func FuzzFormatAddress(f *testing.F) {
+	for _, name := range []string{`Zed "><img src=x>`, "Zoë \\ Ünïcødé", "tab\there", "  spaced  out  ", "🦊"} {
+		f.Add(name)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if !utf8.ValidString(name) {
+			t.Skip("not UTF-8")
+		}
+		in := &mail.Address{Name: name, Address: "contacts@example.com"}
+		s := formatAddress(in)
+		got, err := mail.ParseAddress(strings.ReplaceAll(s, "\r\n ", " "))
+		if err != nil || got.Name != name || got.Address != in.Address {
+			t.Fatalf("name %q written %q, read back as %+v, %v", name, s, got, err)
+		}
+		// Lines stay within RFC 5322's limit for any name up to a few
+		// hundred bytes (an ASCII name is one quoted string, not folded).
+		for _, line := range strings.Split(s, "\r\n") {
+			if len(name) <= 400 && len(line) > 998-len("From: ") {
+				t.Errorf("name %q: line of %d characters", name, len(line))
+			}
+		}
+	})
 }

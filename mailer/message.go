@@ -145,11 +145,11 @@ func formatAddress(a *mail.Address) string {
 	}
 }
 
-// printableASCII reports whether s is only printable ASCII and spaces,
-// which a quoted string carries as they are.
+// printableASCII reports whether s is only printable ASCII, spaces and
+// tabs, which a quoted string carries as they are.
 func printableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] > '~' {
+		if (s[i] < ' ' || s[i] > '~') && s[i] != '\t' {
 			return false
 		}
 	}
