@@ -190,7 +190,7 @@ func checkCommonHeaders(t *testing.T, p parsed, id, kind, root string) {
 	h := p.h
 	for name, want := range map[string]string{
 		"Auto-Submitted":           "auto-generated",
-		"X-Auto-Response-Suppress": "All", "X-Contactd-Request": id, "X-Contactd-Kind": kind,
+		"X-Auto-Response-Suppress": "OOF, AutoReply", "X-Contactd-Request": id, "X-Contactd-Kind": kind,
 		"In-Reply-To": root, "References": root, "Mime-Version": "1.0",
 	} {
 		if got := h.Get(name); got != want {

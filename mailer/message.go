@@ -3,7 +3,9 @@ package mailer
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
+	"mime"
 	"net/mail"
 	"regexp"
 	"strconv"
@@ -59,14 +61,6 @@ func cleanMsgID(s string) string {
 	return "<" + m[1] + ">"
 }
 
-// header is what the mailer adds to the rendered email.
-type header struct {
-	from      *mail.Address
-	domain    string
-	replyTo   string
-	messageID string
-}
-
 // plusAddress writes local+token@domain.
 func plusAddress(addr, token string) string {
 	at := strings.LastIndexByte(addr, '@')
@@ -79,24 +73,24 @@ func plusAddress(addr, token string) string {
 // buildMsg writes the email: addresses, threading and automatic-mail
 // headers, and the text and HTML alternatives (UTF-8, quoted-printable).
 // Every value from outside (names, subject, a received Message-ID) is one
-// line by then: templates.OneLine and cleanMsgID see to it.
+// line by then: templates.OneLine and cleanMsgID see to it. Addresses are
+// net/mail Addresses written by formatAddress: a display name is quoted
+// or encoded as RFC 5322 and 2047 say, whatever it contains. The SMTP
+// envelope is read back from the From and To written (see envelope).
 func (m *Mailer) buildMsg(l *letter, e *workflow.OutboxEntry, mail *templates.Email) (*gomail.Msg, string, error) {
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithCharset(gomail.CharsetUTF8),
 		gomail.WithEncoding(gomail.EncodingQP))
-	if err := msg.From(m.from.String()); err != nil {
-		return nil, "", fmt.Errorf("mailer: smtp.from: %w", err)
+	msg.SetGenHeaderPreformatted(gomail.Header(gomail.HeaderFrom), formatAddress(m.from))
+	to, err := recipient(l.toName, l.to)
+	if err != nil {
+		return nil, "", permanent(err)
 	}
-	if err := msg.AddToFormat(templates.OneLine(l.toName), strings.TrimSpace(l.to)); err != nil {
-		return nil, "", permanent(fmt.Errorf("mailer: recipient address %q: %w", templates.OneLine(l.to), err))
+	msg.SetGenHeaderPreformatted(gomail.Header(gomail.HeaderTo), formatAddress(to))
+	reply, err := m.replyTo(e.Kind, l.token)
+	if err != nil {
+		return nil, "", err
 	}
-	reply := m.cfg.IMAP.ReplyAddress
-	if m.cfg.IMAP.PlusAddressing && e.Kind.CarriesToken() {
-		reply = plusAddress(reply, l.token)
-	}
-	if err := msg.ReplyTo(reply); err != nil {
-		// go-mail's error quotes the address, token included: not kept.
-		return nil, "", fmt.Errorf("mailer: imap.reply_address %q is not a valid address", m.cfg.IMAP.ReplyAddress)
-	}
+	msg.ReplyToMailAddress(reply)
 	nonce := ""
 	if l.token != "" {
 		nonce = newNonce()
@@ -105,19 +99,11 @@ func (m *Mailer) buildMsg(l *letter, e *workflow.OutboxEntry, mail *templates.Em
 	msg.Subject(templates.OneLine(mail.Subject))
 	msg.SetMessageIDWithValue(id)
 	msg.SetDateWithValue(m.now())
-	var refs []string
-	if parent := cleanMsgID(l.inReplTo); parent != "" {
-		refs = append(refs, parent)
-	}
-	if l.request != "" {
-		refs = append(refs, "<"+rootID(l.request, m.domain)+">")
-	}
-	if len(refs) > 0 {
-		msg.SetGenHeaderPreformatted(gomail.HeaderInReplyTo, refs[0])
-		msg.SetGenHeaderPreformatted(gomail.HeaderReferences, strings.Join(refs, " "))
-	}
-	msg.SetGenHeader("Auto-Submitted", "auto-generated")
-	msg.SetGenHeader("X-Auto-Response-Suppress", "All")
+	setThread(msg, cleanMsgID(l.inReplTo), l.request, m.domain)
+	msg.SetGenHeader("Auto-Submitted", autoSubmitted(e.Kind))
+	// Out-of-office and automatic replies only: delivery and read reports
+	// still come back, and an undeliverable approver is told by them.
+	msg.SetGenHeader("X-Auto-Response-Suppress", "OOF, AutoReply")
 	if l.request != "" {
 		msg.SetGenHeader("X-Contactd-Request", templates.OneLine(l.request))
 	}
@@ -125,4 +111,89 @@ func (m *Mailer) buildMsg(l *letter, e *workflow.OutboxEntry, mail *templates.Em
 	msg.SetBodyString(gomail.TypeTextPlain, mail.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, mail.HTML)
 	return msg, id, nil
+}
+
+// recipient returns the address of a contact: addr, which must be a bare
+// address, with name reduced to one line as its display name.
+func recipient(name, addr string) (*mail.Address, error) {
+	addr = strings.TrimSpace(addr)
+	a, err := mail.ParseAddress(addr)
+	if err == nil && a.Name != "" {
+		err = errors.New("a display name is not part of an address")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mailer: recipient address %q: %w", templates.OneLine(addr), err)
+	}
+	return &mail.Address{Name: templates.OneLine(name), Address: a.Address}, nil
+}
+
+// formatAddress writes a as a mailbox that mail clients and net/mail
+// read back as the same name and address: the name as a quoted string
+// when it is printable ASCII, else as RFC 2047 "B" encoded-words, one per
+// folded line. (mail.Address.String is not used for the name: it leaves
+// a backslash raw inside a "Q" encoded-word, which no parser reads back,
+// golang/go#80592.)
+func formatAddress(a *mail.Address) string {
+	bare := &mail.Address{Address: a.Address}
+	switch {
+	case a.Name == "":
+		return bare.String()
+	case printableASCII(a.Name):
+		return a.String()
+	default:
+		words := mime.BEncoding.Encode("utf-8", a.Name)
+		return strings.ReplaceAll(words, " ", "\r\n ") + " " + bare.String()
+	}
+}
+
+// printableASCII reports whether s is only printable ASCII, spaces and
+// tabs, which a quoted string carries as they are.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < ' ' || s[i] > '~') && s[i] != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// replyTo returns imap.reply_address, with the token as a sub-address
+// when imap.plus_addressing is on and the email of kind carries one.
+func (m *Mailer) replyTo(kind workflow.Kind, token string) (*mail.Address, error) {
+	reply := m.cfg.IMAP.ReplyAddress
+	if m.cfg.IMAP.PlusAddressing && kind.CarriesToken() {
+		reply = plusAddress(reply, token)
+	}
+	a, err := mail.ParseAddress(reply)
+	if err != nil {
+		// The parser's error may quote the address, token included: not kept.
+		return nil, fmt.Errorf("mailer: imap.reply_address %q is not a valid address", m.cfg.IMAP.ReplyAddress)
+	}
+	return a, nil
+}
+
+// setThread writes In-Reply-To and References: the Message-ID answered,
+// if any, then the request's root.
+func setThread(msg *gomail.Msg, parent, request, domain string) {
+	var refs []string
+	if parent != "" {
+		refs = append(refs, parent)
+	}
+	if request != "" {
+		refs = append(refs, "<"+rootID(request, domain)+">")
+	}
+	if len(refs) > 0 {
+		msg.SetGenHeaderPreformatted(gomail.HeaderInReplyTo, refs[0])
+		msg.SetGenHeaderPreformatted(gomail.HeaderReferences, strings.Join(refs, " "))
+	}
+}
+
+// autoSubmitted is the Auto-Submitted value of an email of kind (RFC
+// 3834): not_understood answers a message, the others are sent on their
+// own.
+func autoSubmitted(kind workflow.Kind) string {
+	if kind == workflow.KindNotUnderstood {
+		return "auto-replied"
+	}
+	return "auto-generated"
 }

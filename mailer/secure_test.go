@@ -1,28 +1,21 @@
 package mailer
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"contactd/internal/redistest"
 	"contactd/workflow"
 
-	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-sasl"
 )
 
@@ -113,54 +106,6 @@ func TestImplicitTLSWithXOAUTH2(t *testing.T) {
 	waitDrained(t, s, 10*time.Second)
 	if got := len(srv.received()); got != 1 || srv.logins.Load() != 1 {
 		t.Errorf("received %d emails after %d logins, want 1 and 1", got, srv.logins.Load())
-	}
-}
-
-func TestDKIMSignature(t *testing.T) {
-	s := newStore(t, redistest.Mini(t))
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(priv)
-	keyFile := filepath.Join(t.TempDir(), "dkim.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := startSink(t, "")
-	cfg := testConfig(srv.port())
-	cfg.SMTP.DKIM.Domain, cfg.SMTP.DKIM.Selector, cfg.SMTP.DKIM.PrivateKeyFile = "example.com", "mail2026", keyFile
-	if _, err := s.Create(context.Background(), workflow.Ask{Service: "example.com", Requester: "ad1-ovh",
-		Changes: map[string]string{"billing": "ad1-ovh"}}, workflow.API); err != nil {
-		t.Fatal(err)
-	}
-	start(t, newMailer(t, s, cfg, 1))
-	waitDrained(t, s, 10*time.Second)
-	if len(srv.received()) != 1 {
-		t.Fatalf("received %d emails, want 1", len(srv.received()))
-	}
-	record := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
-	vs, err := dkim.VerifyWithOptions(bytes.NewReader(srv.received()[0]), &dkim.VerifyOptions{
-		LookupTXT: func(domain string) ([]string, error) {
-			if domain != "mail2026._domainkey.example.com" {
-				return nil, errors.New("no such record: " + domain)
-			}
-			return []string{record}, nil
-		}})
-	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "example.com" {
-		if len(vs) == 1 {
-			t.Logf("verification: %+v", *vs[0])
-		}
-		t.Fatalf("DKIM verification = %+v, %v; want one valid signature of example.com", vs, err)
-	}
-	signed := map[string]bool{}
-	for _, k := range vs[0].HeaderKeys {
-		signed[strings.ToLower(k)] = true
-	}
-	for _, h := range []string{"from", "to", "subject", "message-id", "date", "reply-to"} {
-		if !signed[h] {
-			t.Errorf("header %s is not signed (signed: %v)", h, vs[0].HeaderKeys)
-		}
 	}
 }
 
