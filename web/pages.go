@@ -144,25 +144,10 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	s.render(w, r, f.Status, "message", v)
 }
 
-// sameOrigin tells whether a form post comes from our own page. Browsers
-// say so with Sec-Fetch-Site; those that do not send it send Origin, which
-// must then be the origin of http.base_url. A post carrying neither is
-// refused.
-func (s *Server) sameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "same-origin", "none":
-		return true
-	case "":
-		o := r.Header.Get("Origin")
-		return o != "" && strings.EqualFold(o, s.origin)
-	}
-	return false
-}
-
 // readForm checks where a form comes from, its type and its size, and
 // parses it.
 func (s *Server) readForm(w http.ResponseWriter, r *http.Request) error {
-	if !s.sameOrigin(r) {
+	if err := s.cross.Check(r); err != nil {
 		return workflow.Errorf(eForbidden, "cross-site form post refused")
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {

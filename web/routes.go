@@ -39,6 +39,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/v1/requests/{id}", true, s.getRequest},
 		{"POST", "/api/v1/requests/{id}/resend", true, s.resendRequest},
 		{"POST", "/api/v1/requests/{id}/cancel", true, s.cancelRequest},
+		{"POST", "/api/v1/decisions", true, s.postDecision},
 		{"GET", "/api/v1/contacts/{nic}/services", true, s.contactServices},
 		{"GET", "/api/v1/contacts/{nic}", true, s.getContact},
 		{"PUT", "/api/v1/contacts/{nic}", true, s.putContact},
