@@ -32,9 +32,16 @@ table.changes{width:100%;border-collapse:collapse}
 .approvals{list-style:none;padding:0;margin:0}.approvals li{padding:.2rem 0}
 .st{font-size:.85rem;padding:.05rem .5rem;border-radius:1rem;background:#e5e7eb}.st.accepted{background:#dcfce7}.st.declined{background:#fee2e2}
 .expires{color:#6b7280;margin-top:1.5rem}.question{font-weight:600}
-.buttons{display:flex;flex-wrap:wrap;gap:.75rem}
+.buttons{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-start}
 button{font:inherit;font-weight:600;padding:.7rem 1.6rem;border-radius:.5rem;border:0;cursor:pointer;color:#fff;min-width:8rem}
-button.accept{background:#16a34a}button.decline{background:#dc2626}button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}
+button.accept{background:#16a34a}button.decline{background:#dc2626}button.go{background:#2563eb}
+details.confirm{flex:1 1 12rem}details.confirm summary{list-style:none;display:inline-block;font-weight:600;padding:.7rem 1.6rem;border-radius:.5rem;cursor:pointer;color:#dc2626;border:2px solid #dc2626;min-width:8rem;text-align:center}
+details.confirm summary::-webkit-details-marker{display:none}details.confirm[open] summary{background:#fee2e2}
+details.confirm summary:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}details.confirm p{margin:.75rem 0}
+form.code label{display:block;font-weight:600;margin-bottom:.4rem}
+form.code input{display:block;width:100%;font:1.15rem/1.4 ui-monospace,Menlo,Consolas,monospace;letter-spacing:.05em;padding:.6rem .75rem;margin-bottom:1rem;border:1px solid #9ca3af;border-radius:.5rem}
+form.code input:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}
+.hint{color:#6b7280;font-size:.9rem;margin-top:1.5rem}button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}
 @media (max-width:30rem){body{padding:.5rem}.card{margin:.5rem auto;padding:1rem}.buttons button{flex:1}.changes th:nth-child(3),.changes td.arrow{display:none}}
 `
 
@@ -48,7 +55,7 @@ var styleHash = func() string {
 var pageTemplates = func() map[string]*template.Template {
 	base := template.Must(template.ParseFS(pageFS, "pages/layout.html", "pages/request.html"))
 	out := map[string]*template.Template{}
-	for _, name := range []string{"validate", "report", "message"} {
+	for _, name := range []string{"validate", "report", "message", "code"} {
 		out[name] = template.Must(template.Must(base.Clone()).ParseFS(pageFS, "pages/"+name+".html"))
 	}
 	return out

@@ -29,6 +29,7 @@ type route struct {
 // describes its API part; a test keeps the two in step.
 func (s *Server) routeTable() []route {
 	return []route{
+		{"GET", "/v", false, s.getCode},
 		{"GET", "/v/{token}", false, s.getValidation},
 		{"POST", "/v/{token}", false, s.postValidation},
 		{"GET", "/r/{token}", false, s.getReport},
