@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -26,6 +27,7 @@ type Config struct {
 	Inbox    Inbox    `yaml:"inbox"`
 	HTTP     HTTP     `yaml:"http"`
 	Workflow Workflow `yaml:"workflow"`
+	Branding Branding `yaml:"branding"`
 	Events   Events   `yaml:"events"`
 	Schedule Schedule `yaml:"schedule"`
 	Log      Log      `yaml:"log"`
@@ -107,6 +109,29 @@ type Workflow struct {
 	DefaultLanguage string   `yaml:"default_language"`
 	ReportWindow    Duration `yaml:"report_window"`
 	SecurityContact string   `yaml:"security_contact"`
+	// Timezone is the IANA zone dates are written in, in emails and pages
+	// (e.g. Europe/Paris); "" or UTC means UTC.
+	Timezone string `yaml:"timezone"`
+}
+
+// Location is the time zone of Timezone; UTC when it is empty or unknown
+// (Validate refuses an unknown one).
+func (w Workflow) Location() *time.Location {
+	if loc, err := time.LoadLocation(w.Timezone); err == nil && w.Timezone != "" {
+		return loc
+	}
+	return time.UTC
+}
+
+// Branding names the provider in emails and pages, so that a contact can
+// tell a genuine email from phishing.
+type Branding struct {
+	// Name is the provider's name (e.g. "Example Hosting"): in the page
+	// header, the email signature, and the From display name when
+	// smtp.from has none.
+	Name string `yaml:"name"`
+	// SupportURL is where a contact can check an email or get help.
+	SupportURL string `yaml:"support_url"`
 }
 
 // Events says where finished requests are published besides the Redis stream.
@@ -358,6 +383,15 @@ func (c Config) Validate() error {
 	}
 	if w.SecurityContact != "" && !validAddress(w.SecurityContact) {
 		bad("workflow.security_contact", "must be an email address")
+	}
+	if _, err := time.LoadLocation(w.Timezone); err != nil {
+		bad("workflow.timezone", "must be an IANA time zone such as Europe/Paris or UTC")
+	}
+	if b := c.Branding; strings.ContainsAny(b.Name, "\r\n\"<>") || len(b.Name) > 100 {
+		bad("branding.name", "must be one line of at most 100 characters, without quotes or angle brackets")
+	}
+	if u, err := url.Parse(c.Branding.SupportURL); c.Branding.SupportURL != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
+		bad("branding.support_url", "must be an absolute http(s) URL")
 	}
 	if c.Events.WebhookURL != "" {
 		if !strings.HasPrefix(c.Events.WebhookURL, "http://") && !strings.HasPrefix(c.Events.WebhookURL, "https://") {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"contactd/internal/redistest"
+	"contactd/web"
 	"contactd/workflow"
 )
 
@@ -94,4 +95,19 @@ func TestDeclineAsksForConfirmation(t *testing.T) {
 	if n := strings.Count(body, `value="decline"`); n != 1 {
 		t.Errorf("%d buttons post decline, want only the confirmation's", n)
 	}
+}
+
+func TestPagesShowBrandingAndLocalTime(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t), func(p *web.Params) {
+		p.Config.Branding.Name = "Example Hosting"
+		p.Config.Branding.SupportURL = "https://help.example.com/contacts"
+		p.Config.Workflow.Timezone = "Europe/Paris"
+	})
+	r := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+	w := e.do("GET", "/v/"+e.token(r.ID, "nw1-ovh"), "")
+	contains(t, w.Body.String(), `<header class="brand" id="brand">Example Hosting</header>`,
+		`href="https://help.example.com/contacts"`, "16 mars 2026 à 10:00 CET", "Acceptez-vous ce changement\u00a0?")
+	lacks(t, w.Body.String(), " ?", " :")
+	w = e.do("GET", "/v", "", "Accept-Language", "en")
+	contains(t, w.Body.String(), "Example Hosting", "Help, and to check this page is genuine:")
 }

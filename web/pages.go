@@ -41,7 +41,8 @@ details.confirm summary:focus-visible{outline:3px solid #93c5fd;outline-offset:2
 form.code label{display:block;font-weight:600;margin-bottom:.4rem}
 form.code input{display:block;width:100%;font:1.15rem/1.4 ui-monospace,Menlo,Consolas,monospace;letter-spacing:.05em;padding:.6rem .75rem;margin-bottom:1rem;border:1px solid #9ca3af;border-radius:.5rem}
 form.code input:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}
-.hint{color:#6b7280;font-size:.9rem;margin-top:1.5rem}button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}
+.hint{color:#6b7280;font-size:.9rem;margin-top:1.5rem}
+.brand{max-width:40rem;margin:1rem auto -1rem;font-weight:700;color:#1e3a8a}.support{max-width:40rem;margin:0 auto;font-size:.85rem;color:#6b7280;text-align:center}.support a{color:#6b7280}button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}
 @media (max-width:30rem){body{padding:.5rem}.card{margin:.5rem auto;padding:1rem}.buttons button{flex:1}.changes th:nth-child(3),.changes td.arrow{display:none}}
 `
 
@@ -81,6 +82,8 @@ type view struct {
 	Expires              string
 	Intro                string
 	Messages             []string
+	// Brand and SupportURL are branding.name and branding.support_url.
+	Brand, SupportURL string
 }
 
 type changeRow struct{ Role, From, To string }
@@ -91,10 +94,17 @@ func newView(lang, title, tone string) *view {
 	return &view{Lang: lang, T: texts[lang], CSS: template.CSS(style), Title: title, Tone: tone}
 }
 
+// brand puts the provider's name and support address on a page, so a
+// contact can tell it is genuine.
+func (s *Server) brand(v *view) *view {
+	v.Brand, v.SupportURL = s.p.Config.Branding.Name, s.p.Config.Branding.SupportURL
+	return v
+}
+
 // render writes a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, v *view) {
 	var buf bytes.Buffer
-	if err := pageTemplates[name].ExecuteTemplate(&buf, "layout", v); err != nil {
+	if err := pageTemplates[name].ExecuteTemplate(&buf, "layout", s.brand(v)); err != nil {
 		s.log.Error("page template failed", "route", r.Pattern, "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return

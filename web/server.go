@@ -66,7 +66,9 @@ type Server struct {
 	log    *slog.Logger
 	origin string // scheme://host[:port] of http.base_url
 	// cross refuses the form posts a browser marks as cross-site.
-	cross   *http.CrossOriginProtection
+	cross *http.CrossOriginProtection
+	// loc is workflow.timezone, for the dates pages show.
+	loc     *time.Location
 	tokens  [][32]byte
 	handler http.Handler
 }
@@ -87,6 +89,7 @@ func New(p Params) (*Server, error) {
 		p.Now = time.Now
 	}
 	s := &Server{p: p, log: p.Logger, origin: origin, tokens: hashTokens(p.Config.HTTP.APITokens)}
+	s.loc = p.Config.Workflow.Location()
 	if s.cross, err = crossOrigin(origin); err != nil {
 		return nil, err
 	}

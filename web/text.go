@@ -58,6 +58,7 @@ var texts = map[string]map[string]string{
 		"e_method":         "This address does not accept that kind of request.",
 		"not_found_title":  "Page not found",
 		"not_found_text":   "There is no page at this address.",
+		"support":          "Help, and to check this page is genuine:",
 		"code_title":       "Answer with your validation code",
 		"code_intro":       "Each email we send about a change of contacts holds a personal validation code (it looks like abcd-efgh-ijkl-…). Type it here to see the request and answer it.",
 		"code_label":       "Validation code",
@@ -122,6 +123,7 @@ var texts = map[string]map[string]string{
 		"e_method":         "Cette adresse n'accepte pas ce type de requête.",
 		"not_found_title":  "Page introuvable",
 		"not_found_text":   "Il n'y a pas de page à cette adresse.",
+		"support":          "Aide, et pour vérifier que cette page est authentique\u00a0:",
 		"code_title":       "Répondre avec votre code de validation",
 		"code_intro":       "Chaque message que nous envoyons au sujet d'un changement de contacts contient un code de validation personnel (de la forme abcd-efgh-ijkl-…). Saisissez-le ici pour voir la demande et y répondre.",
 		"code_label":       "Code de validation",
@@ -162,14 +164,18 @@ var months = map[string][12]string{
 	"fr": {"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"},
 }
 
-// formatTime writes an instant in UTC the way lang writes dates.
+// formatTime writes an instant in its own time zone (callers give it in
+// workflow.timezone) the way lang writes dates.
 func formatTime(lang string, t time.Time) string {
-	t = t.UTC()
 	m := months[lang][t.Month()-1]
 	if lang == "fr" {
-		return fmt.Sprintf("%d %s %d à %s UTC", t.Day(), m, t.Year(), t.Format("15:04"))
+		day := strconv.Itoa(t.Day())
+		if t.Day() == 1 {
+			day = "1er"
+		}
+		return fmt.Sprintf("%s %s %d à %s", day, m, t.Year(), t.Format("15:04 MST"))
 	}
-	return fmt.Sprintf("%d %s %d at %s UTC", t.Day(), m, t.Year(), t.Format("15:04"))
+	return fmt.Sprintf("%d %s %d at %s", t.Day(), m, t.Year(), t.Format("15:04 MST"))
 }
 
 // acceptLanguage picks fr or en from an Accept-Language header, or "" when
@@ -202,4 +208,12 @@ func acceptLanguage(header string) string {
 		return ""
 	}
 	return choices[0].lang
+}
+
+// French typography wants a no-break space before ":", ";", "?" and "!".
+func init() {
+	nbsp := strings.NewReplacer(" :", "\u00a0:", " ;", "\u00a0;", " ?", "\u00a0?", " !", "\u00a0!")
+	for k, v := range texts["fr"] {
+		texts["fr"][k] = nbsp.Replace(v)
+	}
 }

@@ -14,7 +14,6 @@ import (
 	"contactd/mailer"
 	"contactd/metrics"
 	"contactd/scheduler"
-	"contactd/templates"
 	"contactd/web"
 	"contactd/workflow"
 
@@ -68,7 +67,7 @@ func newDaemon(cfg config.Config, opt daemonOptions, log *slog.Logger) (*Daemon,
 func (d *Daemon) build(opt daemonOptions) error {
 	st, cfg, log := d.b.store, d.cfg, d.log
 	if opt.components["mailer"] {
-		set, err := templates.Load(opt.templatesDir)
+		set, err := templateSet(opt.templatesDir, cfg)
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,7 @@ const usage = `usage: contactd COMMAND [flags]
   request list --nic N [--status S]
   request resend ID [--nic N]
   request cancel ID --nic N
+  templates render KIND LANG [--templates DIR] [--config FILE]
 
 --config defaults to $CONTACTD_CONFIG, else ./config.yaml.
 `
@@ -116,6 +117,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return cmdRequest(ctx, name, rest, stdout)
+	case "templates":
+		name, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		return cmdTemplates(name, rest, stdout)
 	}
 	return usageError{"unknown command: " + cmd}
 }
