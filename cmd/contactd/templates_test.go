@@ -3,8 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"contactd/workflow"
 )
 
 func TestTemplatesRender(t *testing.T) {
@@ -62,5 +65,32 @@ workflow: {timezone: Europe/Paris}
 	}
 	if code, _, errs := cli(t, "templates", "render", "validation", "en", "--templates", filepath.Join(dir, "missing")); code != 1 || !strings.Contains(errs, "missing") {
 		t.Errorf("missing template directory: exit %d %q, want 1 naming it", code, errs)
+	}
+}
+
+// TestEndToEndDecideByTypedCode follows a contact whose link does not
+// work: the code read from the email's text, typed in the control panel
+// in capitals, is passed on to the API, and the change is applied.
+func TestEndToEndDecideByTypedCode(t *testing.T) {
+	s := startStack(t, nil)
+	r := s.create("example.com", "ab1234-ovh", map[string]string{"tech": "gh3456-ovh"})
+	for _, who := range []struct{ addr, nic string }{{david, "gh3456-ovh"}, {alice, "ab1234-ovh"}} {
+		e := s.email(who.addr, r.ID, "validation")
+		m := regexp.MustCompile(`(?m)^  ([a-z2-7]{4}(?:-[a-z2-7]{4,5})+)\r?$`).FindStringSubmatch(e.Text)
+		if m == nil {
+			t.Fatalf("no grouped validation code in the email to %s:\n%s", who.addr, e.Text)
+		}
+		var got workflow.Request
+		body := map[string]string{"token": strings.ToUpper(m[1]), "decision": "accept", "nic": who.nic}
+		if code := s.api("POST", "/api/v1/decisions", body, &got); code != 200 {
+			t.Fatalf("deciding with %s's code = %d", who.nic, code)
+		}
+		if a := got.Approvals[who.nic]; a.Status != "accepted" || a.Channel != workflow.API {
+			t.Errorf("%s's approval = %+v, want accepted via api", who.nic, a)
+		}
+	}
+	s.status(r.ID, workflow.Applied)
+	if got := s.service("example.com").Tech; got != "gh3456-ovh" {
+		t.Errorf("tech = %s, want gh3456-ovh", got)
 	}
 }
