@@ -21,6 +21,16 @@ workflow: {timezone: Europe/Paris}
 	if got := cfg.Workflow.Location().String(); got != "Europe/Paris" {
 		t.Errorf("location = %s, want Europe/Paris", got)
 	}
+	if got, want := cfg.SMTP.From, "Contacts <contacts@example.com>"; got != want {
+		t.Errorf("smtp.from with its own name = %q, want %q kept", got, want)
+	}
+	bare, err := config.Parse([]byte("branding: {name: Example Hosting}\nsmtp: {from: contacts@example.com}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := bare.SMTP.From, `"Example Hosting" <contacts@example.com>`; got != want {
+		t.Errorf("bare smtp.from with branding.name = %q, want %q", got, want)
+	}
 	def, err := config.Parse(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"net/url"
 	"os"
 	"reflect"
@@ -128,7 +129,7 @@ func (w Workflow) Location() *time.Location {
 type Branding struct {
 	// Name is the provider's name (e.g. "Example Hosting"): in the page
 	// header, the email signature, and the From display name when
-	// smtp.from has none.
+	// smtp.from is a bare address (Parse adds it).
 	Name string `yaml:"name"`
 	// SupportURL is where a contact can check an email or get help.
 	SupportURL string `yaml:"support_url"`
@@ -227,7 +228,19 @@ func Parse(data []byte) (Config, error) {
 	if len(probs) > 0 {
 		return Config{}, probs
 	}
+	cfg.SMTP.From = brandedFrom(cfg.SMTP.From, cfg.Branding.Name)
 	return cfg, cfg.Validate()
+}
+
+// brandedFrom gives a bare smtp.from address the display name
+// branding.name, so the inbox shows who writes; a from that names itself
+// is kept as it is.
+func brandedFrom(from, brand string) string {
+	from = strings.TrimSpace(from)
+	if brand == "" || strings.ContainsAny(from, "<\"") || !validAddress(from) || strings.ContainsAny(brand, "\r\n\"<>") {
+		return from
+	}
+	return (&mail.Address{Name: brand, Address: from}).String()
 }
 
 // expandEnv replaces ${VAR} in every scalar value. A plain scalar is typed

@@ -66,8 +66,8 @@ func TestCodePage(t *testing.T) {
 			t.Fatalf("GET /v?code=unknown = %d, want 303", w.Code)
 		}
 		w = e.do("GET", w.Header().Get("Location"), "")
-		if w.Code != 404 || !strings.Contains(w.Body.String(), "This link is not valid") {
-			t.Errorf("unknown code's page = %d:\n%s", w.Code, pageText(w.Body.String()))
+		if w.Code != 404 || !strings.Contains(w.Body.String(), "This link is not valid") || !strings.Contains(w.Body.String(), `<a href="/v" id="code-page">`) {
+			t.Errorf("unknown code's page = %d, want 404 leading back to /v:\n%s", w.Code, pageText(w.Body.String()))
 		}
 	})
 

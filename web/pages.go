@@ -82,6 +82,8 @@ type view struct {
 	Expires              string
 	Intro                string
 	Messages             []string
+	// CodeLink offers the page where a validation code can be typed.
+	CodeLink bool
 	// Brand and SupportURL are branding.name and branding.support_url.
 	Brand, SupportURL string
 }
@@ -139,6 +141,7 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	case workflow.ENotFound, workflow.EGone:
 		v.Title, v.Tone = tr(lang, "invalid_title"), "warn"
 		v.Messages = []string{tr(lang, "invalid_text")}
+		v.CodeLink = strings.HasPrefix(r.Pattern, "/v/")
 		if !strings.HasPrefix(r.Pattern, "/v/") && !strings.HasPrefix(r.Pattern, "/r/") {
 			v.Title, v.Messages = tr(lang, "not_found_title"), []string{tr(lang, "not_found_text")}
 		}
