@@ -22,13 +22,11 @@ func (s *Server) getCode(w http.ResponseWriter, r *http.Request) {
 	}
 	code, ok := workflow.NormalizeToken(q.Get("code"))
 	if !ok {
-		v.Tone = "warn"
-		v.Messages = []string{tr(lang, "code_invalid")}
-		status := http.StatusBadRequest
+		v.Tone, v.Messages = "warn", []string{tr(lang, "code_invalid")}
 		if strings.TrimSpace(q.Get("code")) == "" {
 			v.Messages = []string{tr(lang, "code_empty")}
 		}
-		s.render(w, r, status, "code", v)
+		s.render(w, r, http.StatusBadRequest, "code", v)
 		return
 	}
 	http.Redirect(w, r, "/v/"+code, http.StatusSeeOther)

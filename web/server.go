@@ -62,9 +62,8 @@ type Params struct {
 
 // Server is contactd's HTTP side.
 type Server struct {
-	p      Params
-	log    *slog.Logger
-	origin string // scheme://host[:port] of http.base_url
+	p   Params
+	log *slog.Logger
 	// cross refuses the form posts a browser marks as cross-site.
 	cross *http.CrossOriginProtection
 	// loc is workflow.timezone, for the dates pages show.
@@ -88,8 +87,7 @@ func New(p Params) (*Server, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	s := &Server{p: p, log: p.Logger, origin: origin, tokens: hashTokens(p.Config.HTTP.APITokens)}
-	s.loc = p.Config.Workflow.Location()
+	s := &Server{p: p, log: p.Logger, loc: p.Config.Workflow.Location(), tokens: hashTokens(p.Config.HTTP.APITokens)}
 	if s.cross, err = crossOrigin(origin); err != nil {
 		return nil, err
 	}
