@@ -11,6 +11,13 @@
 // the pieces every kind shares. Text templates use text/template, HTML ones
 // html/template, so names and service ids from the directory are escaped in
 // HTML; in every part they are first reduced to one line of printable text.
+//
+// Render adds what the mailer need not compute: the approver's token
+// grouped as a validation code for typing and the page where it is typed
+// (Data.Code, Data.CodeURL), and, from the set's Options, the provider's
+// name and support address and the time zone of the dates. Text bodies
+// are wrapped at 78 columns, links whole; French ones get the no-break
+// spaces of French typography.
 package templates
 
 import (
