@@ -23,13 +23,13 @@ const usage = `usage: contactd COMMAND [flags]
   serve --config FILE [--components http,mailer,inbox,scheduler]
   demo
   config check --config FILE
+  templates render KIND LANG [--templates DIR] [--config FILE]
   directory import --config FILE DATA.yaml
   request create --config FILE --service S --requester N [--admin N] [--tech N] [--billing N]
   request show ID
   request list --nic N [--status S]
   request resend ID [--nic N]
   request cancel ID --nic N
-  templates render KIND LANG [--templates DIR] [--config FILE]
 
 --config defaults to $CONTACTD_CONFIG, else ./config.yaml.
 `
@@ -102,6 +102,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError{"unknown command: config " + name}
 		}
 		return cmdConfigCheck(rest, stdout)
+	case "templates":
+		name, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		return cmdTemplates(name, rest, stdout)
 	case "directory":
 		name, rest, err := sub()
 		if err != nil {
@@ -117,12 +123,6 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return cmdRequest(ctx, name, rest, stdout)
-	case "templates":
-		name, rest, err := sub()
-		if err != nil {
-			return err
-		}
-		return cmdTemplates(name, rest, stdout)
 	}
 	return usageError{"unknown command: " + cmd}
 }
