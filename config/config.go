@@ -8,6 +8,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/mail"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -26,6 +28,7 @@ type Config struct {
 	Inbox    Inbox    `yaml:"inbox"`
 	HTTP     HTTP     `yaml:"http"`
 	Workflow Workflow `yaml:"workflow"`
+	Branding Branding `yaml:"branding"`
 	Events   Events   `yaml:"events"`
 	Schedule Schedule `yaml:"schedule"`
 	Log      Log      `yaml:"log"`
@@ -119,6 +122,29 @@ type Workflow struct {
 	DefaultLanguage string   `yaml:"default_language"`
 	ReportWindow    Duration `yaml:"report_window"`
 	SecurityContact string   `yaml:"security_contact"`
+	// Timezone is the IANA zone dates are written in, in emails and pages
+	// (e.g. Europe/Paris); "" or UTC means UTC.
+	Timezone string `yaml:"timezone"`
+}
+
+// Location is the time zone of Timezone; UTC when it is empty or unknown
+// (Validate refuses an unknown one).
+func (w Workflow) Location() *time.Location {
+	if loc, err := time.LoadLocation(w.Timezone); err == nil && w.Timezone != "" {
+		return loc
+	}
+	return time.UTC
+}
+
+// Branding names the provider in emails and pages, so that a contact can
+// tell a genuine email from phishing.
+type Branding struct {
+	// Name is the provider's name (e.g. "Example Hosting"): in the page
+	// header, the email signature, and the From display name when
+	// smtp.from is a bare address (Parse adds it).
+	Name string `yaml:"name"`
+	// SupportURL is where a contact can check an email or get help.
+	SupportURL string `yaml:"support_url"`
 }
 
 // Events says where finished requests are published besides the Redis stream.
@@ -213,7 +239,19 @@ func Parse(data []byte) (Config, error) {
 	if all := envProbs.merge(probs).merge(valProbs); len(all) > 0 {
 		return Config{}, all
 	}
+	cfg.SMTP.From = brandedFrom(cfg.SMTP.From, cfg.Branding.Name)
 	return cfg, nil
+}
+
+// brandedFrom gives a bare smtp.from address the display name
+// branding.name, so the inbox shows who writes; a from that names itself
+// is kept as it is.
+func brandedFrom(from, brand string) string {
+	from = strings.TrimSpace(from)
+	if brand == "" || strings.ContainsAny(from, "<\"") || !validAddress(from) || strings.ContainsAny(brand, "\r\n\"<>") {
+		return from
+	}
+	return (&mail.Address{Name: brand, Address: from}).String()
 }
 
 // merge returns p followed by the problems of more whose key p does not
@@ -410,6 +448,15 @@ func (c Config) Validate() error {
 	}
 	if w.SecurityContact != "" && !validAddress(w.SecurityContact) {
 		bad("workflow.security_contact", "must be an email address")
+	}
+	if _, err := time.LoadLocation(w.Timezone); err != nil {
+		bad("workflow.timezone", "must be an IANA time zone such as Europe/Paris or UTC")
+	}
+	if b := c.Branding; strings.ContainsAny(b.Name, "\r\n\"<>") || len(b.Name) > 100 {
+		bad("branding.name", "must be one line of at most 100 characters, without quotes or angle brackets")
+	}
+	if u, err := url.Parse(c.Branding.SupportURL); c.Branding.SupportURL != "" && (err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "") {
+		bad("branding.support_url", "must be an absolute http(s) URL")
 	}
 	if c.Events.WebhookURL != "" {
 		if !strings.HasPrefix(c.Events.WebhookURL, "http://") && !strings.HasPrefix(c.Events.WebhookURL, "https://") {

@@ -11,6 +11,13 @@
 // the pieces every kind shares. Text templates use text/template, HTML ones
 // html/template, so names and service ids from the directory are escaped in
 // HTML; in every part they are first reduced to one line of printable text.
+//
+// Render adds what the mailer need not compute: the approver's token
+// grouped as a validation code for typing and the page where it is typed
+// (Data.Code, Data.CodeURL), and, from the set's Options, the provider's
+// name and support address and the time zone of the dates. Text bodies
+// are wrapped at 78 columns, links whole; French ones get the no-break
+// spaces of French typography.
 package templates
 
 import (
@@ -110,6 +117,15 @@ type Data struct {
 	LinkUntil time.Time
 	// ReplyAddress is where replies by email go.
 	ReplyAddress string
+	// Code is the token grouped for typing (kabc-defg-…), and CodeURL the
+	// page where it can be typed ({http.base_url}/v); Render fills both for
+	// the kinds that carry an approver's token, from Token and Link.
+	Code    string
+	CodeURL string
+	// Brand and SupportURL name the provider in the signature; Render
+	// fills them from the set's Options when empty.
+	Brand      string
+	SupportURL string
 	// Subject is set by Render for the HTML part's title.
 	Subject string
 }
@@ -125,6 +141,7 @@ type Email struct {
 type Set struct {
 	text map[string]*texttemplate.Template
 	html map[string]*htmltemplate.Template
+	opt  Options
 }
 
 // Load parses the templates, taking each file from dir when it is there
@@ -197,7 +214,7 @@ func (s *Set) parse(files fs.FS, lang, kind string) error {
 // neither en nor fr). Every string of d is first reduced to printable text
 // on one line.
 func (s *Set) Render(d Data) (*Email, error) {
-	d = clean(d)
+	d = s.fill(clean(d))
 	if d.Language != "fr" {
 		d.Language = "en"
 	}
@@ -217,7 +234,11 @@ func (s *Set) Render(d Data) (*Email, error) {
 	if err := s.html[key].ExecuteTemplate(&html, d.Kind+".html", d); err != nil {
 		return nil, fmt.Errorf("templates: %s html: %w", key, err)
 	}
-	return &Email{Subject: d.Subject, Text: tidy(text.String()), HTML: tidy(html.String())}, nil
+	e := &Email{Subject: d.Subject, Text: wrap(tidy(text.String()), textWidth), HTML: tidy(html.String())}
+	if d.Language == "fr" {
+		e.Subject, e.Text, e.HTML = frenchSpacing(e.Subject), frenchSpacing(e.Text), frenchSpacing(e.HTML)
+	}
+	return e, nil
 }
 
 // OneLine reduces s to one line of printable text: control characters
@@ -267,7 +288,8 @@ func clean(d Data) Data {
 	}
 	d.Changes = changes
 	for _, f := range []*string{&d.Kind, &d.Language, &d.RequestID, &d.Service, &d.ServiceKind,
-		&d.Status, &d.Answer, &d.Reason, &d.Token, &d.Link, &d.ReplyAddress} {
+		&d.Status, &d.Answer, &d.Reason, &d.Token, &d.Link, &d.ReplyAddress,
+		&d.Code, &d.CodeURL, &d.Brand, &d.SupportURL} {
 		*f = OneLine(*f)
 	}
 	return d

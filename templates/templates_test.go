@@ -160,7 +160,7 @@ func TestUntrustedNamesAreEscapedAndKeptOnOneLine(t *testing.T) {
 	if strings.ContainsAny(e.Subject, "\r\n") {
 		t.Errorf("subject holds a line break: %q", e.Subject)
 	}
-	if got, want := e.Subject, "Change of contacts for evil.example X-Injected: 1: your approval is requested (ref "+token+")"; got != want {
+	if got, want := e.Subject, "Change of contacts for evil.example X-Injected: 1: your approval is requested (code "+token+")"; got != want {
 		t.Errorf("subject = %q, want %q", got, want)
 	}
 	for _, line := range strings.Split(e.Text, "\n") {
@@ -240,7 +240,7 @@ func TestLoadOverridesFromADirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := e.Subject, "Fait : example.com"; got != want {
+	if got, want := e.Subject, "Fait\u00a0: example.com"; got != want { // French spacing applies to overrides too
 		t.Errorf("overridden subject = %q, want %q", got, want)
 	}
 	if got, want := e.Text, "Bonjour Nora New, c'est fait.\n"; got != want {

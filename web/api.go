@@ -59,6 +59,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) er
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return workflow.Errorf(eMediaType, "the body must be JSON, sent with Content-Type: application/json")
 	}
+	if !utf8.Valid(body) {
+		return workflow.Errorf(workflow.EInvalidRequest, "the body is not valid UTF-8: JSON must be sent in UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

@@ -199,6 +199,8 @@ func TestAPIErrors(t *testing.T) {
 		{"array body", "POST", create, `[1,2]`, 400, "invalid_request"},
 		{"trailing data", "POST", create, `{"service":"example.com","requester":"ad1-ovh","changes":{"tech":"nw2-ovh"}} {}`, 400, "invalid_request"},
 		{"empty body", "POST", create, ``, 400, "invalid_request"},
+		{"body not UTF-8", "POST", create, "{\"service\":\"example.com\xff\",\"requester\":\"ad1-ovh\",\"changes\":{\"tech\":\"nw2-ovh\"}}", 400, "invalid_request"},
+		{"contact body not UTF-8", "PUT", "/api/v1/contacts/zz1-ovh", "{\"email\":\"a@b.example\",\"name\":\"\xc3\x28\"}", 400, "invalid_request"},
 		{"null body", "POST", create, `null`, 400, "invalid_request"},
 		{"missing service", "POST", create, `{"requester":"ad1-ovh","changes":{"tech":"nw2-ovh"}}`, 400, "invalid_request"},
 		{"empty changes", "POST", create, `{"service":"example.com","requester":"ad1-ovh","changes":{}}`, 400, "invalid_request"},

@@ -177,7 +177,15 @@ func TestBrowserAcceptAndDecline(t *testing.T) {
 		if p.Lang != "en" || !strings.Contains(p.Text, "billing contact") || !strings.Contains(p.Text, "Ned New (nw2-ovh)") {
 			t.Errorf("page:\nlang %q\n%s", p.Lang, p.Text)
 		}
-		out := click(t, ctx, "decline")
+		// Decline first asks for confirmation: nothing is posted yet.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("decline")), chromedp.WaitVisible(chromedp.ID("decline-confirm"))); err != nil {
+			t.Fatalf("open the confirmation: %v", err)
+		}
+		if got := e.get(r.ID).Status; got != workflow.Pending {
+			t.Fatalf("status after the first click = %s, want pending", got)
+		}
+		screenshot(t, ctx, shots, "decline-confirm-en")
+		out := click(t, ctx, "decline-confirm")
 		if !strings.Contains(out.Text, "You declined") {
 			t.Errorf("outcome after declining:\n%s", out.Text)
 		}
@@ -195,6 +203,42 @@ func TestBrowserAcceptAndDecline(t *testing.T) {
 		}
 		if !strings.Contains(status, "This link is not valid") {
 			t.Errorf("reopened link shows %q, want the invalid-link page", status)
+		}
+	})
+
+	t.Run("code typed on /v", func(t *testing.T) {
+		r := e.create("overdue.org", "ad1-ovh", map[string]string{"tech": "nw2-ovh"})
+		tok := e.token(r.ID, "nw2-ovh")
+		typed := strings.ReplaceAll(grouped(tok), "-", " ")
+		tab, cancelTab := chromedp.NewContext(bctx)
+		defer cancelTab()
+		ctx, cancel := context.WithTimeout(tab, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(ctx, chromedp.Navigate(base+"/v"), chromedp.WaitVisible(chromedp.ID("code"))); err != nil {
+			t.Fatalf("open /v: %v", err)
+		}
+		screenshot(t, ctx, shots, "code-en")
+		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("code"), typed), chromedp.Click(chromedp.ID("go")),
+			chromedp.WaitVisible(chromedp.ID("accept"))); err != nil {
+			t.Fatalf("type the code and go: %v", err)
+		}
+		url, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if url != base+"/v/"+tok {
+			t.Errorf("landed on %s, want %s/v/<code>", url, base)
+		}
+		p := look(t, ctx)
+		if !strings.Contains(p.Text, "overdue.org") || !strings.Contains(p.Text, "Ned New (nw2-ovh)") {
+			t.Errorf("the code's page does not show its request:\n%s", p.Text)
+		}
+		out := click(t, ctx, "accept")
+		if !strings.Contains(out.Text, "Your acceptance is recorded") {
+			t.Errorf("outcome after accepting:\n%s", out.Text)
+		}
+		if got := e.get(r.ID).Approvals["nw2-ovh"]; got.Status != "accepted" || got.Channel != workflow.Web {
+			t.Errorf("nw2-ovh's approval = %+v, want accepted via web", got)
 		}
 	})
 }

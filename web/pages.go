@@ -32,9 +32,17 @@ table.changes{width:100%;border-collapse:collapse}
 .approvals{list-style:none;padding:0;margin:0}.approvals li{padding:.2rem 0}
 .st{font-size:.85rem;padding:.05rem .5rem;border-radius:1rem;background:#e5e7eb}.st.accepted{background:#dcfce7}.st.declined{background:#fee2e2}
 .expires{color:#6b7280;margin-top:1.5rem}.question{font-weight:600}
-.buttons{display:flex;flex-wrap:wrap;gap:.75rem}
+.buttons{display:flex;flex-wrap:wrap;gap:.75rem;align-items:flex-start}
 button{font:inherit;font-weight:600;padding:.7rem 1.6rem;border-radius:.5rem;border:0;cursor:pointer;color:#fff;min-width:8rem}
-button.accept{background:#16a34a}button.decline{background:#dc2626}button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}
+button.accept{background:#16a34a}button.decline{background:#dc2626}button.go{background:#2563eb}
+details.confirm{flex:1 1 12rem}details.confirm summary{list-style:none;display:inline-block;font-weight:600;padding:.7rem 1.6rem;border-radius:.5rem;cursor:pointer;color:#dc2626;border:2px solid #dc2626;min-width:8rem;text-align:center}
+details.confirm summary::-webkit-details-marker{display:none}details.confirm[open] summary{background:#fee2e2}
+details.confirm summary:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}details.confirm p{margin:.75rem 0}
+form.code label{display:block;font-weight:600;margin-bottom:.4rem}
+form.code input{display:block;width:100%;font:1.15rem/1.4 ui-monospace,Menlo,Consolas,monospace;letter-spacing:.05em;padding:.6rem .75rem;margin-bottom:1rem;border:1px solid #9ca3af;border-radius:.5rem}
+form.code input:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}
+.hint{color:#6b7280;font-size:.9rem;margin-top:1.5rem}
+.brand{max-width:40rem;margin:1rem auto -1rem;font-weight:700;color:#1e3a8a}.support{max-width:40rem;margin:0 auto;font-size:.85rem;color:#6b7280;text-align:center}.support a{color:#6b7280}button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}
 @media (max-width:30rem){body{padding:.5rem}.card{margin:.5rem auto;padding:1rem}.buttons button{flex:1}.changes th:nth-child(3),.changes td.arrow{display:none}}
 `
 
@@ -48,7 +56,7 @@ var styleHash = func() string {
 var pageTemplates = func() map[string]*template.Template {
 	base := template.Must(template.ParseFS(pageFS, "pages/layout.html", "pages/request.html"))
 	out := map[string]*template.Template{}
-	for _, name := range []string{"validate", "report", "message"} {
+	for _, name := range []string{"validate", "report", "message", "code"} {
 		out[name] = template.Must(template.Must(base.Clone()).ParseFS(pageFS, "pages/"+name+".html"))
 	}
 	return out
@@ -74,6 +82,10 @@ type view struct {
 	Expires              string
 	Intro                string
 	Messages             []string
+	// CodeLink offers the page where a validation code can be typed.
+	CodeLink bool
+	// Brand and SupportURL are branding.name and branding.support_url.
+	Brand, SupportURL string
 }
 
 type changeRow struct{ Role, From, To string }
@@ -84,10 +96,17 @@ func newView(lang, title, tone string) *view {
 	return &view{Lang: lang, T: texts[lang], CSS: template.CSS(style), Title: title, Tone: tone}
 }
 
+// brand puts the provider's name and support address on a page, so a
+// contact can tell it is genuine.
+func (s *Server) brand(v *view) *view {
+	v.Brand, v.SupportURL = s.p.Config.Branding.Name, s.p.Config.Branding.SupportURL
+	return v
+}
+
 // render writes a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, v *view) {
 	var buf bytes.Buffer
-	if err := pageTemplates[name].ExecuteTemplate(&buf, "layout", v); err != nil {
+	if err := pageTemplates[name].ExecuteTemplate(&buf, "layout", s.brand(v)); err != nil {
 		s.log.Error("page template failed", "route", r.Pattern, "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -122,6 +141,7 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	case workflow.ENotFound, workflow.EGone:
 		v.Title, v.Tone = tr(lang, "invalid_title"), "warn"
 		v.Messages = []string{tr(lang, "invalid_text")}
+		v.CodeLink = strings.HasPrefix(r.Pattern, "/v/")
 		if !strings.HasPrefix(r.Pattern, "/v/") && !strings.HasPrefix(r.Pattern, "/r/") {
 			v.Title, v.Messages = tr(lang, "not_found_title"), []string{tr(lang, "not_found_text")}
 		}
@@ -144,25 +164,10 @@ func (s *Server) pageError(w http.ResponseWriter, r *http.Request, err error) {
 	s.render(w, r, f.Status, "message", v)
 }
 
-// sameOrigin tells whether a form post comes from our own page. Browsers
-// say so with Sec-Fetch-Site; those that do not send it send Origin, which
-// must then be the origin of http.base_url. A post carrying neither is
-// refused.
-func (s *Server) sameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "same-origin", "none":
-		return true
-	case "":
-		o := r.Header.Get("Origin")
-		return o != "" && strings.EqualFold(o, s.origin)
-	}
-	return false
-}
-
 // readForm checks where a form comes from, its type and its size, and
 // parses it.
 func (s *Server) readForm(w http.ResponseWriter, r *http.Request) error {
-	if !s.sameOrigin(r) {
+	if err := s.cross.Check(r); err != nil {
 		return workflow.Errorf(eForbidden, "cross-site form post refused")
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {

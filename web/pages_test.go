@@ -240,16 +240,18 @@ func TestFormPostProtection(t *testing.T) {
 		body    string
 		headers []string
 	}{
-		{"cross-site fetch", 403, "decision=accept", []string{"Content-Type", form, "Sec-Fetch-Site", "cross-site", "Origin", baseURL}},
-		{"same-site fetch", 403, "decision=accept", []string{"Content-Type", form, "Sec-Fetch-Site", "same-site"}},
-		{"foreign origin", 403, "decision=accept", []string{"Content-Type", form, "Origin", "https://evil.example"}},
+		{"Sec-Fetch-Site cross-site alone", 403, "decision=accept", []string{"Content-Type", form, "Sec-Fetch-Site", "cross-site"}},
+		{"Origin of another site alone", 403, "decision=accept", []string{"Content-Type", form, "Origin", "https://evil.example"}},
+		{"both cross-site", 403, "decision=accept", []string{"Content-Type", form, "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}},
+		{"same-site is not same-origin", 403, "decision=accept", []string{"Content-Type", form, "Sec-Fetch-Site", "same-site"}},
 		{"null origin", 403, "decision=accept", []string{"Content-Type", form, "Origin", "null"}},
-		{"no origin at all", 403, "decision=accept", []string{"Content-Type", form}},
+		{"declining cross-site", 403, "decision=decline", []string{"Content-Type", form, "Sec-Fetch-Site", "cross-site"}},
 		{"not a form", 415, `{"decision":"accept"}`, []string{"Content-Type", "application/json", "Origin", baseURL}},
 		{"too large", 413, "decision=accept&x=" + strings.Repeat("a", 5000), []string{"Content-Type", form, "Origin", baseURL}},
 		{"no decision", 400, "x=1", []string{"Content-Type", form, "Origin", baseURL}},
 		{"unknown decision", 400, "decision=maybe", []string{"Content-Type", form, "Origin", baseURL}},
 	}
+	before := e.snapshot()
 	for _, c := range refused {
 		t.Run(c.name, func(t *testing.T) {
 			w := e.do("POST", path, c.body, c.headers...)
@@ -262,20 +264,47 @@ func TestFormPostProtection(t *testing.T) {
 			}
 		})
 	}
-	if got := e.get(r.ID).Approvals["nw1-ovh"].Status; got != "pending" {
-		t.Fatalf("a refused post changed the approval to %s", got)
+	if diff := cmp.Diff(before, e.snapshot()); diff != "" {
+		t.Fatalf("a refused post changed the store (-before +after):\n%s", diff)
 	}
-	for _, ok := range [][]string{
-		{"Content-Type", form, "Origin", baseURL},
-	} {
-		if w := e.do("POST", path, "decision=accept", ok...); w.Code != 200 {
-			t.Errorf("POST with %v = %d, want 200", ok, w.Code)
-		}
+
+	served := []struct {
+		name    string
+		service string
+		changes map[string]string
+		headers []string
+	}{
+		{"a client that is not a browser (neither header)", "overdue.org", map[string]string{"tech": "nw1-ovh"},
+			[]string{"Content-Type", form}},
+		{"the page itself (Sec-Fetch-Site: same-origin)", "hosting-9", map[string]string{"billing": "nw1-ovh"},
+			[]string{"Content-Type", form + "; charset=utf-8", "Sec-Fetch-Site", "same-origin", "Origin", baseURL}},
+		{"an older browser sending the Origin of http.base_url", "example.com", map[string]string{"billing": "nw2-ovh"},
+			[]string{"Content-Type", form, "Origin", baseURL}},
 	}
-	r2 := e.create("hosting-9", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
-	w := e.do("POST", "/v/"+e.token(r2.ID, "nw1-ovh"), "decision=decline", "Content-Type", form+"; charset=utf-8", "Sec-Fetch-Site", "same-origin")
+	for _, c := range served {
+		t.Run(c.name, func(t *testing.T) {
+			req := e.create(c.service, "ad1-ovh", c.changes)
+			approver := req.Approvers()[len(req.Approvers())-1]
+			if w := e.do("POST", "/v/"+e.token(req.ID, approver), "decision=accept", c.headers...); w.Code != 200 {
+				t.Fatalf("POST = %d, want 200:\n%s", w.Code, w.Body)
+			}
+			if got := e.get(req.ID).Approvals[approver]; got.Status != "accepted" {
+				t.Errorf("approval of %s = %+v, want accepted", approver, got)
+			}
+		})
+	}
+
+	// An older browser behind a proxy that passes on its own Host: Origin
+	// equals the Host the request was sent to.
+	r4 := e.create("hosting-9", "ad1-ovh", map[string]string{"admin": "nw2-ovh"})
+	req := httptest.NewRequest("POST", "/v/"+e.token(r4.ID, "nw2-ovh"), strings.NewReader("decision=accept"))
+	req.Host = "internal.example:8080"
+	req.Header.Set("Content-Type", form)
+	req.Header.Set("Origin", "http://internal.example:8080")
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, req)
 	if w.Code != 200 {
-		t.Errorf("POST from the page itself (Sec-Fetch-Site: same-origin) = %d, want 200", w.Code)
+		t.Errorf("POST with Origin equal to Host = %d, want 200", w.Code)
 	}
 
 	// A base URL that spells out the default port: browsers leave it out of Origin.

@@ -21,7 +21,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	lang := s.language(r, who.contacts[nic])
 	v := newView(lang, tr(lang, "report_title")+" — "+req.Service, "warn")
 	describe(v, req, who)
-	v.Intro = tr(lang, "report_intro", formatTime(lang, appliedAt(req)))
+	v.Intro = tr(lang, "report_intro", formatTime(lang, appliedAt(req).In(s.loc)))
 	s.render(w, r, http.StatusOK, "report", v)
 }
 

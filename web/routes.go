@@ -29,6 +29,7 @@ type route struct {
 // describes its API part; a test keeps the two in step.
 func (s *Server) routeTable() []route {
 	return []route{
+		{"GET", "/v", false, s.getCode},
 		{"GET", "/v/{token}", false, s.getValidation},
 		{"POST", "/v/{token}", false, s.postValidation},
 		{"GET", "/r/{token}", false, s.getReport},
@@ -39,6 +40,7 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/v1/requests/{id}", true, s.getRequest},
 		{"POST", "/api/v1/requests/{id}/resend", true, s.resendRequest},
 		{"POST", "/api/v1/requests/{id}/cancel", true, s.cancelRequest},
+		{"POST", "/api/v1/decisions", true, s.postDecision},
 		{"GET", "/api/v1/contacts/{nic}/services", true, s.contactServices},
 		{"GET", "/api/v1/contacts/{nic}", true, s.getContact},
 		{"PUT", "/api/v1/contacts/{nic}", true, s.putContact},

@@ -62,9 +62,12 @@ type Params struct {
 
 // Server is contactd's HTTP side.
 type Server struct {
-	p       Params
-	log     *slog.Logger
-	origin  string // scheme://host[:port] of http.base_url
+	p   Params
+	log *slog.Logger
+	// cross refuses the form posts a browser marks as cross-site.
+	cross *http.CrossOriginProtection
+	// loc is workflow.timezone, for the dates pages show.
+	loc     *time.Location
 	tokens  [][32]byte
 	handler http.Handler
 }
@@ -84,7 +87,10 @@ func New(p Params) (*Server, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	s := &Server{p: p, log: p.Logger, origin: origin, tokens: hashTokens(p.Config.HTTP.APITokens)}
+	s := &Server{p: p, log: p.Logger, loc: p.Config.Workflow.Location(), tokens: hashTokens(p.Config.HTTP.APITokens)}
+	if s.cross, err = crossOrigin(origin); err != nil {
+		return nil, err
+	}
 	if len(s.tokens) == 0 {
 		s.log.Warn("http.api_tokens is empty: every API call will be refused with 401")
 	}
@@ -101,6 +107,19 @@ func originOf(baseURL string) (string, error) {
 	}
 	host := strings.TrimSuffix(u.Host, map[string]string{"http": ":80", "https": ":443"}[u.Scheme])
 	return strings.ToLower(u.Scheme + "://" + host), nil
+}
+
+// crossOrigin is the cross-site policy of the pages' forms (SPEC 5): a
+// browser's post must be same-origin, by Sec-Fetch-Site or by an Origin
+// matching the Host it was sent to or the origin of http.base_url (the
+// address users see, which a reverse proxy may not pass on as Host). A
+// client that sends neither header is not a browser and is served.
+func crossOrigin(origin string) (*http.CrossOriginProtection, error) {
+	c := http.NewCrossOriginProtection()
+	if err := c.AddTrustedOrigin(origin); err != nil {
+		return nil, fmt.Errorf("web: http.base_url: %w", err)
+	}
+	return c, nil
 }
 
 // Handler returns the server's routes, for tests and for embedding.

@@ -26,6 +26,8 @@ var texts = map[string]map[string]string{
 		"question":         "Do you agree to this change?",
 		"accept":           "Accept",
 		"decline":          "Decline",
+		"decline_confirm":  "Declining closes the request for everyone, and the contacts stay as they are. Do you want to decline it?",
+		"decline_yes":      "Yes, decline",
 		"part_requester":   "You asked for this change: please confirm it was you.",
 		"part_new":         "You would become the %s.",
 		"part_approver":    "Your agreement is needed.",
@@ -56,6 +58,15 @@ var texts = map[string]map[string]string{
 		"e_method":         "This address does not accept that kind of request.",
 		"not_found_title":  "Page not found",
 		"not_found_text":   "There is no page at this address.",
+		"support":          "Help, and to check this page is genuine:",
+		"code_link":        "Type the validation code of your most recent email",
+		"code_title":       "Answer with your validation code",
+		"code_intro":       "Each email we send about a change of contacts holds a personal validation code (it looks like abcd-efgh-ijkl-…). Type it here to see the request and answer it.",
+		"code_label":       "Validation code",
+		"code_button":      "Continue",
+		"code_where":       "Capitals, spaces and dashes do not matter. The code is in the email, below the link; the link itself leads straight to the request.",
+		"code_invalid":     "This code is not valid. Check that you typed it whole, as the email shows it.",
+		"code_empty":       "Please type the validation code of your email.",
 		"role_admin":       "administrative contact",
 		"role_tech":        "technical contact",
 		"role_billing":     "billing contact",
@@ -81,6 +92,8 @@ var texts = map[string]map[string]string{
 		"question":         "Acceptez-vous ce changement ?",
 		"accept":           "Accepter",
 		"decline":          "Refuser",
+		"decline_confirm":  "Refuser clôt la demande pour tout le monde, et les contacts restent tels qu'ils sont. Voulez-vous la refuser\u00a0?",
+		"decline_yes":      "Oui, refuser",
 		"part_requester":   "Vous avez demandé ce changement : confirmez qu'il s'agit bien de vous.",
 		"part_new":         "Vous deviendriez le %s.",
 		"part_approver":    "Votre accord est nécessaire.",
@@ -111,6 +124,15 @@ var texts = map[string]map[string]string{
 		"e_method":         "Cette adresse n'accepte pas ce type de requête.",
 		"not_found_title":  "Page introuvable",
 		"not_found_text":   "Il n'y a pas de page à cette adresse.",
+		"support":          "Aide, et pour vérifier que cette page est authentique\u00a0:",
+		"code_link":        "Saisir le code de validation de votre dernier message",
+		"code_title":       "Répondre avec votre code de validation",
+		"code_intro":       "Chaque message que nous envoyons au sujet d'un changement de contacts contient un code de validation personnel (de la forme abcd-efgh-ijkl-…). Saisissez-le ici pour voir la demande et y répondre.",
+		"code_label":       "Code de validation",
+		"code_button":      "Continuer",
+		"code_where":       "Majuscules, espaces et tirets sont sans importance. Le code figure dans le message, sous le lien\u00a0; le lien, lui, mène directement à la demande.",
+		"code_invalid":     "Ce code n'est pas valide. Vérifiez que vous l'avez saisi en entier, tel qu'il figure dans le message.",
+		"code_empty":       "Merci de saisir le code de validation de votre message.",
 		"role_admin":       "contact administratif",
 		"role_tech":        "contact technique",
 		"role_billing":     "contact de facturation",
@@ -144,14 +166,18 @@ var months = map[string][12]string{
 	"fr": {"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"},
 }
 
-// formatTime writes an instant in UTC the way lang writes dates.
+// formatTime writes an instant in its own time zone (callers give it in
+// workflow.timezone) the way lang writes dates.
 func formatTime(lang string, t time.Time) string {
-	t = t.UTC()
 	m := months[lang][t.Month()-1]
 	if lang == "fr" {
-		return fmt.Sprintf("%d %s %d à %s UTC", t.Day(), m, t.Year(), t.Format("15:04"))
+		day := strconv.Itoa(t.Day())
+		if t.Day() == 1 {
+			day = "1er"
+		}
+		return fmt.Sprintf("%s %s %d à %s", day, m, t.Year(), t.Format("15:04 MST"))
 	}
-	return fmt.Sprintf("%d %s %d at %s UTC", t.Day(), m, t.Year(), t.Format("15:04"))
+	return fmt.Sprintf("%d %s %d at %s", t.Day(), m, t.Year(), t.Format("15:04 MST"))
 }
 
 // acceptLanguage picks fr or en from an Accept-Language header, or "" when
@@ -184,4 +210,12 @@ func acceptLanguage(header string) string {
 		return ""
 	}
 	return choices[0].lang
+}
+
+// French typography wants a no-break space before ":", ";", "?" and "!".
+func init() {
+	nbsp := strings.NewReplacer(" :", "\u00a0:", " ;", "\u00a0;", " ?", "\u00a0?", " !", "\u00a0!")
+	for k, v := range texts["fr"] {
+		texts["fr"][k] = nbsp.Replace(v)
+	}
 }

@@ -26,7 +26,7 @@ func (s *Server) getValidation(w http.ResponseWriter, r *http.Request) {
 		st := req.Approvals[a].Status
 		v.Approvals = append(v.Approvals, approvalRow{Who: who.of(a), Status: tr(lang, "st_"+st), Class: st})
 	}
-	v.Expires = tr(lang, "expires", formatTime(lang, req.ExpiresAt))
+	v.Expires = tr(lang, "expires", formatTime(lang, req.ExpiresAt.In(s.loc)))
 	s.render(w, r, http.StatusOK, "validate", v)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"hash/fnv"
 	"strings"
+	"unicode"
 )
 
 // Shards is the fixed number of Redis hash-tag shards. A service and
@@ -66,10 +67,19 @@ func newToken(shard int) string {
 	return string(shardChar(shard)) + randomB32(20)
 }
 
-// NormalizeToken lower-cases a token as found in a link or an email and
-// reports whether it has the shape of one of ours.
+// NormalizeToken reads a token as found in a link or an email, or as a
+// person typed it as a validation code: case does not matter, and spaces
+// and dashes (the grouping of the code as emails show it) are dropped. It
+// returns the token in lower case and reports whether it has the shape
+// of one of ours.
 func NormalizeToken(s string) (string, bool) {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.IsSpace(r), r == '-', r >= '\u2010' && r <= '\u2015', r == '\u2212':
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, s)
 	return s, validB32(s, TokenLen)
 }
 

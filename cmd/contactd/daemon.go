@@ -14,7 +14,6 @@ import (
 	"contactd/mailer"
 	"contactd/metrics"
 	"contactd/scheduler"
-	"contactd/templates"
 	"contactd/web"
 	"contactd/workflow"
 
@@ -87,7 +86,7 @@ func (d *Daemon) build(opt daemonOptions) error {
 		return 1
 	}))
 	if opt.components["mailer"] {
-		set, err := templates.Load(opt.templatesDir)
+		set, err := templateSet(opt.templatesDir, cfg)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"contactd/config"
 	"contactd/examples"
 	"contactd/internal/mailhub"
+	"contactd/templates"
 	"contactd/workflow"
 )
 
@@ -67,12 +70,14 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := demo.run(ctx); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	if err := demo.serve(ctx, cfg.HTTP.APITokens[0]); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	if *exit {
 		return nil
 	}
-	if err := demo.serve(ctx); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
+	w := demo
+	w.say("Ctrl-C stops the demo.")
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nStopped.")
 	return nil
@@ -98,6 +103,8 @@ func demoConfig(hub *mailhub.Hub, httpAddr string) (config.Config, error) {
 	_, _ = rand.Read(b)
 	cfg.HTTP.APITokens = []string{hex.EncodeToString(b)}
 	cfg.Schedule.Sweep = "@every 2s"
+	cfg.Branding.Name, cfg.Branding.SupportURL = "Example Hosting", "https://www.example.com/help/contacts"
+	cfg.Workflow.Timezone = "Europe/Paris"
 	return cfg, cfg.Validate()
 }
 
@@ -142,6 +149,14 @@ func (w *walkthrough) run(ctx context.Context) error {
 	}
 	w.say("   to david@example.org: %q", david.Subject)
 	w.say("   to alice@example.com: %q\n", alice.Subject)
+	w.say("   Each email carries a personal validation code (also the end of its link), shown")
+	w.say("   grouped for typing: David's is %s, Alice's %s.", templates.GroupCode(tokenOf(david.Link)), templates.GroupCode(tokenOf(alice.Link)))
+	w.say("   It is not the request id (%s), which names the request for everyone.", r.ID)
+	w.say("   David's email, as his mail client shows its text part:\n")
+	for _, line := range strings.Split(strings.TrimRight(david.Text, "\r\n"), "\n") {
+		w.say("   | %s", strings.TrimRight(line, "\r"))
+	}
+	w.say("")
 
 	w.say("3. David answers from his mail client: he replies \"ACCEPT\" above the quoted email.")
 	if err := w.reply(david, "david@example.org", "ACCEPT"); err != nil {
@@ -175,32 +190,47 @@ func (w *walkthrough) run(ctx context.Context) error {
 		}
 		w.say("   to %s: %q", to.addr, m.Subject)
 	}
-	w.say("\n   History of %s:", r.ID)
-	for _, e := range final.History {
-		w.say("   %s  %-9s %-11s %s", e.At.Format("15:04:05.000"), e.Event, e.NIC, e.Channel)
+	w.say("\n   History of %s, in time order:", r.ID)
+	history := slices.Clone(final.History)
+	sort.SliceStable(history, func(i, j int) bool { return history[i].At.Before(history[j].At) })
+	for _, e := range history {
+		w.say("   %s  %-9s %-11s %s", e.At.UTC().Format("15:04:05.000 UTC"), e.Event, e.NIC, e.Channel)
 	}
 	return nil
 }
 
-// serve opens a second request and prints its links for a person to use.
-func (w *walkthrough) serve(ctx context.Context) error {
+// serve opens a second request and prints its links, and how to answer
+// it by code through the API, for a person to try.
+func (w *walkthrough) serve(ctx context.Context, apiToken string) error {
 	r, err := w.store.Create(ctx, workflow.Ask{Service: "hosting-42", Requester: "ef9012-ovh",
-		Changes: map[string]string{"tech": "gh3456-ovh"}}, workflow.CLI)
+		Changes: map[string]string{"tech": "ab1234-ovh"}}, workflow.CLI)
 	if err != nil {
 		return err
 	}
-	w.say("\nNow serving at %s. A second request waits for you: Carla Billing (ef9012-ovh),", w.base)
-	w.say("admin of hosting-42, names David New (gh3456-ovh) its technical contact.")
-	for _, p := range []struct{ who, addr string }{{"Carla", "carla@example.net"}, {"David", "david@example.org"}} {
+	w.say("\nNow serving at %s. A second request (%s) waits for you: Carla Billing", w.base, r.ID)
+	w.say("(ef9012-ovh, writes in English), admin of hosting-42, names Alice Martin (ab1234-ovh,")
+	w.say("writes in French) its technical contact. Each page speaks its reader's language.")
+	codes := map[string]string{}
+	for _, p := range []struct{ who, addr string }{{"Carla", "carla@example.net"}, {"Alice", "alice@example.com"}} {
 		m, err := w.waitEmail(ctx, p.addr, r.ID, "validation")
 		if err != nil {
 			return err
 		}
-		w.say("  open as %s: %s", p.who, m.Link)
+		codes[p.who] = templates.GroupCode(tokenOf(m.Link))
+		w.say("  open as %s: %s   (validation code %s)", p.who, m.Link, codes[p.who])
 	}
-	w.say("Ctrl-C stops the demo.")
+	w.say("Or type a validation code at %s/v.", w.base)
+	w.say("\nThe control panel's side, through the API (token %s):", apiToken)
+	w.say("  # My requests: what Alice has to answer")
+	w.say("  curl -sS -H 'Authorization: Bearer %s' '%s/api/v1/requests?nic=ab1234-ovh&status=pending'", apiToken, w.base)
+	w.say("  # Alice types her code in the panel, which passes it on")
+	w.say("  curl -sS -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\", apiToken)
+	w.say("    -d '{\"token\":\"%s\",\"decision\":\"accept\",\"nic\":\"ab1234-ovh\"}' %s/api/v1/decisions", codes["Alice"], w.base)
 	return nil
 }
+
+// tokenOf is the token at the end of a validation link.
+func tokenOf(link string) string { return link[strings.LastIndexByte(link, '/')+1:] }
 
 // email is what the demo reads of a received message.
 type email struct {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -358,10 +359,35 @@ func TestDemoWalkthrough(t *testing.T) {
 		"4. Alice opens the link",
 		"The request is applied: example.com's technical contact is now gh3456-ovh",
 		"to bruno@example.com:",
+		"Each email carries a personal validation code",
+		"It is not the request id",
+		"   | If the link does not work, your validation code is:",
+		"   | Example Hosting, contact management",
+		"writes in French",
+		"Or type a validation code at http://127.0.0.1:",
+		"curl -sS -H 'Authorization: Bearer ",
+		"/api/v1/requests?nic=ab1234-ovh&status=pending'",
+		`"decision":"accept","nic":"ab1234-ovh"}' http://127.0.0.1:`,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
+	}
+	if strings.Contains(out.String(), "(ref ") {
+		t.Errorf("the demo still calls the code a ref:\n%s", out.String())
+	}
+	// The history is listed in time order.
+	_, hist, _ := strings.Cut(out.String(), "in time order:\n")
+	var times []string
+	for _, line := range strings.Split(hist, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == "UTC" {
+			times = append(times, f[0])
+		} else {
+			break
+		}
+	}
+	if len(times) < 5 || !slices.IsSorted(times) {
+		t.Errorf("history times %v: want at least 5, in order", times)
 	}
 }
 

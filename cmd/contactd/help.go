@@ -23,6 +23,8 @@ var commands = []command{
 		"Run the whole daemon on embedded backends, walk through a change, then serve its pages."},
 	{"config check", "--config FILE",
 		"Validate a configuration as serve would; print warnings on stderr."},
+	{"templates render", "KIND LANG [--templates DIR] [--config FILE]",
+		"Print an email of a kind, in en or fr, about a made-up request: headers, text and HTML parts."},
 	{"directory import", "--config FILE DATA.yaml", "Load contacts and services."},
 	{"request create", "--config FILE --service S --requester N [--admin N] [--tech N] [--billing N]",
 		"Create a change request; print it as JSON."},

@@ -99,6 +99,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError{"unknown command: config " + name}
 		}
 		return cmdConfigCheck(rest, stdout, stderr)
+	case "templates":
+		name, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		return cmdTemplates(name, rest, stdout)
 	case "directory":
 		name, rest, err := sub()
 		if err != nil {

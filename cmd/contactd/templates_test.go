@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"contactd/workflow"
+)
+
+func TestTemplatesRender(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(conf, []byte(`http: {base_url: "https://contacts.example.net"}
+branding: {name: Example Hosting, support_url: "https://help.example.net"}
+workflow: {timezone: Europe/Paris}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli(t, "templates", "render", "validation", "fr", "--config", conf)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"Subject: Changement de contacts pour example.com\u00a0: votre accord est demandé (code ",
+		"Reply-To: contacts+kabcdefghijklmnopqrstuvwxyz234567@example.com",
+		"X-Contactd-Kind: validation",
+		"--- text/plain; charset=utf-8 ---\nBonjour David Leroy,",
+		"https://contacts.example.net/v/kabcdefghijklmnopqrstuvwxyz234567",
+		"kabc-defg-hijk-lmno-pqrs-tuvw-xyz2-34567",
+		"lundi 2 mars 2026 à 10:00 CET",
+		"Example Hosting, gestion des contacts",
+		"--- text/html; charset=utf-8 ---\n<!DOCTYPE html>",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// An override directory replaces one file.
+	tdir := filepath.Join(dir, "tpl", "en")
+	if err := os.MkdirAll(tdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := "{{define \"subject\"}}Done for {{.Service}}{{end}}All done, {{.Recipient.Greeting}}.\n"
+	if err := os.WriteFile(filepath.Join(tdir, "applied.txt"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = cli(t, "templates", "render", "applied", "en", "--templates", filepath.Join(dir, "tpl"))
+	if code != 0 || !strings.Contains(out, "Subject: Done for example.com\n") || !strings.Contains(out, "All done, David Leroy.") {
+		t.Errorf("with --templates: exit %d %s\n%s", code, errs, out)
+	}
+
+	for _, args := range [][]string{
+		{"templates", "render", "nope", "en"},
+		{"templates", "render", "validation", "de"},
+		{"templates", "render", "validation"},
+		{"templates", "show"},
+	} {
+		if code, _, errs := cli(t, args...); code != 2 || errs == "" {
+			t.Errorf("%v: exit %d, want 2 with a message", args, code)
+		}
+	}
+	if code, _, errs := cli(t, "templates", "render", "validation", "en", "--templates", filepath.Join(dir, "missing")); code != 1 || !strings.Contains(errs, "missing") {
+		t.Errorf("missing template directory: exit %d %q, want 1 naming it", code, errs)
+	}
+}
+
+// TestEndToEndDecideByTypedCode follows a contact whose link does not
+// work: the code read from the email's text, typed in the control panel
+// in capitals, is passed on to the API, and the change is applied.
+func TestEndToEndDecideByTypedCode(t *testing.T) {
+	s := startStack(t, nil)
+	r := s.create("example.com", "ab1234-ovh", map[string]string{"tech": "gh3456-ovh"})
+	for _, who := range []struct{ addr, nic string }{{david, "gh3456-ovh"}, {alice, "ab1234-ovh"}} {
+		e := s.email(who.addr, r.ID, "validation")
+		m := regexp.MustCompile(`(?m)^  ([a-z2-7]{4}(?:-[a-z2-7]{4,5})+)\r?$`).FindStringSubmatch(e.Text)
+		if m == nil {
+			t.Fatalf("no grouped validation code in the email to %s:\n%s", who.addr, e.Text)
+		}
+		var got workflow.Request
+		body := map[string]string{"token": strings.ToUpper(m[1]), "decision": "accept", "nic": who.nic}
+		if code := s.api("POST", "/api/v1/decisions", body, &got); code != 200 {
+			t.Fatalf("deciding with %s's code = %d", who.nic, code)
+		}
+		if a := got.Approvals[who.nic]; a.Status != "accepted" || a.Channel != workflow.API {
+			t.Errorf("%s's approval = %+v, want accepted via api", who.nic, a)
+		}
+	}
+	s.status(r.ID, workflow.Applied)
+	if got := s.service("example.com").Tech; got != "gh3456-ovh" {
+		t.Errorf("tech = %s, want gh3456-ovh", got)
+	}
+}

@@ -1,0 +1,81 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"contactd/workflow"
+)
+
+// decisionBody is the body of POST /api/v1/decisions: the validation code
+// a contact typed in the control panel, and optionally who they are.
+type decisionBody struct {
+	Token    string `json:"token"`
+	Decision string `json:"decision"`
+	NIC      string `json:"nic"`
+}
+
+// postDecision is POST /api/v1/decisions ("My requests"): the control
+// panel passes on a code a contact typed, with their decision. Given a
+// nic, the code must be that contact's, or nothing is recorded.
+func (s *Server) postDecision(w http.ResponseWriter, r *http.Request) {
+	var b decisionBody
+	if err := readJSON(w, r, &b, false); err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	d, err := checkDecision(b)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	if strings.TrimSpace(b.NIC) != "" {
+		if err := s.codeBelongsTo(ctx, b.Token, b.NIC); err != nil {
+			s.apiError(w, r, err)
+			return
+		}
+	}
+	out, err := s.p.Store.Decide(ctx, b.Token, d, workflow.API)
+	if err != nil {
+		s.apiError(w, r, err)
+		return
+	}
+	s.log.Info("decision recorded", "request_id", out.Request.ID, "nic", out.NIC, "decision", string(d),
+		"status", string(out.Request.Status), "channel", string(workflow.API))
+	writeJSON(w, http.StatusOK, out.Request)
+}
+
+// checkDecision checks the fields of a decision body.
+func checkDecision(b decisionBody) (workflow.Decision, error) {
+	if strings.TrimSpace(b.Token) == "" {
+		return "", workflow.Errorf(workflow.EInvalidRequest, "token is missing: give the validation code the contact typed")
+	}
+	d := workflow.Decision(strings.ToLower(strings.TrimSpace(b.Decision)))
+	if d != workflow.Accept && d != workflow.Decline {
+		return "", workflow.Errorf(workflow.EInvalidRequest, "decision must be accept or decline, not %q", clip(b.Decision))
+	}
+	return d, nil
+}
+
+// codeBelongsTo checks that a validation code was sent to nic. A code
+// that never existed stays not_found; one sent to someone else is
+// not_a_contact, whether it is live or not; a dead code of nic's is gone.
+func (s *Server) codeBelongsTo(ctx context.Context, token, nic string) error {
+	nic, err := s.p.Store.NICs().Normalize(nic)
+	if err != nil {
+		return err
+	}
+	_, owner, err := s.p.Store.LookupToken(ctx, token)
+	switch workflow.ErrorCode(err) {
+	case "", workflow.EGone:
+	default:
+		return err
+	}
+	if owner != nic {
+		return workflow.Errorf(workflow.ENotAContact, "this validation code was not sent to %s", nic)
+	}
+	return err
+}
