@@ -6,6 +6,7 @@ package netproxy
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // Proxy forwards every connection it accepts to its target.
@@ -19,6 +20,7 @@ type Proxy struct {
 	closed  bool
 	conns   map[net.Conn]bool
 	wg      sync.WaitGroup
+	held    atomic.Int64
 }
 
 // Start listens on a free loopback port and forwards to target.
@@ -46,8 +48,13 @@ func (p *Proxy) Pause() {
 	if !p.paused {
 		p.paused = true
 		p.resumed = make(chan struct{})
+		p.held.Store(0)
 	}
 }
+
+// Held returns how many bytes were sent through since Pause and are
+// held: a client that has written something is waiting on the silence.
+func (p *Proxy) Held() int64 { return p.held.Load() }
 
 // Resume forwards again, held data first.
 func (p *Proxy) Resume() {
@@ -158,6 +165,9 @@ func (p *Proxy) copy(dst, src net.Conn) {
 		p.gate()
 		n, err := src.Read(buf)
 		if n > 0 {
+			if p.isPaused() {
+				p.held.Add(int64(n))
+			}
 			p.gate()
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
@@ -167,6 +177,12 @@ func (p *Proxy) copy(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+func (p *Proxy) isPaused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
 }
 
 // gate blocks while the proxy is paused.

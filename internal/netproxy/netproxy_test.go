@@ -64,6 +64,9 @@ func TestForwardsPausesAndResumes(t *testing.T) {
 	if got, err := roundTrip(t, c, r, "two", 200*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("paused proxy answered %q, %v; want silence", got, err)
 	}
+	if p.Held() != 4 {
+		t.Errorf("paused proxy holds %d bytes, want the 4 sent", p.Held())
+	}
 	if p.Conns() != 1 {
 		t.Errorf("paused proxy holds %d connections, want the 1 kept open", p.Conns())
 	}
