@@ -46,7 +46,7 @@ var fixtures = map[string]want{
 	"outlook_web_fr.eml": {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "subject",
 		language: "fr", refs: refs, text: "Bien cordialement", quoted: "Envoyé"},
 	"apple_mail_iphone_fr.eml": {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address",
-		language: "fr", refs: refs, text: "Envoyé de mon iPhone", quoted: "a écrit"},
+		language: "fr", refs: refs, text: "Oui", quoted: "Envoyé de mon iPhone"},
 	"apple_mail_mac_en.eml": {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "subject",
 		language: "en", refs: refs, text: "yes", quoted: "wrote"},
 	"thunderbird_yes.eml": {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address",
@@ -82,6 +82,49 @@ var fixtures = map[string]want{
 	"reference_only.eml": {from: "tech@example.com", decision: workflow.Decline, language: "en",
 		refs: []string{fixtureMsgID, "older.1@contactd.example.com"}, text: "decline."},
 	"no_token.eml": {from: "someone@example.org", decision: workflow.Accept, language: "en", text: "Yes"},
+	// Replies written under the quote or inline, replies with nothing typed
+	// above an original, and the markers of other languages and clients.
+	// The quoted piece must be cut from the reply's own text.
+	"bottom_posted_thunderbird.eml":           {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "Hello Tom"},
+	"bottom_posted_mutt_fr.eml":               {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "Oui.", quoted: "a écrit"},
+	"inline_reply.eml":                        {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "I will call Alice about it.", quoted: "Reference:"},
+	"inline_decision.eml":                     {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "No", quoted: "asked to change"},
+	"nothing_typed_quote_says_accept.eml":     {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, quoted: "ACCEPT"},
+	"nothing_typed_original_message.eml":      {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, quoted: "ACCEPT"},
+	"nothing_typed_outlook_rule.eml":          {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Yes"},
+	"nothing_typed_signature_only.eml":        {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, quoted: "iPhone"},
+	"unquoted_original_after_attribution.eml": {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, quoted: "ACCEPT"},
+	"gmail_wrapped_attribution_en.eml":        {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "yes", quoted: "wrote"},
+	"gmail_wrapped_attribution_fr.eml":        {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "NON", quoted: "écrit"},
+	"gmail_wrapped_three_lines_fr.eml":        {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "Valider", quoted: "écrit"},
+	"gmail_wrapped_attribution_de.eml":        {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Decline", quoted: "schrieb"},
+	"gmail_locale_date.eml":                   {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "DECLINE", quoted: "GMT"},
+	"attribution_de.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "schrieb"},
+	"attribution_nl.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "schreef"},
+	"attribution_es.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "escribió"},
+	"attribution_pt.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "escreveu"},
+	"attribution_it.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "ha scritto"},
+	"attribution_sv.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "skrev"},
+	"attribution_no.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "skrev"},
+	"attribution_pl.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "napisał"},
+	"attribution_ru.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "написал"},
+	"outlook_block_de.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Gesendet"},
+	"outlook_block_es.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Asunto"},
+	"outlook_block_it.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Oggetto"},
+	"outlook_block_sv.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Ämne"},
+	"outlook_block_nl.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Onderwerp"},
+	"outlook_block_pt.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Assunto"},
+	"outlook_block_fr_nothing_typed.eml":      {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, quoted: "OUI"},
+	"hotmail_date_block.eml":                  {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Accept", quoted: "YES or NO"},
+	"outlook_hyphen_rule.eml":                 {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "No", quoted: "YES"},
+	"original_message_de.eml":                 {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "DECLINE"},
+	"sent_from_iphone_en.eml":                 {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Sent from my iPhone"},
+	"get_outlook_ios.eml":                     {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Get Outlook"},
+	"sent_from_galaxy.eml":                    {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Galaxy"},
+	"sent_from_samsung.eml":                   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Samsung"},
+	"von_meinem_iphone_de.eml":                {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "iPhone"},
+	"enviado_desde_iphone_es.eml":             {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "iPhone"},
+	"signature_first_then_answer.eml":         {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "oui", quoted: "Outlook"},
 }
 
 func TestReadFixtures(t *testing.T) {
@@ -357,6 +400,17 @@ func FuzzRead(f *testing.F) {
 			if _, ok := workflow.NormalizeToken(r.Token); !ok {
 				t.Errorf("token %q has not the shape of a token", r.Token)
 			}
+		}
+		for _, line := range strings.Split(r.Text, "\n") {
+			if quoted(line) {
+				t.Errorf("quoted line %q in the reply's own text", line)
+			}
+		}
+		if r.Decision != "" && r.Text == "" {
+			t.Errorf("decision %q with no text of the reply's own", r.Decision)
+		}
+		if r.Problem == ReasonBadFrom && r.From != "" {
+			t.Errorf("no single sender, yet From is %q", r.From)
 		}
 		_ = ReadHeader(raw)
 		_ = r.Authenticated("mx.example.com")
