@@ -274,8 +274,8 @@ func alreadyExists(err error) bool {
 
 // wait returns after imap.poll_interval, or as soon as new mail arrives
 // when the server can IDLE and imap.idle is on. An IDLE lasts at most
-// IdleRestart, well before servers drop it (29 minutes at least, by the
-// RFC): the next poll then issues a new one.
+// IdleRestart, well before a server may log an idle client out (30
+// minutes): the next poll then issues a new one.
 func (r *Reader) wait(s *session) error {
 	every := r.p.Config.IMAP.PollInterval.D()
 	if !r.p.Config.IMAP.IDLE || !s.c.Caps().Has(imap.CapIdle) {
