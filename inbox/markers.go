@@ -92,30 +92,28 @@ func headerField(l string) (headerKey, bool) {
 // as Hotmail writes it, a Date) field followed within the next lines by
 // another field of the block. The rule line some clients draw above it
 // counts as its start too. It returns the language of the first field.
-func headerBlock(lines []string, i int) (bool, string) {
-	l := clean(lines[i])
-	if hyphens(l) {
-		for j := i + 1; j < len(lines) && j <= i+2; j++ {
-			if next := clean(lines[j]); next != "" && !hyphens(next) {
-				return headerBlockAt(lines, j)
+func (p *page) headerBlock(i int) (bool, string) {
+	if hyphens(p.clean[i]) {
+		for j := i + 1; j < len(p.raw) && j <= i+2; j++ {
+			if next := p.clean[j]; next != "" && !hyphens(next) {
+				return p.headerBlockAt(j)
 			} else if next != "" {
 				return false, ""
 			}
 		}
 		return false, ""
 	}
-	return headerBlockAt(lines, i)
+	return p.headerBlockAt(i)
 }
 
 // headerBlockAt reports whether a header block starts at lines[i].
-func headerBlockAt(lines []string, i int) (bool, string) {
-	l := clean(lines[i])
-	first, ok := headerField(l)
+func (p *page) headerBlockAt(i int) (bool, string) {
+	first, ok := headerField(p.clean[i])
 	if !ok || (first.field != "from" && first.field != "date") {
 		return false, ""
 	}
-	for j := i + 1; j < len(lines) && j <= i+4; j++ {
-		next, ok := headerField(clean(lines[j]))
+	for j := i + 1; j < len(p.raw) && j <= i+4; j++ {
+		next, ok := headerField(p.clean[j])
 		if ok && next.field != first.field {
 			if first.lang == "?" { // "De:" is French, Spanish and Portuguese
 				return true, strings.Trim(next.lang, "?")
@@ -159,11 +157,11 @@ var (
 // line ("On …, Name <addr> wrote:" and its translations), one to three
 // when a client wrapped it, and its language. A wrapped attribution
 // starts with a line holding a digit (its date).
-func attribution(lines []string, i int) (int, string) {
+func (p *page) attribution(i int) (int, string) {
 	joined := ""
-	for n := 1; n <= 3 && i+n <= len(lines); n++ {
-		l := clean(lines[i+n-1])
-		if l == "" || quoted(lines[i+n-1]) {
+	for n := 1; n <= 3 && i+n <= len(p.raw); n++ {
+		l := p.clean[i+n-1]
+		if l == "" || quoted(p.raw[i+n-1]) {
 			return 0, ""
 		}
 		if n == 1 {
@@ -171,7 +169,7 @@ func attribution(lines []string, i int) (int, string) {
 		} else {
 			joined += " " + l
 		}
-		if lang, ok := attributionLine(joined, n == 1); ok {
+		if lang, ok := attributionLine(joined); ok {
 			return n, lang
 		}
 		if !strings.ContainsAny(joined, "0123456789") {
@@ -184,7 +182,11 @@ func attribution(lines []string, i int) (int, string) {
 // attributionLine reports whether l, maybe several lines joined, is an
 // attribution. Beyond the English and French forms it must end with a
 // colon and hold a date or an address, so a sentence does not pass.
-func attributionLine(l string, oneLine bool) (string, bool) {
+func attributionLine(l string) (string, bool) {
+	low := strings.ToLower(strings.TrimSpace(l))
+	if !strings.HasSuffix(low, ":") && !strings.HasSuffix(low, "wrote") && !strings.HasSuffix(low, "crit") {
+		return "", false
+	}
 	switch {
 	case attributionEN.MatchString(l):
 		return "en", true
@@ -193,7 +195,6 @@ func attributionLine(l string, oneLine bool) (string, bool) {
 	case gmailDate.MatchString(l):
 		return "", true
 	}
-	low := strings.ToLower(strings.TrimSpace(l))
 	if !strings.HasSuffix(low, ":") || !strings.ContainsAny(low, "0123456789@") {
 		return "", false
 	}

@@ -26,34 +26,45 @@ func htmlText(html string) string {
 // attribution lines and the phone signatures, wherever they stand; and
 // the language of the first marker that says one ("" when none does).
 func ownText(text string) (string, string) {
-	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	p := newPage(text)
 	var own []string
 	lang := ""
-	for i := 0; i < len(lines); i++ {
-		l := clean(lines[i])
-		if end, marker := endsReply(lines, i); end {
+	for i := 0; i < len(p.raw); i++ {
+		if end, marker := p.endsReply(i); end {
 			if lang == "" {
 				lang = marker
 			}
 			break
 		}
-		if quoted(lines[i]) || signatureLine(l) {
+		if quoted(p.raw[i]) || signatureLine(p.clean[i]) {
 			continue
 		}
-		if n, marker := attribution(lines, i); n > 0 {
+		if n, marker := p.attribution(i); n > 0 {
 			if lang == "" {
 				lang = marker
 			}
-			if !quotedNext(lines, i+n) {
+			if !p.quotedNext(i + n) {
 				// The original follows unmarked: it is never the reply's.
 				break
 			}
 			i += n - 1
 			continue
 		}
-		own = append(own, lines[i])
+		own = append(own, p.raw[i])
 	}
 	return strings.TrimSpace(strings.Join(own, "\n")), lang
+}
+
+// page is a text as lines, each also cleaned once.
+type page struct{ raw, clean []string }
+
+func newPage(text string) *page {
+	raw := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	p := &page{raw: raw, clean: make([]string, len(raw))}
+	for i, l := range raw {
+		p.clean[i] = clean(l)
+	}
+	return p
 }
 
 // clean trims a line and the emphasis marks an HTML rendering adds.
@@ -74,10 +85,10 @@ func quoted(line string) bool {
 
 // quotedNext reports whether the first non-empty line from i on is
 // quoted (true, too, when there is none).
-func quotedNext(lines []string, i int) bool {
-	for ; i < len(lines); i++ {
-		if strings.TrimSpace(lines[i]) != "" {
-			return quoted(lines[i])
+func (p *page) quotedNext(i int) bool {
+	for ; i < len(p.raw); i++ {
+		if strings.TrimSpace(p.raw[i]) != "" {
+			return quoted(p.raw[i])
 		}
 	}
 	return true
@@ -86,19 +97,15 @@ func quotedNext(lines []string, i int) bool {
 // endsReply reports whether lines[i] ends the reply's own text: what
 // follows is a signature, or an original or forwarded message that is
 // not marked as quoted. It returns the language the marker is in.
-func endsReply(lines []string, i int) (bool, string) {
-	raw := strings.TrimRight(lines[i], " \t\r")
-	if raw == "--" || raw == "-- " {
+func (p *page) endsReply(i int) (bool, string) {
+	raw := strings.TrimRight(p.raw[i], " \t\r")
+	if raw == "--" || raw == "-- " || rule(raw) {
 		return true, ""
 	}
-	l := clean(raw)
-	if rule(raw) {
-		return true, ""
-	}
-	if lang, ok := separator(l); ok {
+	if lang, ok := separator(p.clean[i]); ok {
 		return true, lang
 	}
-	return headerBlock(lines, i)
+	return p.headerBlock(i)
 }
 
 // rule reports a line of underscores, the rule Outlook draws above the
