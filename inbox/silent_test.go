@@ -98,11 +98,13 @@ func silentServer(t *testing.T, direct config.Config, idle bool) {
 	appendMsg(t, c, direct.IMAP.Mailbox, reply(1, w.tokens[1], "yes", "during-silence@example.com"))
 	eventually(t, "outage logged", func() bool { return len(logs.find("imap unreachable")) > 0 })
 	// Two poll intervals plus the timeout, with room for a busy machine.
-	if took := time.Since(paused); took > 4*time.Second {
+	took := time.Since(paused)
+	if took > 4*time.Second {
 		t.Errorf("a silent server was left after %s, want about two poll intervals and the timeout", took)
 	}
-	if err := logs.find("imap unreachable")[0].Level; err != slog.LevelWarn {
-		t.Errorf("outage logged at %s, want WARN", err)
+	t.Logf("silent server left after %s (poll interval 200ms, timeout 1s)", took)
+	if level := logs.find("imap unreachable")[0].Level; level != slog.LevelWarn {
+		t.Errorf("outage logged at %s, want WARN", level)
 	}
 	eventually(t, "outage logged again while it lasts", func() bool {
 		still := logs.find("imap still unreachable")
@@ -250,4 +252,18 @@ func startReader(t *testing.T, w *world, cfg config.Config) (*Reader, context.Ca
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	return r, cancel, done
+}
+
+// An IDLE is ended and the mailbox read again after IdleRestart, however
+// long the poll interval: a server that went silent during a long IDLE is
+// found out then.
+func TestReaderIdleRestarts(t *testing.T) {
+	w := newWorld(t, redistest.Mini(t), 1)
+	srv := startMemIMAP(t)
+	cfg := imapConfig(t, srv.addr)
+	cfg.IMAP.PollInterval = config.Duration(time.Hour)
+	r := runReaderWith(t, Params{Store: w.store, Config: cfg, Logger: testLogger(t), IdleRestart: 100 * time.Millisecond})
+	eventually(t, "first poll", func() bool { return !r.LastPoll().IsZero() })
+	first := r.LastPoll()
+	eventually(t, "a poll after the IDLE ended", func() bool { return r.LastPoll().After(first) })
 }
