@@ -259,13 +259,24 @@ func automatic(h message.Header, from string) string {
 	if h.Has("Return-Path") && strings.Trim(h.Get("Return-Path"), "<> \t") == "" {
 		return "empty return path"
 	}
-	if local, _, ok := splitAddress(from); ok {
-		switch l := strings.ToLower(local); l {
-		case "mailer-daemon", "postmaster":
-			return "sender " + l
-		}
+	if l := senderLocal(from, h.Get("From")); l == "mailer-daemon" || l == "postmaster" {
+		return "sender " + l
 	}
 	return ""
+}
+
+// senderLocal returns the lower-cased local part of the sender: of the
+// parsed address, else the first word of a From field that did not parse
+// ("MAILER-DAEMON (Mail Delivery System)" has no domain).
+func senderLocal(from, raw string) string {
+	if local, _, ok := splitAddress(from); ok {
+		return strings.ToLower(local)
+	}
+	raw = strings.TrimLeft(strings.TrimSpace(raw), "<")
+	if i := strings.IndexAny(raw, " \t(<>@"); i >= 0 {
+		raw = raw[:i]
+	}
+	return strings.ToLower(raw)
 }
 
 // headerWord is the first word of a structured header field, lower-cased.
