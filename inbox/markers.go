@@ -166,6 +166,8 @@ func (p *page) attribution(i int) (int, string) {
 		}
 		if n == 1 {
 			joined = l
+		} else if d, _ := decision(l); d != "" {
+			return 0, "" // a reply's answer is never part of a wrapped attribution
 		} else {
 			joined += " " + l
 		}

@@ -151,7 +151,7 @@ func (r *Reader) Run(ctx context.Context) error {
 }
 
 // connection connects, catches up, then polls and IDLEs until an error.
-// It reports whether the mailbox was reached (selected) before that.
+// It reports whether the mailbox was read through at least once before.
 func (r *Reader) connection(ctx context.Context) (bool, error) {
 	s, err := r.connect(ctx)
 	if err != nil {
@@ -161,11 +161,13 @@ func (r *Reader) connection(ctx context.Context) (bool, error) {
 	if err := r.open(s); err != nil {
 		return false, err
 	}
-	r.down.recovered(r.p.Now())
 	all := true // the first poll of a connection reads everything left over
 	for {
 		if err := r.poll(ctx, s, all); err != nil {
-			return true, err
+			return !all, err
+		}
+		if all {
+			r.down.recovered(r.p.Now())
 		}
 		all = false
 		if err := r.wait(s); err != nil {

@@ -76,7 +76,9 @@ type Reply struct {
 	Problem string
 	// Language is a guess of the writer's language (en or fr, "" unknown).
 	Language string
-	// Text is the reply's own text: quotes and signature removed.
+	// Text is the reply's own text: the lines above the original it
+	// answers, less quoted lines, attributions and signatures, wherever
+	// they stand.
 	Text string
 
 	header textproto.Header

@@ -32,6 +32,7 @@ func TestOwnText(t *testing.T) {
 		{"russian", "пн, 2 мар. 2026 г. в 10:00, Contacts <contacts@example.com> написал:\n> q\nno", "no", ""},
 		{"gmail locale date", "2016-10-24 15:36 GMT+02:00 Contacts <contacts@example.com>:\n> q\nno", "no", ""},
 		{"a sentence with wrote is text", "I wrote:\nyes", "I wrote:|yes", ""},
+		{"an answer is never part of a wrapped attribution", "Ticket 1234\nYes\nOn Mon, 2 Mar 2026, Contacts wrote:\n> q", "Ticket 1234|Yes", "en"},
 		{"attribution then unquoted original", "On Mon, 2 Mar 2026, Contacts wrote:\n\nACCEPT", "", "en"},
 		{"outlook block", "No.\n\nFrom: Contacts\nSent: Monday\nTo: Tom\nSubject: x\n\nACCEPT", "No.", "en"},
 		{"outlook block, bold from html", "No.\n\n*From:* Contacts\n*Sent:* Monday\n\nACCEPT", "No.", "en"},
