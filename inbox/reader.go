@@ -103,7 +103,7 @@ func New(p Params) (*Reader, error) {
 		log:  log,
 		act:  &actor{store: p.Store, keys: p.Store.Keys(), cfg: p.Config, log: log},
 		kick: make(chan struct{}, 1),
-		down: &outage{log: log, every: p.OutageLogEvery},
+		down: &outage{log: log, every: p.OutageLogEvery, now: p.Now},
 		claims: &claimer{rdb: p.Store.Redis(), keys: p.Store.Keys(), owner: hex.EncodeToString(owner),
 			now: p.Now, lease: p.ClaimLease, ttl: claimTTL},
 	}, nil
@@ -139,7 +139,7 @@ func (r *Reader) Run(ctx context.Context) error {
 		if reached {
 			backoff = r.p.MinBackoff
 		}
-		r.down.failed(r.p.Now(), err)
+		r.down.Fail(err)
 		r.log.Debug("mailbox unavailable, reconnecting", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
@@ -167,7 +167,7 @@ func (r *Reader) connection(ctx context.Context) (bool, error) {
 			return !all, err
 		}
 		if all {
-			r.down.recovered(r.p.Now())
+			r.down.OK()
 		}
 		all = false
 		if err := r.wait(s); err != nil {

@@ -32,13 +32,13 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// find returns the records logged with message msg.
+// find returns the records logged with a message starting with msg.
 func (l *logRecorder) find(msg string) []slog.Record {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []slog.Record
 	for _, r := range l.records {
-		if r.Message == msg {
+		if strings.HasPrefix(r.Message, msg) {
 			out = append(out, r)
 		}
 	}
@@ -108,7 +108,7 @@ func silentServer(t *testing.T, direct config.Config, idle bool) {
 	}
 	eventually(t, "outage logged again while it lasts", func() bool {
 		still := logs.find("imap still unreachable")
-		return len(still) > 0 && attr(still[0], "for") != ""
+		return len(still) > 0 && attr(still[0], "down_for") != ""
 	})
 	if got := w.request(t, 1).Status; got != workflow.Pending {
 		t.Fatalf("request 1 is %s while the server is silent", got)
