@@ -63,7 +63,6 @@ type Reader struct {
 	kick     chan struct{}
 	lastPoll atomic.Int64
 	validity uint32
-	down     *outage
 }
 
 // claimTTL is how long a message's outcome is remembered: longer than a
@@ -103,7 +102,6 @@ func New(p Params) (*Reader, error) {
 		log:  log,
 		act:  &actor{store: p.Store, keys: p.Store.Keys(), cfg: p.Config, log: log},
 		kick: make(chan struct{}, 1),
-		down: &outage{log: log, every: p.OutageLogEvery, now: p.Now},
 		claims: &claimer{rdb: p.Store.Redis(), keys: p.Store.Keys(), owner: hex.EncodeToString(owner),
 			now: p.Now, lease: p.ClaimLease, ttl: claimTTL},
 	}, nil
@@ -131,15 +129,16 @@ func (r *Reader) LastPoll() time.Time {
 // is cancelled.
 func (r *Reader) Run(ctx context.Context) error {
 	backoff := r.p.MinBackoff
+	down := &outage{log: r.log, every: r.p.OutageLogEvery, now: r.p.Now}
 	for {
-		reached, err := r.connection(ctx)
+		reached, err := r.connection(ctx, down)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if reached {
 			backoff = r.p.MinBackoff
 		}
-		r.down.Fail(err)
+		down.Fail(err)
 		r.log.Debug("mailbox unavailable, reconnecting", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
@@ -150,9 +149,10 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 }
 
-// connection connects, catches up, then polls and IDLEs until an error.
-// It reports whether the mailbox was read through at least once before.
-func (r *Reader) connection(ctx context.Context) (bool, error) {
+// connection connects, catches up, then polls and IDLEs until an error;
+// the first poll through ends an outage under way. It reports whether
+// the mailbox was read through at least once.
+func (r *Reader) connection(ctx context.Context, down *outage) (bool, error) {
 	s, err := r.connect(ctx)
 	if err != nil {
 		return false, err
@@ -167,7 +167,7 @@ func (r *Reader) connection(ctx context.Context) (bool, error) {
 			return !all, err
 		}
 		if all {
-			r.down.OK()
+			down.OK()
 		}
 		all = false
 		if err := r.wait(s); err != nil {
