@@ -37,6 +37,8 @@ func mailReason(reason string) string {
 	switch reason {
 	case ReasonUnreadable, ReasonTwoDecisions:
 		return ReasonNoDecision
+	case ReasonBadFrom: // never sent, there being no sender; worded as the closest
+		return ReasonWrongSender
 	}
 	return reason
 }
