@@ -297,3 +297,40 @@ func TestReaderSpoofedFrom(t *testing.T) {
 		}
 	}
 }
+
+// Replies written under the quote are acted on; a reply with nothing
+// typed above the quote that says ACCEPT is not.
+func TestReaderRepliesUnderTheQuote(t *testing.T) {
+	files := map[string]workflow.Status{
+		"bottom_posted_thunderbird.eml":       workflow.Applied,
+		"inline_reply.eml":                    workflow.Declined,
+		"gmail_wrapped_attribution_fr.eml":    workflow.Declined,
+		"attribution_de.eml":                  workflow.Applied,
+		"nothing_typed_quote_says_accept.eml": workflow.Pending,
+		"outlook_block_de.eml":                workflow.Pending,
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	w := newWorld(t, redistest.Mini(t), len(names))
+	srv := startMemIMAP(t)
+	cfg := imapConfig(t, srv.addr)
+	c := client(t, cfg)
+	for i, name := range names {
+		raw, err := os.ReadFile("testdata/replies/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := strings.ReplaceAll(string(raw), fixtureToken, w.tokens[i])
+		msg = strings.ReplaceAll(msg, "tech@example.com", fmt.Sprintf("admin%d@example.com", i))
+		appendMsg(t, c, "INBOX", msg)
+	}
+	runReader(t, w, cfg)
+	eventually(t, "all filed", func() bool { return countIn(t, c, "INBOX") == 0 })
+	for i, name := range names {
+		if got := w.request(t, i).Status; got != files[name] {
+			t.Errorf("%s: request %s, want %s", name, got, files[name])
+		}
+	}
+}
