@@ -1,13 +1,56 @@
 package inbox
 
 import (
+	"mime"
 	"net/mail"
 	"strings"
 
 	"contactd/workflow"
 
+	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/textproto"
 )
+
+// addressParser parses address fields as RFC 5322 says, decoding encoded
+// words (RFC 2047) in display names only, in any common charset.
+var addressParser = &mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader}}
+
+// fromAddress returns the lower-cased address of the one From field of
+// h, and false when there is no such field, several, several addresses
+// in it, or none that can be read.
+func fromAddress(h textproto.Header) (string, bool) {
+	values := h.Values("From")
+	if len(values) != 1 {
+		return "", false
+	}
+	list, err := addressParser.ParseList(values[0])
+	if err != nil {
+		a, ok := angleAddress(values[0])
+		return a, ok
+	}
+	if len(list) != 1 {
+		return "", false
+	}
+	return strings.ToLower(list[0].Address), true
+}
+
+// angleAddress reads a From field RFC 5322 parsing refuses, as some
+// clients write it (an unquoted @ or bracket in the display name):
+// only when it holds one <addr-spec> at its end and no quotes, comments
+// or commas that could hide another.
+func angleAddress(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	i := strings.IndexByte(v, '<')
+	if i < 0 || strings.Count(v, "<") != 1 || strings.Count(v, ">") != 1 || !strings.HasSuffix(v, ">") ||
+		strings.ContainsAny(v, "\"(),") {
+		return "", false
+	}
+	a, err := mail.ParseAddress(v[i:])
+	if err != nil {
+		return "", false
+	}
+	return strings.ToLower(a.Address), true
+}
 
 // recipientFields are the header fields that may carry the address the
 // reply was sent to, sub-address included.

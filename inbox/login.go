@@ -2,10 +2,7 @@ package inbox
 
 import (
 	"context"
-	"fmt"
 	"time"
-
-	"github.com/emersion/go-imap/v2/imapclient"
 
 	"contactd/internal/oauth2cmd"
 )
@@ -13,7 +10,7 @@ import (
 // login authenticates as imap.auth says: password (LOGIN, nothing when
 // imap.username is empty) or xoauth2 with a fresh access token from
 // imap.oauth2_token_command at every connection.
-func (r *Reader) login(ctx context.Context, c *imapclient.Client) error {
+func (r *Reader) login(ctx context.Context, s *session) error {
 	cfg := r.p.Config.IMAP
 	switch cfg.Auth {
 	case "xoauth2":
@@ -21,18 +18,17 @@ func (r *Reader) login(ctx context.Context, c *imapclient.Client) error {
 		if err != nil {
 			return err
 		}
-		if err := c.Authenticate(&xoauth2{user: cfg.Username, token: token}); err != nil {
-			return fmt.Errorf("inbox: xoauth2 login as %s: %w", cfg.Username, err)
-		}
+		return s.exchange("xoauth2 login as "+cfg.Username, func() error {
+			return s.c.Authenticate(&xoauth2{user: cfg.Username, token: token})
+		})
 	default:
 		if cfg.Username == "" {
 			return nil
 		}
-		if err := c.Login(cfg.Username, cfg.Password).Wait(); err != nil {
-			return fmt.Errorf("inbox: login as %s: %w", cfg.Username, err)
-		}
+		return s.exchange("login as "+cfg.Username, func() error {
+			return s.c.Login(cfg.Username, cfg.Password).Wait()
+		})
 	}
-	return nil
 }
 
 // xoauth2 is the SASL XOAUTH2 mechanism of Gmail and Microsoft 365.

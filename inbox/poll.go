@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -14,20 +15,24 @@ import (
 // poll reads the unseen messages of the selected mailbox (every message
 // left in it when all is true), in batches: fetch, act, then one STORE
 // \Seen and one MOVE per outcome mailbox.
-func (r *Reader) poll(ctx context.Context, c *imapclient.Client, all bool) error {
+func (r *Reader) poll(ctx context.Context, s *session, all bool) error {
 	criteria := &imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}
 	if !all {
 		criteria.NotFlag = append(criteria.NotFlag, imap.FlagSeen)
 	}
-	data, err := c.UIDSearch(criteria, nil).Wait()
+	var data *imap.SearchData
+	err := s.exchange("search", func() (err error) {
+		data, err = s.c.UIDSearch(criteria, nil).Wait()
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("inbox: search: %w", err)
+		return err
 	}
 	uids := data.AllUIDs()
 	clean := true
 	for len(uids) > 0 && ctx.Err() == nil {
 		n := min(len(uids), r.p.BatchSize)
-		ok, err := r.batch(ctx, c, uids[:n])
+		ok, err := r.batch(ctx, s, uids[:n])
 		if err != nil {
 			return err
 		}
@@ -44,7 +49,7 @@ func (r *Reader) poll(ctx context.Context, c *imapclient.Client, all bool) error
 // handled by Params.Workers goroutines as they arrive. It reports false
 // when the store was unavailable for some of them: those stay in the
 // mailbox for a later poll.
-func (r *Reader) batch(ctx context.Context, c *imapclient.Client, uids []imap.UID) (bool, error) {
+func (r *Reader) batch(ctx context.Context, s *session, uids []imap.UID) (bool, error) {
 	opts := &imap.FetchOptions{
 		UID:        true,
 		RFC822Size: true,
@@ -76,20 +81,44 @@ func (r *Reader) batch(ctx context.Context, c *imapclient.Client, uids []imap.UI
 			}
 		})
 	}
-	cmd := c.Fetch(imap.UIDSetNum(uids...), opts)
-	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		buf, err := msg.Collect()
-		if err != nil {
+	err := r.fetch(s, uids, opts, queue)
+	close(queue)
+	wg.Wait()
+	if err != nil {
+		return false, err
+	}
+	return clean, r.file(s, outcomes)
+}
+
+// fetch fetches the messages and hands each to the queue as it arrives.
+// The server has the timeout to send each message, not the whole batch;
+// waiting for the queue does not count.
+func (r *Reader) fetch(s *session, uids []imap.UID, opts *imap.FetchOptions, queue chan<- *imapclient.FetchMessageBuffer) error {
+	var cmd *imapclient.FetchCommand
+	_ = s.exchange("fetch", func() error {
+		cmd = s.c.Fetch(imap.UIDSetNum(uids...), opts)
+		return nil
+	})
+	var err error
+	for {
+		var buf *imapclient.FetchMessageBuffer
+		err = s.exchange("fetch", func() error {
+			if msg := cmd.Next(); msg != nil {
+				b, err := msg.Collect()
+				buf = b
+				return err
+			}
+			return nil
+		})
+		if err != nil || buf == nil {
 			break
 		}
 		queue <- buf
 	}
-	close(queue)
-	wg.Wait()
-	if err := cmd.Close(); err != nil {
-		return false, fmt.Errorf("inbox: fetch: %w", err)
+	if cerr := s.exchange("fetch", cmd.Close); cerr != nil || err != nil {
+		return cmp.Or(cerr, err)
 	}
-	return clean, r.file(c, outcomes)
+	return nil
 }
 
 // handle reads one fetched message, claims it, and acts on it unless it
@@ -141,7 +170,7 @@ func (r *Reader) handle(ctx context.Context, buf *imapclient.FetchMessageBuffer)
 
 // file flags the handled messages \Seen and moves them, one command per
 // outcome mailbox.
-func (r *Reader) file(c *imapclient.Client, outcomes map[Outcome][]imap.UID) error {
+func (r *Reader) file(s *session, outcomes map[Outcome][]imap.UID) error {
 	var seen []imap.UID
 	for _, uids := range outcomes {
 		seen = append(seen, uids...)
@@ -150,12 +179,19 @@ func (r *Reader) file(c *imapclient.Client, outcomes map[Outcome][]imap.UID) err
 		return nil
 	}
 	store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}
-	if err := c.Store(imap.UIDSetNum(seen...), store, nil).Close(); err != nil {
-		return fmt.Errorf("inbox: flag seen: %w", err)
+	err := s.exchange("flag seen", func() error {
+		return s.c.Store(imap.UIDSetNum(seen...), store, nil).Close()
+	})
+	if err != nil {
+		return err
 	}
 	for o, uids := range outcomes {
-		if _, err := c.Move(imap.UIDSetNum(uids...), r.mailbox(o)).Wait(); err != nil {
-			return fmt.Errorf("inbox: move to %s: %w", r.mailbox(o), err)
+		err := s.exchange("move to "+r.mailbox(o), func() error {
+			_, err := s.c.Move(imap.UIDSetNum(uids...), r.mailbox(o)).Wait()
+			return err
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +37,18 @@ type Params struct {
 	// MinBackoff and MaxBackoff bound the wait before reconnecting after a
 	// mailbox error (default 1s and 1m).
 	MinBackoff, MaxBackoff time.Duration
+	// Timeout is how long the server may take over one exchange (the
+	// connection and its greeting, the login, each command, the end of an
+	// IDLE) before the connection is given up and made again (default
+	// imap.poll_interval, kept within 10s and 1m): a server that stops
+	// answering is left within about two poll intervals.
+	Timeout time.Duration
+	// IdleRestart is the longest an IDLE lasts before it is ended and
+	// issued again (default 5m).
+	IdleRestart time.Duration
+	// OutageLogEvery is how often an outage is logged again while it lasts
+	// (default 5m).
+	OutageLogEvery time.Duration
 	// ClaimLease is how long a claim by a reader that has not recorded an
 	// outcome holds other readers off the message (default 2m).
 	ClaimLease time.Duration
@@ -77,6 +87,9 @@ func New(p Params) (*Reader, error) {
 	if p.Config.IMAP.PollInterval <= 0 {
 		p.Config.IMAP.PollInterval = config.Default().IMAP.PollInterval
 	}
+	setDefault(&p.Timeout, min(max(p.Config.IMAP.PollInterval.D(), 10*time.Second), time.Minute))
+	setDefault(&p.IdleRestart, 5*time.Minute)
+	setDefault(&p.OutageLogEvery, 5*time.Minute)
 	log := p.Logger
 	owner := make([]byte, 6)
 	_, _ = rand.Read(owner)
@@ -111,16 +124,17 @@ func (r *Reader) LastPoll() time.Time {
 // is cancelled.
 func (r *Reader) Run(ctx context.Context) error {
 	backoff := r.p.MinBackoff
+	down := &outage{log: r.log, every: r.p.OutageLogEvery, now: r.p.Now}
 	for {
-		start := time.Now()
-		err := r.connection(ctx)
+		reached, err := r.connection(ctx, down)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(start) > r.p.MaxBackoff {
+		if reached {
 			backoff = r.p.MinBackoff
 		}
-		r.log.Warn("mailbox unavailable, reconnecting", "err", err, "in", backoff)
+		down.Fail(err)
+		r.log.Debug("mailbox unavailable, reconnecting", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -130,41 +144,45 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 }
 
-// connection connects, catches up, then polls and IDLEs until an error.
-func (r *Reader) connection(ctx context.Context) error {
-	c, err := r.connect(ctx)
+// connection connects, catches up, then polls and IDLEs until an error;
+// the first poll through ends an outage under way. It reports whether
+// the mailbox was read through at least once.
+func (r *Reader) connection(ctx context.Context, down *outage) (bool, error) {
+	s, err := r.connect(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
-	defer stop()
-	defer c.Close()
-	if err := r.open(ctx, c); err != nil {
-		return err
+	defer s.close()
+	if err := r.open(s); err != nil {
+		return false, err
 	}
 	all := true // the first poll of a connection reads everything left over
 	for {
-		if err := r.poll(ctx, c, all); err != nil {
-			return err
+		if err := r.poll(ctx, s, all); err != nil {
+			return !all, err
+		}
+		if all {
+			down.OK()
 		}
 		all = false
-		if err := r.wait(ctx, c); err != nil {
-			return err
+		if err := r.wait(s); err != nil {
+			return true, err
 		}
 	}
 }
 
-// connect dials imap.host:imap.port as imap.tls says and logs in.
-func (r *Reader) connect(ctx context.Context) (*imapclient.Client, error) {
+// connect opens a session with the server and logs in.
+func (r *Reader) connect(ctx context.Context) (*session, error) {
 	cfg := r.p.Config.IMAP
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	tlsConfig := r.p.TLSConfig
+	tlsConfig := r.p.TLSConfig.Clone()
 	if tlsConfig == nil {
-		tlsConfig = &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if tlsConfig.ServerName == "" {
+		tlsConfig.ServerName = cfg.Host
 	}
 	opts := &imapclient.Options{
 		TLSConfig: tlsConfig,
-		Dialer:    &net.Dialer{Timeout: 30 * time.Second},
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 				if d.NumMessages != nil {
@@ -173,24 +191,15 @@ func (r *Reader) connect(ctx context.Context) (*imapclient.Client, error) {
 			},
 		},
 	}
-	var c *imapclient.Client
-	var err error
-	switch cfg.TLS {
-	case "none":
-		c, err = imapclient.DialInsecure(addr, opts)
-	case "starttls":
-		c, err = imapclient.DialStartTLS(addr, opts)
-	default:
-		c, err = imapclient.DialTLS(addr, opts)
-	}
+	s, err := r.dial(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("inbox: connect to %s: %w", addr, err)
-	}
-	if err := r.login(ctx, c); err != nil {
-		c.Close()
 		return nil, err
 	}
-	return c, nil
+	if err := r.login(ctx, s); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // wake asks the loop for a poll now; it never blocks.
@@ -203,11 +212,15 @@ func (r *Reader) wake() {
 
 // open creates the outcome mailboxes when missing and selects the one
 // replies arrive in, noting a change of UIDVALIDITY.
-func (r *Reader) open(ctx context.Context, c *imapclient.Client) error {
+func (r *Reader) open(s *session) error {
 	cfg := r.p.Config.IMAP
-	list, err := c.List("", "*", nil).Collect()
+	var list []*imap.ListData
+	err := s.exchange("list mailboxes", func() (err error) {
+		list, err = s.c.List("", "*", nil).Collect()
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("inbox: list mailboxes: %w", err)
+		return err
 	}
 	have := map[string]bool{}
 	for _, m := range list {
@@ -217,15 +230,31 @@ func (r *Reader) open(ctx context.Context, c *imapclient.Client) error {
 		if have[name] || name == cfg.Mailbox {
 			continue
 		}
-		if err := c.Create(name, nil).Wait(); err != nil && !alreadyExists(err) {
-			return fmt.Errorf("inbox: create mailbox %q: %w", name, err)
+		err := s.exchange(fmt.Sprintf("create mailbox %q", name), func() error {
+			if err := s.c.Create(name, nil).Wait(); err != nil && !alreadyExists(err) {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		have[name] = true
 		r.log.Info("mailbox created", "mailbox", name)
 	}
-	sel, err := c.Select(cfg.Mailbox, nil).Wait()
+	return r.selectMailbox(s)
+}
+
+// selectMailbox selects imap.mailbox and notes a change of UIDVALIDITY.
+func (r *Reader) selectMailbox(s *session) error {
+	cfg := r.p.Config.IMAP
+	var sel *imap.SelectData
+	err := s.exchange(fmt.Sprintf("select %q", cfg.Mailbox), func() (err error) {
+		sel, err = s.c.Select(cfg.Mailbox, nil).Wait()
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("inbox: select %q: %w", cfg.Mailbox, err)
+		return err
 	}
 	if r.validity != 0 && sel.UIDValidity != r.validity {
 		r.log.Warn("mailbox UIDVALIDITY changed; replies already handled are known by Message-ID",
@@ -241,34 +270,48 @@ func alreadyExists(err error) bool {
 }
 
 // wait returns after imap.poll_interval, or as soon as new mail arrives
-// when the server can IDLE and imap.idle is on.
-func (r *Reader) wait(ctx context.Context, c *imapclient.Client) error {
-	timer := time.NewTimer(r.p.Config.IMAP.PollInterval.D())
-	defer timer.Stop()
-	if !r.p.Config.IMAP.IDLE || !c.Caps().Has(imap.CapIdle) {
-		select {
-		case <-ctx.Done():
-		case <-timer.C:
-		case <-c.Closed():
-			return errors.New("inbox: connection closed")
-		}
-		return nil
+// when the server can IDLE and imap.idle is on. An IDLE lasts at most
+// IdleRestart, well before a server may log an idle client out (30
+// minutes): the next poll then issues a new one.
+func (r *Reader) wait(s *session) error {
+	every := r.p.Config.IMAP.PollInterval.D()
+	if !r.p.Config.IMAP.IDLE || !s.c.Caps().Has(imap.CapIdle) {
+		return r.sleep(s, every)
 	}
-	idle, err := c.Idle()
+	var idle *imapclient.IdleCommand
+	err := s.exchange("idle", func() (err error) {
+		idle, err = s.c.Idle()
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("inbox: idle: %w", err)
+		return err
 	}
+	timer := time.NewTimer(min(every, r.p.IdleRestart))
+	defer timer.Stop()
 	select {
-	case <-ctx.Done():
+	case <-s.ctx.Done():
 	case <-timer.C:
 	case <-r.kick:
-	case <-c.Closed():
+	case <-s.c.Closed():
 	}
-	if err := idle.Close(); err != nil {
-		return fmt.Errorf("inbox: idle: %w", err)
+	return s.exchange("idle done", func() error {
+		if err := idle.Close(); err != nil {
+			return err
+		}
+		return idle.Wait()
+	})
+}
+
+// sleep waits for d, or until the session ends.
+func (r *Reader) sleep(s *session, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-s.ctx.Done():
+		return context.Cause(s.ctx)
+	case <-timer.C:
+		return nil
+	case <-s.c.Closed():
+		return errors.New("inbox: connection closed")
 	}
-	if err := idle.Wait(); err != nil {
-		return fmt.Errorf("inbox: idle: %w", err)
-	}
-	return nil
 }

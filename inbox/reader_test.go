@@ -263,3 +263,75 @@ func TestReaderAuthservID(t *testing.T) {
 		t.Errorf("not_understood = %+v, want one not_authentic to admin1", nu)
 	}
 }
+
+// A From field whose encoded display name spells the approver's address
+// is read as the address it really holds; a message with two From fields
+// or two addresses in From is not acted on.
+func TestReaderSpoofedFrom(t *testing.T) {
+	w := newWorld(t, redistest.Mini(t), 3)
+	srv := startMemIMAP(t)
+	cfg := imapConfig(t, srv.addr)
+	c := client(t, cfg)
+	froms := []string{
+		"=?utf-8?q?admin0=40example.com_=28?= <attacker@evil.example> (=?utf-8?q?=29?=)",
+		"admin1@example.com\r\nFrom: attacker@evil.example",
+		"admin2@example.com, attacker@evil.example",
+	}
+	for i, from := range froms {
+		raw := reply(i, w.tokens[i], "ACCEPT", fmt.Sprintf("spoof%d@evil.example", i))
+		raw = strings.Replace(raw, fmt.Sprintf("Admin %d <admin%d@example.com>", i, i), from, 1)
+		appendMsg(t, c, "INBOX", raw)
+	}
+	runReader(t, w, cfg)
+	eventually(t, "all filed", func() bool { return countIn(t, c, "INBOX") == 0 })
+	if got := countIn(t, c, "Rejected"); got != len(froms) {
+		t.Errorf("Rejected holds %d, want %d", got, len(froms))
+	}
+	for i := range froms {
+		if r := w.request(t, i); r.Status != workflow.Pending || historyCount(r, "accepted") != 0 {
+			t.Errorf("request %d: %s after a reply from a spoofed sender, want pending", i, r.Status)
+		}
+	}
+	for _, m := range outboxOf(t, w, "not_understood") {
+		if strings.Contains(m.To, "example.com") {
+			t.Errorf("answered the impersonated address %s", m.To)
+		}
+	}
+}
+
+// Replies written under the quote are acted on; a reply with nothing
+// typed above the quote that says ACCEPT is not.
+func TestReaderRepliesUnderTheQuote(t *testing.T) {
+	files := map[string]workflow.Status{
+		"bottom_posted_thunderbird.eml":       workflow.Applied,
+		"inline_reply.eml":                    workflow.Declined,
+		"gmail_wrapped_attribution_fr.eml":    workflow.Declined,
+		"attribution_de.eml":                  workflow.Applied,
+		"nothing_typed_quote_says_accept.eml": workflow.Pending,
+		"outlook_block_de.eml":                workflow.Pending,
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	w := newWorld(t, redistest.Mini(t), len(names))
+	srv := startMemIMAP(t)
+	cfg := imapConfig(t, srv.addr)
+	c := client(t, cfg)
+	for i, name := range names {
+		raw, err := os.ReadFile("testdata/replies/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := strings.ReplaceAll(string(raw), fixtureToken, w.tokens[i])
+		msg = strings.ReplaceAll(msg, "tech@example.com", fmt.Sprintf("admin%d@example.com", i))
+		appendMsg(t, c, "INBOX", msg)
+	}
+	runReader(t, w, cfg)
+	eventually(t, "all filed", func() bool { return countIn(t, c, "INBOX") == 0 })
+	for i, name := range names {
+		if got := w.request(t, i).Status; got != files[name] {
+			t.Errorf("%s: request %s, want %s", name, got, files[name])
+		}
+	}
+}

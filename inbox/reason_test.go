@@ -11,7 +11,7 @@ import (
 // language, by the not_understood email.
 func TestEveryReasonIsWorded(t *testing.T) {
 	reasons := []string{ReasonUnreadable, ReasonTooLarge, ReasonNoToken, ReasonTwoTokens, ReasonUnknownToken,
-		ReasonUsedToken, ReasonNoDecision, ReasonTwoDecisions, ReasonWrongSender, ReasonNotAuthenticated}
+		ReasonUsedToken, ReasonNoDecision, ReasonTwoDecisions, ReasonWrongSender, ReasonNotAuthenticated, ReasonBadFrom}
 	set := templates.MustEmbedded()
 	for _, lang := range templates.Languages {
 		for _, reason := range reasons {

@@ -46,7 +46,7 @@ var fixtures = map[string]want{
 	"outlook_web_fr.eml": {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "subject",
 		language: "fr", refs: refs, text: "Bien cordialement", quoted: "Envoyé"},
 	"apple_mail_iphone_fr.eml": {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address",
-		language: "fr", refs: refs, text: "Envoyé de mon iPhone", quoted: "a écrit"},
+		language: "fr", refs: refs, text: "Oui", quoted: "Envoyé de mon iPhone"},
 	"apple_mail_mac_en.eml": {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "subject",
 		language: "en", refs: refs, text: "yes", quoted: "wrote"},
 	"thunderbird_yes.eml": {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address",
@@ -82,6 +82,49 @@ var fixtures = map[string]want{
 	"reference_only.eml": {from: "tech@example.com", decision: workflow.Decline, language: "en",
 		refs: []string{fixtureMsgID, "older.1@contactd.example.com"}, text: "decline."},
 	"no_token.eml": {from: "someone@example.org", decision: workflow.Accept, language: "en", text: "Yes"},
+	// Replies written under the quote or inline, replies with nothing typed
+	// above an original, and the markers of other languages and clients.
+	// The quoted piece must be cut from the reply's own text.
+	"bottom_posted_thunderbird.eml":           {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "Hello Tom"},
+	"bottom_posted_mutt_fr.eml":               {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "Oui.", quoted: "a écrit"},
+	"inline_reply.eml":                        {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "I will call Alice about it.", quoted: "Reference:"},
+	"inline_decision.eml":                     {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "No", quoted: "asked to change"},
+	"nothing_typed_quote_says_accept.eml":     {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, quoted: "ACCEPT"},
+	"nothing_typed_original_message.eml":      {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, quoted: "ACCEPT"},
+	"nothing_typed_outlook_rule.eml":          {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Yes"},
+	"nothing_typed_signature_only.eml":        {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, quoted: "iPhone"},
+	"unquoted_original_after_attribution.eml": {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, quoted: "ACCEPT"},
+	"gmail_wrapped_attribution_en.eml":        {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "yes", quoted: "wrote"},
+	"gmail_wrapped_attribution_fr.eml":        {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "NON", quoted: "écrit"},
+	"gmail_wrapped_three_lines_fr.eml":        {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "Valider", quoted: "écrit"},
+	"gmail_wrapped_attribution_de.eml":        {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Decline", quoted: "schrieb"},
+	"gmail_locale_date.eml":                   {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "DECLINE", quoted: "GMT"},
+	"attribution_de.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "schrieb"},
+	"attribution_nl.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "schreef"},
+	"attribution_es.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "escribió"},
+	"attribution_pt.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "escreveu"},
+	"attribution_it.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "ha scritto"},
+	"attribution_sv.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "skrev"},
+	"attribution_no.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "skrev"},
+	"attribution_pl.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "napisał"},
+	"attribution_ru.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "написал"},
+	"outlook_block_de.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Gesendet"},
+	"outlook_block_es.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Asunto"},
+	"outlook_block_it.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Oggetto"},
+	"outlook_block_sv.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Ämne"},
+	"outlook_block_nl.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Onderwerp"},
+	"outlook_block_pt.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Assunto"},
+	"outlook_block_fr_nothing_typed.eml":      {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, quoted: "OUI"},
+	"hotmail_date_block.eml":                  {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Accept", quoted: "YES or NO"},
+	"outlook_hyphen_rule.eml":                 {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "No", quoted: "YES"},
+	"original_message_de.eml":                 {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "DECLINE"},
+	"sent_from_iphone_en.eml":                 {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Sent from my iPhone"},
+	"get_outlook_ios.eml":                     {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Get Outlook"},
+	"sent_from_galaxy.eml":                    {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Galaxy"},
+	"sent_from_samsung.eml":                   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Samsung"},
+	"von_meinem_iphone_de.eml":                {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "iPhone"},
+	"enviado_desde_iphone_es.eml":             {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "iPhone"},
+	"signature_first_then_answer.eml":         {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "oui", quoted: "Outlook"},
 }
 
 func TestReadFixtures(t *testing.T) {
@@ -198,22 +241,121 @@ func TestAuthenticated(t *testing.T) {
 }
 
 func TestAutomaticHeaders(t *testing.T) {
-	cases := map[string]bool{
-		"Auto-Submitted: no":              false,
-		"Auto-Submitted: auto-replied":    true,
-		"Precedence: bulk":                true,
-		"Precedence: list":                true,
-		"Precedence: first-class":         false,
-		"X-Autoreply: yes":                true,
-		"X-Autorespond: 1":                true,
-		"Return-Path: <>":                 true,
-		"Return-Path: <tech@example.com>": false,
+	cases := []struct {
+		header    string
+		automatic bool
+		null      bool // Return-Path present and empty
+	}{
+		{"Auto-Submitted: no", false, false},
+		{"Auto-Submitted: auto-replied", true, false},
+		{"Auto-Submitted: auto-generated; type=vacation", true, false},
+		{"Precedence: bulk", true, false},
+		{"Precedence: junk", true, false},
+		{"Precedence: list", true, false},
+		{"Precedence: auto_reply", true, false},
+		{"Precedence: first-class", false, false},
+		{"X-Autoreply: yes", true, false},
+		{"X-Autorespond: 1", true, false},
+		{"X-Autogenerated: Reply", true, false},
+		{"X-Failed-Recipients: new1@example.net", true, false},
+		{"X-Loop: contacts@example.com", true, false},
+		{"List-Id: <ops.example.com>", true, false},
+		{"Content-Type: message/delivery-status", true, false},
+		{"Return-Path: <>", true, true},
+		{"Return-Path: < >", true, true},
+		{"Return-Path: <tech@example.com>", false, false},
+		{"Return-Path: <>\r\nReturn-Path: <tech@example.com>", true, true},
+		{"Return-Path: <tech@example.com>\r\nReturn-Path: <>", false, false},
+		{"X-Mailer: Thunderbird", false, false},
 	}
-	for h, want := range cases {
-		raw := "From: tech@example.com\r\n" + h + "\r\nSubject: x\r\n\r\nyes\r\n"
-		if got := Read([]byte(raw), replyAddress).Automatic != ""; got != want {
-			t.Errorf("%s: automatic = %v, want %v", h, got, want)
-		}
+	for _, c := range cases {
+		t.Run(c.header, func(t *testing.T) {
+			raw := "From: tech@example.com\r\n" + c.header + "\r\nSubject: x\r\n\r\nyes\r\n"
+			r := Read([]byte(raw), replyAddress)
+			if got := r.Automatic != ""; got != c.automatic {
+				t.Errorf("automatic = %q, want automatic %v", r.Automatic, c.automatic)
+			}
+			if r.NullReturnPath != c.null {
+				t.Errorf("NullReturnPath = %v, want %v", r.NullReturnPath, c.null)
+			}
+		})
+	}
+}
+
+// Mail from the mail system itself is automatic, whatever its headers.
+func TestAutomaticSenders(t *testing.T) {
+	cases := map[string]bool{
+		"MAILER-DAEMON@mx.example.net":                     true,
+		"Mail Delivery System <Mailer-Daemon@example.net>": true,
+		"postmaster@example.net":                           true,
+		"Postmaster <POSTMASTER@example.net>":              true,
+		"Tom <tech@example.com>":                           false,
+		"postmaster-team@example.net":                      false,
+		"=?utf-8?q?MAILER-DAEMON?= <tech@example.com>":     false,
+		"\"postmaster@example.net\" <tech@example.com>":    false,
+	}
+	for from, want := range cases {
+		t.Run(from, func(t *testing.T) {
+			r := Read([]byte("From: "+from+"\r\nSubject: x\r\n\r\nyes\r\n"), replyAddress)
+			if got := r.Automatic != ""; got != want {
+				t.Errorf("automatic = %q, want automatic %v", r.Automatic, want)
+			}
+			r = ReadHeader([]byte("From: " + from + "\r\nSubject: x\r\n\r\n"))
+			if got := r.Automatic != ""; got != want {
+				t.Errorf("header only: automatic = %q, want automatic %v", r.Automatic, want)
+			}
+		})
+	}
+}
+
+// The From address is the one RFC 5322 parsing gives: encoded words are
+// decoded inside the display name only, so they can never make up an
+// address. A message without exactly one sender names nobody.
+func TestFromParsing(t *testing.T) {
+	cases := []struct {
+		name, header string
+		from         string // "" means no sender: Problem is ReasonBadFrom
+	}{
+		{"plain", "From: Tom Tech <Tech@Example.com>", "tech@example.com"},
+		{"bare", "From: tech@example.com", "tech@example.com"},
+		{"angle only", "From: <tech@example.com>", "tech@example.com"},
+		{"comment name", "From: tech@example.com (Tom Tech)", "tech@example.com"},
+		{"quoted comma", `From: "Martin, Jean" <tech@example.com>`, "tech@example.com"},
+		{"period in name", "From: John Q. Public <tech@example.com>", "tech@example.com"},
+		{"encoded name", "From: =?ISO-8859-1?Q?Fran=E7ois_H=E9rault?= <tech@example.com>", "tech@example.com"},
+		{"unknown charset in name", "From: =?x-unknown?q?Tom?= <tech@example.com>", "tech@example.com"},
+		{"utf-8 name", "From: Jérôme Hérault <tech@example.com>", "tech@example.com"},
+		{"encoded word spoof", "From: =?utf-8?q?admin=40example.com_=28?= <attacker@evil.example> (=?utf-8?q?=29?=)", "attacker@evil.example"},
+		{"encoded whole address", "From: =?utf-8?q?admin=40example.com?=", ""},
+		{"quoted address as name", `From: "admin@example.com" <attacker@evil.example>`, "attacker@evil.example"},
+		{"address in comment", "From: <attacker@evil.example> (<admin@example.com>)", "attacker@evil.example"},
+		{"unquoted address as name", "From: admin@example.com <attacker@evil.example>", "attacker@evil.example"},
+		{"brackets in name", "From: Tom [IT] <tech@example.com>", "tech@example.com"},
+		{"two angle addresses", "From: Admin <admin@example.com> <attacker@evil.example>", ""},
+		{"two addresses", "From: admin@example.com, attacker@evil.example", ""},
+		{"two named addresses", "From: Admin <admin@example.com>, Eve <attacker@evil.example>", ""},
+		{"two fields", "From: admin@example.com\r\nFrom: attacker@evil.example", ""},
+		{"two equal fields", "From: admin@example.com\r\nFrom: admin@example.com", ""},
+		{"empty group", "From: undisclosed-recipients:;", ""},
+		{"unclosed", "From: Tom <tech@example.com", ""},
+		{"empty", "From: ", ""},
+		{"missing", "Sender: tech@example.com", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			raw := c.header + "\r\nTo: contacts+" + fixtureToken + "@example.com\r\nSubject: x\r\n\r\nyes\r\n"
+			for _, r := range []*Reply{Read([]byte(raw), replyAddress), ReadHeader([]byte(raw))} {
+				if r.From != c.from {
+					t.Errorf("From = %q, want %q", r.From, c.from)
+				}
+				if bad := r.Problem == ReasonBadFrom; bad != (c.from == "") {
+					t.Errorf("Problem = %q for From %q", r.Problem, r.From)
+				}
+				if c.from == "" && r.Decision != "" {
+					t.Errorf("a message with no single sender has the decision %q", r.Decision)
+				}
+			}
+		})
 	}
 }
 
@@ -258,6 +400,17 @@ func FuzzRead(f *testing.F) {
 			if _, ok := workflow.NormalizeToken(r.Token); !ok {
 				t.Errorf("token %q has not the shape of a token", r.Token)
 			}
+		}
+		for _, line := range strings.Split(r.Text, "\n") {
+			if quoted(line) {
+				t.Errorf("quoted line %q in the reply's own text", line)
+			}
+		}
+		if r.Decision != "" && r.Text == "" {
+			t.Errorf("decision %q with no text of the reply's own", r.Decision)
+		}
+		if r.Problem == ReasonBadFrom && r.From != "" {
+			t.Errorf("no single sender, yet From is %q", r.From)
 		}
 		_ = ReadHeader(raw)
 		_ = r.Authenticated("mx.example.com")

@@ -274,8 +274,14 @@ func reply(i int, token, text, messageID string) string {
 // the end of the test.
 func runReader(t testing.TB, w *world, cfg config.Config) *Reader {
 	t.Helper()
-	r, err := New(Params{Store: w.store, Config: cfg, Logger: testLogger(t),
+	return runReaderWith(t, Params{Store: w.store, Config: cfg, Logger: testLogger(t),
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+}
+
+// runReaderWith starts a Reader of p, stopped like runReader's.
+func runReaderWith(t testing.TB, p Params) *Reader {
+	t.Helper()
+	r, err := New(p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,32 +20,51 @@ func htmlText(html string) string {
 	return s
 }
 
-var (
-	// attribution lines of the common clients: Gmail, Apple Mail,
-	// Thunderbird ("On … wrote:") and their French forms ("Le … a écrit :").
-	wroteEN = regexp.MustCompile(`(?i)^on\b.*\bwrote\s*:?$`)
-	wroteFR = regexp.MustCompile(`(?i)^le\b.*\ba\s+[ée]crit\s*:?$`)
-	// separators above a quoted or forwarded message.
-	separator = regexp.MustCompile(`(?i)^-{2,}\s*(original message|message d'origine|forwarded message|message transf[ée]r[ée]|message r[ée]exp[ée]di[ée])\s*-*$|^(begin forwarded message|d[ée]but du message r[ée]exp[ée]di[ée])\s*:$|^_{5,}$`)
-	// Outlook's header block: a From line followed by Sent, Date, To or Subject.
-	headerFrom = regexp.MustCompile(`(?i)^(from|de)\s*:`)
-	headerNext = regexp.MustCompile(`(?i)^(sent|date|envoy[ée]|to|[àa]|subject|objet|cc)\s*:`)
-	// first lines of attributions wrapped over two lines.
-	startsWrote = regexp.MustCompile(`(?i)^(on|le)\s`)
-	endsWrote   = regexp.MustCompile(`(?i)(wrote|a\s+[ée]crit)\s*:?$`)
-)
-
-// ownText returns the lines of text before the first quote, attribution,
-// forwarded or original message block, or signature delimiter, and the
-// language of the marker that ended it ("" when none or unknown).
+// ownText returns the reply's own text: the lines above the end of the
+// reply (an Outlook-style header block, an original or forwarded message
+// separator, a signature delimiter), without the quoted lines, the
+// attribution lines and the phone signatures, wherever they stand; and
+// the language of the first marker that says one ("" when none does).
 func ownText(text string) (string, string) {
-	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
-	for i := range lines {
-		if end, lang := quoteStarts(lines, i); end {
-			return strings.TrimSpace(strings.Join(lines[:i], "\n")), lang
+	p := newPage(text)
+	var own []string
+	lang := ""
+	for i := 0; i < len(p.raw); i++ {
+		if end, marker := p.endsReply(i); end {
+			if lang == "" {
+				lang = marker
+			}
+			break
 		}
+		if quoted(p.raw[i]) || signatureLine(p.clean[i]) {
+			continue
+		}
+		if n, marker := p.attribution(i); n > 0 {
+			if lang == "" {
+				lang = marker
+			}
+			if !p.quotedNext(i + n) {
+				// The original follows unmarked: it is never the reply's.
+				break
+			}
+			i += n - 1
+			continue
+		}
+		own = append(own, p.raw[i])
 	}
-	return strings.TrimSpace(text), ""
+	return strings.TrimSpace(strings.Join(own, "\n")), lang
+}
+
+// page is a text as lines, each also cleaned once.
+type page struct{ raw, clean []string }
+
+func newPage(text string) *page {
+	raw := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	p := &page{raw: raw, clean: make([]string, len(raw))}
+	for i, l := range raw {
+		p.clean[i] = clean(l)
+	}
+	return p
 }
 
 // clean trims a line and the emphasis marks an HTML rendering adds.
@@ -59,44 +78,41 @@ func clean(line string) string {
 	return strings.Trim(strings.TrimSpace(line), "*_ \t")
 }
 
-// quoteStarts reports whether lines[i] begins the quoted part of a reply.
-func quoteStarts(lines []string, i int) (bool, string) {
-	raw := strings.TrimRight(lines[i], " \t\r")
-	if raw == "--" || raw == "-- " || strings.HasPrefix(strings.TrimSpace(raw), ">") {
-		return true, ""
-	}
-	if strings.TrimSpace(raw) == strings.Repeat("_", len(strings.TrimSpace(raw))) && len(strings.TrimSpace(raw)) >= 5 {
-		return true, ""
-	}
-	l := clean(raw)
-	switch {
-	case wroteEN.MatchString(l):
-		return true, "en"
-	case wroteFR.MatchString(l):
-		return true, "fr"
-	case separator.MatchString(l):
-		return true, languageOfMarker(l)
-	case startsWrote.MatchString(l) && i+1 < len(lines) && endsWrote.MatchString(clean(lines[i+1])):
-		return true, languageOfMarker(clean(lines[i+1]))
-	case headerFrom.MatchString(l):
-		for j := i + 1; j < len(lines) && j <= i+3; j++ {
-			if headerNext.MatchString(clean(lines[j])) {
-				return true, languageOfMarker(l)
-			}
-		}
-	}
-	return false, ""
+// quoted reports whether a line is quoted text ("> ...").
+func quoted(line string) bool {
+	return strings.HasPrefix(strings.TrimLeftFunc(line, unicode.IsSpace), ">")
 }
 
-// languageOfMarker guesses the language of a quote marker.
-func languageOfMarker(l string) string {
-	l = strings.ToLower(l)
-	for _, w := range []string{"écrit", "ecrit", "origine", "transf", "réexp", "de :", "de:", "début"} {
-		if strings.Contains(l, w) {
-			return "fr"
+// quotedNext reports whether the first non-empty line from i on is
+// quoted (true, too, when there is none).
+func (p *page) quotedNext(i int) bool {
+	for ; i < len(p.raw); i++ {
+		if strings.TrimSpace(p.raw[i]) != "" {
+			return quoted(p.raw[i])
 		}
 	}
-	return "en"
+	return true
+}
+
+// endsReply reports whether lines[i] ends the reply's own text: what
+// follows is a signature, or an original or forwarded message that is
+// not marked as quoted. It returns the language the marker is in.
+func (p *page) endsReply(i int) (bool, string) {
+	raw := strings.TrimRight(p.raw[i], " \t\r")
+	if raw == "--" || raw == "-- " || rule(raw) {
+		return true, ""
+	}
+	if lang, ok := separator(p.clean[i]); ok {
+		return true, lang
+	}
+	return p.headerBlock(i)
+}
+
+// rule reports a line of underscores, the rule Outlook draws above the
+// header block of the message replied to.
+func rule(raw string) bool {
+	t := strings.TrimSpace(raw)
+	return len(t) >= 5 && strings.Trim(t, "_") == ""
 }
 
 // decisionWords is the grammar of SPEC section 4.
