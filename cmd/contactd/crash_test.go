@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -31,7 +32,7 @@ const (
 	crashKills    = 12                        // kill -9 of the daemon, each followed by a restart
 	crashLease    = 15 * time.Second          // mailer.Params.Lease's default, which the daemon uses
 	crashPoll     = 5 * time.Second           // mailer.Params.Poll's default: the safety-net scan
-	crashSlack    = crashPoll + 3*time.Second // the scan that finds a lapsed claim, and the send
+	crashSlack    = crashPoll + 5*time.Second // the scan that finds a lapsed claim, the send, a loaded machine
 )
 
 // TestCrashKill9 runs the real binary against a real Redis and an
@@ -40,8 +41,8 @@ const (
 // approver: each validation email that arrives is accepted with the link
 // it carries: every other one by posting the form of the link's page to
 // the daemon, the others (and those the daemon was down for) through the
-// same store. After a last restart and a drain it
-// checks what SPEC sections 2, 3 and 9 promise:
+// same store. After a last restart and a drain it checks what SPEC
+// sections 2, 3 and 9 promise:
 //
 //   - every request is applied exactly once (one "applied" event);
 //   - every approver's email carried a working link when it arrived;
@@ -79,8 +80,15 @@ func TestCrashKill9(t *testing.T) {
 	}
 	d := &child{t: t, bin: bin, conf: conf, addr: strings.TrimPrefix(cfg.HTTP.BaseURL, "http://"),
 		log: filepath.Join(dir, "daemon.log"), killsDone: make(chan struct{})}
-	d.start()
-	t.Cleanup(d.stop)
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			d.dumpLog()
+		}
+	})
 
 	ap := newApprovers(st, sink)
 	apDone := make(chan struct{})
@@ -97,7 +105,7 @@ func TestCrashKill9(t *testing.T) {
 	<-apDone
 
 	if len(ap.failures) > 0 {
-		t.Errorf("%d emails carried a link that did not work on arrival; first: %s", len(ap.failures), ap.failures[0])
+		t.Errorf("%d emails could not be acted on with their link on arrival; first: %s", len(ap.failures), ap.failures[0])
 	}
 	checkApplied(t, st, ids)
 	unrecorded := checkSentEvents(t, st, ap)
@@ -106,9 +114,6 @@ func TestCrashKill9(t *testing.T) {
 		len(ids), d.kills, len(ap.emails), ap.dups, unrecorded, ap.viaHTTP, d.logCount("took back outbox entries"))
 	if unrecorded > d.kills {
 		t.Errorf("%d emails were received with no sent event, more than the %d kills explain", unrecorded, d.kills)
-	}
-	if t.Failed() {
-		d.dumpLog()
 	}
 }
 
@@ -343,17 +348,16 @@ type child struct {
 }
 
 // start runs the daemon and waits until it answers /healthz.
-func (c *child) start() {
-	c.t.Helper()
+func (c *child) start() error {
 	logf, err := os.OpenFile(c.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		c.t.Fatal(err)
+		return err
 	}
 	defer logf.Close()
 	cmd := exec.Command(c.bin, "serve", "--config", c.conf, "--components", "http,mailer,scheduler")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
+		return err
 	}
 	c.mu.Lock()
 	c.cmd = cmd
@@ -362,11 +366,11 @@ func (c *child) start() {
 		if resp, err := http.Get("http://" + c.addr + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 	}
-	c.t.Error("the daemon did not answer /healthz within 15s")
+	return errors.New("the daemon did not answer /healthz within 15s")
 }
 
 // killLoop kills the daemon n times, 0.5 to 1.5 s apart, restarting it
@@ -381,7 +385,10 @@ func (c *child) killLoop(n int) {
 		at := time.Now()
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		c.start()
+		if err := c.start(); err != nil {
+			c.t.Errorf("restart after kill %d: %v", i+1, err)
+			return
+		}
 		c.mu.Lock()
 		c.down = append(c.down, span{at, time.Now()})
 		c.kills++
