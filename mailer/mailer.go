@@ -329,10 +329,12 @@ func (m *Mailer) Run(ctx context.Context) error {
 }
 
 // watch subscribes to the wake-ups that every daemon's transitions
-// publish, retrying while Redis is away.
+// publish, retrying while Redis is away. Once subscribed it asks for a
+// whole scan: an email queued before the subscription woke nobody.
 func (m *Mailer) watch(ctx context.Context) {
 	for fails := 1; ctx.Err() == nil; fails++ {
 		if err := m.store.WatchOutbox(ctx, m.wake); err == nil {
+			m.Kick()
 			return
 		}
 		sleepCtx(ctx, capped(fails, 100*time.Millisecond, 5*time.Second))
