@@ -239,7 +239,7 @@ func (a *actor) bounce(ctx context.Context, r *Reply) error {
 	if b == nil || !b.Failed {
 		return nil
 	}
-	if !r.nullSender() {
+	if !r.NullReturnPath {
 		a.log.Info("delivery report ignored: its Return-Path is not empty", "message_id", r.MessageID)
 		return nil
 	}
@@ -259,13 +259,6 @@ func (a *actor) bounce(ctx context.Context, r *Reply) error {
 		return err
 	}
 	return nil
-}
-
-// nullSender reports whether the message has an empty Return-Path ("<>"),
-// as delivery reports from mail systems have.
-func (r *Reply) nullSender() bool {
-	rp := strings.TrimSpace(r.header.Get("Return-Path"))
-	return r.header.Has("Return-Path") && (rp == "<>" || rp == "")
 }
 
 // bounced finds the request and approver of a bounced email by its

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"contactd/metrics"
 	"contactd/workflow"
 
 	"github.com/emersion/go-imap/v2"
@@ -41,6 +42,7 @@ func (r *Reader) poll(ctx context.Context, s *session, all bool) error {
 	}
 	if clean && ctx.Err() == nil {
 		r.lastPoll.Store(r.p.Now().UnixMilli())
+		metrics.LastPoll.Set(float64(r.p.Now().Unix()))
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"contactd/config"
+	"contactd/internal/outage"
+	"contactd/metrics"
 	"contactd/workflow"
 
 	"github.com/emersion/go-imap/v2"
@@ -90,6 +92,7 @@ func New(p Params) (*Reader, error) {
 	setDefault(&p.Timeout, min(max(p.Config.IMAP.PollInterval.D(), 10*time.Second), time.Minute))
 	setDefault(&p.IdleRestart, 5*time.Minute)
 	setDefault(&p.OutageLogEvery, 5*time.Minute)
+	metrics.PollInterval.Set(p.Config.IMAP.PollInterval.D().Seconds())
 	log := p.Logger
 	owner := make([]byte, 6)
 	_, _ = rand.Read(owner)
@@ -124,7 +127,12 @@ func (r *Reader) LastPoll() time.Time {
 // is cancelled.
 func (r *Reader) Run(ctx context.Context) error {
 	backoff := r.p.MinBackoff
-	down := &outage{log: r.log, every: r.p.OutageLogEvery, now: r.p.Now}
+	down := outage.New("imap", r.log, r.p.OutageLogEvery)
+	down.OnChange(func(up bool) {
+		if !up {
+			metrics.IMAPUp.Set(0)
+		}
+	})
 	for {
 		reached, err := r.connection(ctx, down)
 		if ctx.Err() != nil {
@@ -147,7 +155,7 @@ func (r *Reader) Run(ctx context.Context) error {
 // connection connects, catches up, then polls and IDLEs until an error;
 // the first poll through ends an outage under way. It reports whether
 // the mailbox was read through at least once.
-func (r *Reader) connection(ctx context.Context, down *outage) (bool, error) {
+func (r *Reader) connection(ctx context.Context, down *outage.Tracker) (bool, error) {
 	s, err := r.connect(ctx)
 	if err != nil {
 		return false, err
@@ -163,6 +171,7 @@ func (r *Reader) connection(ctx context.Context, down *outage) (bool, error) {
 		}
 		if all {
 			down.OK()
+			metrics.IMAPUp.Set(1)
 		}
 		all = false
 		if err := r.wait(s); err != nil {
