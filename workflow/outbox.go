@@ -404,52 +404,77 @@ type OutboxScan struct {
 	Ready, Claimed, Dead int64
 }
 
-// ScanOutbox looks at every shard's outbox in one round trip.
+// scanScript reads one shard's outbox in one step, so an entry moving
+// between two sets is never missed by both counts.
+//
+// KEYS[1] ready (for the slot). Returns {first ready score or "", first
+// claimed score or "", ready count, claimed count, dead count}.
+var scanScript = script(`
+local r = redis.call('ZRANGE', K.ready(P), 0, 0, 'WITHSCORES')
+local c = redis.call('ZRANGE', K.claimed(P), 0, 0, 'WITHSCORES')
+return {r[2] or '', c[2] or '', tostring(redis.call('ZCARD', K.ready(P))),
+  tostring(redis.call('ZCARD', K.claimed(P))), tostring(redis.call('ZCARD', K.dead(P)))}
+`)
+
+// ScanOutbox looks at every shard's outbox in one round trip: one script
+// per shard, pipelined (each on its own Cluster slot).
 func (s *Store) ScanOutbox(ctx context.Context) (*OutboxScan, error) {
-	now := ms(s.opt.Now())
-	// One transaction per shard (a Cluster client splits it by slot), so
-	// an entry moving between two sets is never missed by both counts.
-	pipe := s.rdb.TxPipeline()
-	type shardScan struct {
-		ready, claimed   *redis.ZSliceCmd
-		nReady, nClaimed *redis.IntCmd
-		nDead            *redis.IntCmd
-	}
-	all := make([]shardScan, Shards)
-	for n := range all {
-		all[n] = shardScan{
-			ready:    pipe.ZRangeWithScores(ctx, s.keys.OutboxReady(n), 0, 0),
-			claimed:  pipe.ZRangeWithScores(ctx, s.keys.OutboxClaimed(n), 0, 0),
-			nReady:   pipe.ZCard(ctx, s.keys.OutboxReady(n)),
-			nClaimed: pipe.ZCard(ctx, s.keys.OutboxClaimed(n)),
-			nDead:    pipe.ZCard(ctx, s.keys.OutboxDead(n)),
+	now := s.opt.Now()
+	var cmds []*redis.Cmd
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds = make([]*redis.Cmd, Shards)
+		for n := range cmds {
+			cmds[n] = scanScript.EvalSha(ctx, pipe, []string{s.keys.OutboxReady(n)}, s.keys.Shard(n), ms(now))
 		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, storeErr(err)
+		_, err := pipe.Exec(ctx)
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err := scanScript.Load(ctx, s.rdb).Err(); err != nil {
+				return nil, storeErr(err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		break
 	}
 	out := &OutboxScan{}
-	for n, sc := range all {
+	for n, c := range cmds {
+		f, err := c.StringSlice()
+		if err != nil || len(f) != 5 {
+			return nil, fmt.Errorf("workflow: outbox scan of shard %d: %v", n, err)
+		}
 		due := false
-		if z := sc.ready.Val(); len(z) > 0 {
-			at := int64(z[0].Score)
-			if at <= now {
+		if f[0] != "" {
+			at := parseScore(f[0])
+			if !at.After(now) {
 				due = true
-			} else if out.Next.IsZero() || fromMS(at).Before(out.Next) {
-				out.Next = fromMS(at)
+			} else if out.Next.IsZero() || at.Before(out.Next) {
+				out.Next = at
 			}
 		}
-		if z := sc.claimed.Val(); len(z) > 0 && int64(z[0].Score) <= now {
+		if f[1] != "" && !parseScore(f[1]).After(now) {
 			due = true
 		}
 		if due {
 			out.Due = append(out.Due, n)
 		}
-		out.Ready += sc.nReady.Val()
-		out.Claimed += sc.nClaimed.Val()
-		out.Dead += sc.nDead.Val()
+		out.Ready += parseCount(f[2])
+		out.Claimed += parseCount(f[3])
+		out.Dead += parseCount(f[4])
 	}
 	return out, nil
+}
+
+func parseScore(v string) time.Time {
+	f, _ := strconv.ParseFloat(v, 64)
+	return fromMS(int64(f))
+}
+
+func parseCount(v string) int64 {
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return n
 }
 
 // OutboxState names a set of the outbox.
