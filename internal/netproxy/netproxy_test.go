@@ -64,6 +64,11 @@ func TestForwardsPausesAndResumes(t *testing.T) {
 	if got, err := roundTrip(t, c, r, "two", 200*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("paused proxy answered %q, %v; want silence", got, err)
 	}
+	// The proxy reads what was sent as soon as it is scheduled; on a busy
+	// machine that may be after the client's wait.
+	for deadline := time.Now().Add(5 * time.Second); p.Held() != 4 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if p.Held() != 4 {
 		t.Errorf("paused proxy holds %d bytes, want the 4 sent", p.Held())
 	}
