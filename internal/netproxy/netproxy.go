@@ -158,11 +158,12 @@ func (p *Proxy) untrack(conns ...net.Conn) {
 	}
 }
 
-// copy forwards what src sends to dst, holding it while paused.
+// copy forwards what src sends to dst, holding it while paused: it keeps
+// reading, so Held counts what was sent whenever the pause began, and
+// waits before writing.
 func (p *Proxy) copy(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
-		p.gate()
 		n, err := src.Read(buf)
 		if n > 0 {
 			if p.isPaused() {

@@ -103,6 +103,10 @@ func TestNewConnectionsWhilePausedAreSilent(t *testing.T) {
 
 func TestDropAndClose(t *testing.T) {
 	p, c, r := start(t)
+	// A round trip first, so the proxy has taken the connection in.
+	if got, err := roundTrip(t, c, r, "first", 5*time.Second); err != nil || got != "first\n" {
+		t.Fatalf("forwarding: got %q, %v", got, err)
+	}
 	p.Drop()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := r.ReadString('\n'); !errors.Is(err, io.EOF) {
