@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"contactd/config"
-	"contactd/metrics"
 	"contactd/workflow"
 )
 
@@ -297,6 +296,3 @@ func containsFold(list []string, s string) bool {
 	}
 	return false
 }
-
-// count adds a handled message to the replies metric.
-func count(o Outcome) { metrics.Replies.WithLabelValues(string(o)).Inc() }

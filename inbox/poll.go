@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"contactd/metrics"
 	"contactd/workflow"
 
 	"github.com/emersion/go-imap/v2"
@@ -42,7 +41,7 @@ func (r *Reader) poll(ctx context.Context, s *session, all bool) error {
 	}
 	if clean && ctx.Err() == nil {
 		r.lastPoll.Store(r.p.Now().UnixMilli())
-		metrics.LastPoll.Set(float64(r.p.Now().Unix()))
+		r.met.LastPoll.Set(float64(r.p.Now().Unix()))
 	}
 	return nil
 }
@@ -166,7 +165,7 @@ func (r *Reader) handle(ctx context.Context, buf *imapclient.FetchMessageBuffer)
 		// The claim goes stale and a later read acts again, knowing it may have.
 		return "", err
 	}
-	count(o)
+	r.met.Replies.WithLabelValues(string(o)).Inc()
 	return o, nil
 }
 

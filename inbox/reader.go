@@ -54,10 +54,13 @@ type Params struct {
 	// ClaimLease is how long a claim by a reader that has not recorded an
 	// outcome holds other readers off the message (default 2m).
 	ClaimLease time.Duration
+	// Metrics receives the reader's counts (default: a registry of its own).
+	Metrics *metrics.Metrics
 }
 
 // Reader reads the reply mailbox and acts on what it finds.
 type Reader struct {
+	met      *metrics.Metrics
 	p        Params
 	log      *slog.Logger
 	act      *actor
@@ -92,12 +95,14 @@ func New(p Params) (*Reader, error) {
 	setDefault(&p.Timeout, min(max(p.Config.IMAP.PollInterval.D(), 10*time.Second), time.Minute))
 	setDefault(&p.IdleRestart, 5*time.Minute)
 	setDefault(&p.OutageLogEvery, 5*time.Minute)
-	metrics.PollInterval.Set(p.Config.IMAP.PollInterval.D().Seconds())
+	p.Metrics = metrics.Or(p.Metrics)
+	p.Metrics.PollInterval.Set(p.Config.IMAP.PollInterval.D().Seconds())
 	log := p.Logger
 	owner := make([]byte, 6)
 	_, _ = rand.Read(owner)
 	return &Reader{
 		p:      p,
+		met:    p.Metrics,
 		log:    log,
 		act:    &actor{store: p.Store, cfg: p.Config, log: log},
 		kick:   make(chan struct{}, 1),
@@ -130,7 +135,7 @@ func (r *Reader) Run(ctx context.Context) error {
 	down := outage.New("imap", r.log, r.p.OutageLogEvery)
 	down.OnChange(func(up bool) {
 		if !up {
-			metrics.IMAPUp.Set(0)
+			r.met.IMAPUp.Set(0)
 		}
 	})
 	for {
@@ -171,7 +176,7 @@ func (r *Reader) connection(ctx context.Context, down *outage.Tracker) (bool, er
 		}
 		if all {
 			down.OK()
-			metrics.IMAPUp.Set(1)
+			r.met.IMAPUp.Set(1)
 		}
 		all = false
 		if err := r.wait(s); err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"contactd/config"
 	"contactd/internal/redistest"
-	"contactd/metrics"
 	"contactd/workflow"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -50,10 +49,9 @@ func TestReaderActsAndFiles(t *testing.T) {
 		// The report names the address the email went to: approver 3's.
 		appendMsg(t, c, "INBOX", strings.ReplaceAll(string(raw), "new1@example.net", "admin3@example.com"))
 
-		before := testutil.ToFloat64(metrics.Replies.WithLabelValues("ignored"))
 		r := runReader(t, w, cfg)
 		eventually(t, "INBOX emptied", func() bool { return countIn(t, c, "INBOX") == 0 })
-		if got := testutil.ToFloat64(metrics.Replies.WithLabelValues("ignored")) - before; got != 2 {
+		if got := testutil.ToFloat64(r.met.Replies.WithLabelValues("ignored")); got != 2 {
 			t.Errorf("contactd_replies_total{outcome=ignored} grew by %v, want 2", got)
 		}
 

@@ -13,7 +13,6 @@ import (
 	"contactd/config"
 	"contactd/internal/netproxy"
 	"contactd/internal/redistest"
-	"contactd/metrics"
 	"contactd/workflow"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -116,7 +115,7 @@ func silentServer(t *testing.T, direct config.Config, idle bool) {
 	if got := w.request(t, 1).Status; got != workflow.Pending {
 		t.Fatalf("request 1 is %s while the server is silent", got)
 	}
-	if up := testutil.ToFloat64(metrics.IMAPUp); up != 0 {
+	if up := testutil.ToFloat64(r.met.IMAPUp); up != 0 {
 		t.Errorf("contactd_imap_up = %v during the outage, want 0", up)
 	}
 	polled := r.LastPoll()
@@ -126,10 +125,10 @@ func silentServer(t *testing.T, direct config.Config, idle bool) {
 	eventually(t, "filed", func() bool { return countIn(t, c, direct.IMAP.ProcessedMailbox) == 2 })
 	eventually(t, "end of the outage logged", func() bool { return len(logs.find("imap reachable again")) == 1 })
 	eventually(t, "polling again", func() bool { return r.LastPoll().After(polled) })
-	if up := testutil.ToFloat64(metrics.IMAPUp); up != 1 {
+	if up := testutil.ToFloat64(r.met.IMAPUp); up != 1 {
 		t.Errorf("contactd_imap_up = %v after the outage, want 1", up)
 	}
-	if got := testutil.ToFloat64(metrics.LastPoll); got < float64(polled.Unix()) {
+	if got := testutil.ToFloat64(r.met.LastPoll); got < float64(polled.Unix()) {
 		t.Errorf("contactd_last_poll_timestamp_seconds = %v, want at least %d", got, polled.Unix())
 	}
 	if n := len(logs.find("imap unreachable")); n != 1 {

@@ -37,12 +37,14 @@ func ExampleNew() {
 		slog.Error("templates", "err", err)
 		return
 	}
-	m, err := mailer.New(mailer.Params{Store: store, Config: cfg, Templates: set, Logger: slog.Default(), Workers: 2})
+	met := metrics.New() // served at /metrics by the daemon's web.Server
+	m, err := mailer.New(mailer.Params{Store: store, Config: cfg, Templates: set, Logger: slog.Default(), Workers: 2,
+		Metrics: met})
 	if err != nil {
 		slog.Error("mailer", "err", err)
 		return
 	}
-	metrics.Registry.MustRegister(m.DeadGauge())
+	met.Register(m.OutboxGauge())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	_ = m.Run(ctx) // returns once ctx ends, with claims handed back

@@ -112,6 +112,8 @@ type Params struct {
 	// OutageLogEvery is how often an outage is logged while it lasts
 	// (default 30s).
 	OutageLogEvery time.Duration
+	// Metrics receives the mailer's counts (default: a registry of its own).
+	Metrics *metrics.Metrics
 }
 
 // Mailer sends the outbox. Create it with New and start it with Run.
@@ -125,6 +127,7 @@ type Mailer struct {
 	dkim   *gomail.DKIMSigner
 	http   *http.Client
 	p      Params
+	met    *metrics.Metrics
 	kick   chan struct{}
 	last   atomic.Int64 // unix ns of the last good send
 	// relay follows the SMTP relay, redis the store; inflight holds the
@@ -163,18 +166,18 @@ func New(p Params) (*Mailer, error) {
 	m := &Mailer{
 		store: p.Store, cfg: p.Config, set: p.Templates, log: p.Logger, from: from,
 		domain: from.Address[strings.LastIndexByte(from.Address, '@')+1:], dkim: signer,
-		http: p.HTTPClient, p: p, kick: make(chan struct{}, 1), wakeShards: map[int]bool{},
+		http: p.HTTPClient, p: p, met: p.Metrics, kick: make(chan struct{}, 1), wakeShards: map[int]bool{},
 		relay:   outage.New("smtp", p.Logger, p.OutageLogEvery),
 		redis:   outage.New("redis", p.Logger, p.OutageLogEvery),
 		webhook: outage.New("webhook", p.Logger, p.OutageLogEvery),
 	}
 	m.relay.OnChange(func(up bool) {
-		metrics.SMTPUp.Set(boolGauge(up))
+		m.met.SMTPUp.Set(boolGauge(up))
 		if up {
 			m.Kick()
 		}
 	})
-	metrics.SMTPUp.Set(1)
+	m.met.SMTPUp.Set(1)
 	return m, nil
 }
 
@@ -210,6 +213,7 @@ func defaults(p *Params) {
 	set(&p.ProbeMax, 5*time.Second)
 	set(&p.Poll, 5*time.Second)
 	set(&p.OutageLogEvery, 30*time.Second)
+	p.Metrics = metrics.Or(p.Metrics)
 	if p.Config.SMTP.MaxAttempts < 1 {
 		p.Config.SMTP.MaxAttempts = 1
 	}
@@ -270,7 +274,7 @@ func (m *Mailer) DeadCount(ctx context.Context) (int64, error) {
 
 // OutboxGauge returns a gauge of the outbox entries by state (ready,
 // claimed, dead), read from Redis at each scrape, for the daemon to
-// register in metrics.Registry.
+// register in its metrics.Registry.
 func (m *Mailer) OutboxGauge() prometheus.Collector {
 	return metrics.StateGauge("contactd_outbox_entries",
 		"Outbox entries, by state (ready: waiting to be sent; claimed: being sent; dead: given up).", "state",
@@ -412,7 +416,7 @@ func (m *Mailer) drain(ctx context.Context, shards []int, jobs chan<- *workflow.
 				return busy, err
 			}
 			if back > 0 {
-				metrics.OutboxTakenBack.Add(float64(back))
+				m.met.OutboxTakenBack.Add(float64(back))
 				m.log.Warn("took back outbox entries whose claim lapsed (their daemon stopped)", "shard", sh, "entries", back)
 			}
 			if !n.IsZero() && (next.IsZero() || n.Before(*next)) {
@@ -598,7 +602,7 @@ func (m *Mailer) send(ctx context.Context, s *sender, j *job) {
 	defer cancel()
 	start := time.Now()
 	j.err = s.send(sctx, j.msg)
-	metrics.SMTPSendSeconds.Observe(time.Since(start).Seconds())
+	m.met.SMTPSendSeconds.Observe(time.Since(start).Seconds())
 	if isDial(j.err) {
 		m.relayFailed(ctx, j.err)
 	} else if j.err == nil {
@@ -612,7 +616,7 @@ func (m *Mailer) send(ctx context.Context, s *sender, j *job) {
 func (m *Mailer) safely(e *workflow.OutboxEntry, f func() *job) (j *job) {
 	defer func() {
 		if r := recover(); r != nil {
-			metrics.Panics.WithLabelValues("mailer").Inc()
+			m.met.Panics.WithLabelValues("mailer").Inc()
 			m.log.Error("panic while handling an outbox entry; entry given up", "outbox_id", e.Ref(),
 				"kind", string(e.Kind), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			j = &job{e: e, err: permanent(fmt.Errorf("mailer: panic: %v", r))}
@@ -686,7 +690,7 @@ func (m *Mailer) conclude(ctx context.Context, j *job) {
 		m.settle(ctx, log, e, "sent", func() error { return m.store.RecordSent(ctx, e, j.rec) })
 		if e.Kind != workflow.KindEvent {
 			m.last.Store(m.now().UnixNano())
-			metrics.LastSend.Set(float64(m.now().Unix()))
+			m.met.LastSend.Set(float64(m.now().Unix()))
 		}
 	case errors.Is(err, errNotDue):
 		log.Info("email no longer due; dropped")
@@ -710,13 +714,13 @@ func (m *Mailer) settle(ctx context.Context, log *slog.Logger, e *workflow.Outbo
 	kind := string(e.Kind)
 	switch {
 	case e.Kind == workflow.KindEvent && result == "sent":
-		metrics.Webhooks.WithLabelValues("delivered").Inc()
+		m.met.Webhooks.WithLabelValues("delivered").Inc()
 	case e.Kind == workflow.KindEvent:
-		metrics.Webhooks.WithLabelValues(result).Inc()
+		m.met.Webhooks.WithLabelValues(result).Inc()
 	case kind == "":
-		metrics.Emails.WithLabelValues("unknown", result).Inc()
+		m.met.Emails.WithLabelValues("unknown", result).Inc()
 	default:
-		metrics.Emails.WithLabelValues(kind, result).Inc()
+		m.met.Emails.WithLabelValues(kind, result).Inc()
 	}
 	for i := 1; ; i++ {
 		err := write()

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"contactd/internal/redistest"
-	"contactd/metrics"
 	"contactd/workflow"
 
 	"github.com/emersion/go-smtp"
@@ -129,7 +128,6 @@ func TestPanicBuriesEntryAndGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := testutil.ToFloat64(metrics.Panics.WithLabelValues("mailer"))
 	m := newMailer(t, s, testConfig(srv.port()), 1, func(p *Params) { p.Store = panicky{s, poison.ID} })
 	start(t, m)
 	healthy, err := s.Create(ctx, workflow.Ask{Service: "example.org", Requester: "ad1-ovh",
@@ -157,7 +155,7 @@ func TestPanicBuriesEntryAndGoesOn(t *testing.T) {
 	if n := countEvent(got, "sent"); n != 2 {
 		t.Errorf("the healthy request has %d sent events, want 2: the mailer must go on", n)
 	}
-	if d := testutil.ToFloat64(metrics.Panics.WithLabelValues("mailer")) - before; d != 2 {
+	if d := testutil.ToFloat64(m.met.Panics.WithLabelValues("mailer")); d != 2 {
 		t.Errorf("contactd_panics_recovered_total{component=mailer} grew by %v, want 2", d)
 	}
 }

@@ -44,6 +44,9 @@ type Params struct {
 	Logger *slog.Logger
 	// Owner names this daemon in the lease; empty means a random name.
 	Owner string
+	// Metrics receives the jobs' durations and panics (default: a
+	// registry of its own).
+	Metrics *metrics.Metrics
 }
 
 // Scheduler runs the jobs on every tick of the spec.
@@ -68,6 +71,7 @@ func New(p Params) (*Scheduler, error) {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
+	p.Metrics = metrics.Or(p.Metrics)
 	if p.Owner == "" {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
@@ -120,7 +124,7 @@ func (s *Scheduler) Tick(ctx context.Context) bool {
 		}
 		start := time.Now()
 		err := s.runJob(ctx, j, stillHeld)
-		metrics.SweepSeconds.WithLabelValues(j.Name).Observe(time.Since(start).Seconds())
+		s.p.Metrics.SweepSeconds.WithLabelValues(j.Name).Observe(time.Since(start).Seconds())
 		n, _ := s.ticks.LoadOrStore(j.Name, new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
 		if err != nil && ctx.Err() == nil {
@@ -134,7 +138,7 @@ func (s *Scheduler) Tick(ctx context.Context) bool {
 func (s *Scheduler) runJob(ctx context.Context, j Job, stillHeld func() bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			metrics.Panics.WithLabelValues("scheduler").Inc()
+			s.p.Metrics.Panics.WithLabelValues("scheduler").Inc()
 			s.p.Logger.Error("scheduler: job panicked; the daemon goes on", "job", j.Name, "panic", fmt.Sprint(r),
 				"stack", string(debug.Stack()))
 			err = fmt.Errorf("scheduler: job %s panicked: %v", j.Name, r)

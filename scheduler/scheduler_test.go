@@ -140,8 +140,8 @@ func TestPanickingJobDoesNotStopTheDaemon(t *testing.T) {
 	b := redistest.Mini(t)
 	var runs atomic.Int64
 	boom := scheduler.Job{Name: "boom", Run: func(context.Context, func() bool) error { panic("bad record") }}
-	before := testutil.ToFloat64(metrics.Panics.WithLabelValues("scheduler"))
-	s, err := scheduler.New(scheduler.Params{Locker: store(t, b), Spec: "@every 1s",
+	met := metrics.New()
+	s, err := scheduler.New(scheduler.Params{Locker: store(t, b), Spec: "@every 1s", Metrics: met,
 		Jobs: []scheduler.Job{boom, counting(&runs)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestPanickingJobDoesNotStopTheDaemon(t *testing.T) {
 	if runs.Load() != 1 || s.Runs("boom") != 1 {
 		t.Errorf("after a panicking job: count ran %d times, boom %d; want 1 and 1", runs.Load(), s.Runs("boom"))
 	}
-	if d := testutil.ToFloat64(metrics.Panics.WithLabelValues("scheduler")) - before; d != 1 {
+	if d := testutil.ToFloat64(met.Panics.WithLabelValues("scheduler")); d != 1 {
 		t.Errorf("contactd_panics_recovered_total{component=scheduler} grew by %v, want 1", d)
 	}
 }

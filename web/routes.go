@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"contactd/metrics"
 	"contactd/workflow"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -49,7 +48,7 @@ func (s *Server) routeTable() []route {
 
 		{"GET", "/healthz", false, s.healthz},
 		{"GET", "/readyz", false, s.readyz},
-		{"GET", "/metrics", false, promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{"GET", "/metrics", false, promhttp.HandlerFor(s.p.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP},
 	}
 }
 
@@ -210,7 +209,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			if sw.status == 0 {
 				sw.status = http.StatusOK
 			}
-			metrics.HTTPSeconds.WithLabelValues(r.Pattern, strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+			s.p.Metrics.HTTPSeconds.WithLabelValues(r.Pattern, strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"contactd/config"
+	"contactd/metrics"
 	"contactd/workflow"
 )
 
@@ -58,6 +59,9 @@ type Params struct {
 	DeadLetters func(ctx context.Context) (int64, error)
 	// Now is the clock for /readyz ages; nil means time.Now.
 	Now func() time.Time
+	// Metrics is what /metrics serves and where request durations are
+	// observed; nil means a registry of its own.
+	Metrics *metrics.Metrics
 }
 
 // Server is contactd's HTTP side.
@@ -87,6 +91,7 @@ func New(p Params) (*Server, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
+	p.Metrics = metrics.Or(p.Metrics)
 	s := &Server{p: p, log: p.Logger, loc: p.Config.Workflow.Location(), tokens: hashTokens(p.Config.HTTP.APITokens)}
 	if s.cross, err = crossOrigin(origin); err != nil {
 		return nil, err

@@ -35,6 +35,9 @@ type Options struct {
 	// EventsMaxLen caps the events stream, approximately (default
 	// EventsMaxLen).
 	EventsMaxLen int64
+	// Metrics counts the transitions; nil counts into a registry nobody
+	// serves.
+	Metrics *metrics.Metrics
 	// Logger receives what the store notices on its own (a sweep's bad
 	// items); nil means slog.Default().
 	Logger *slog.Logger
@@ -60,6 +63,7 @@ func NewStore(rdb redis.UniversalClient, opt Options) (*Store, error) {
 	if opt.EventsMaxLen <= 0 {
 		opt.EventsMaxLen = EventsMaxLen
 	}
+	opt.Metrics = metrics.Or(opt.Metrics)
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -335,7 +339,7 @@ func (s *Store) store(ctx context.Context, p *Plan, ch Channel) (*Request, error
 	}
 	switch res[0] {
 	case "ok":
-		metrics.Transitions.WithLabelValues("created").Inc()
+		s.opt.Metrics.Transitions.WithLabelValues("created").Inc()
 		return newRequest(id, p, now, expires, ch), nil
 	case "stale":
 		s.dropPointers(ctx, id, parties)
@@ -475,7 +479,7 @@ func (s *Store) DecideByHash(ctx context.Context, hash string, shardChar byte, d
 	case "gone":
 		return nil, Errorf(EGone, "this link is no longer valid")
 	}
-	metrics.Transitions.WithLabelValues(res[0]).Inc()
+	s.opt.Metrics.Transitions.WithLabelValues(res[0]).Inc()
 	switch res[0] {
 	case "approved":
 		// Apply at once; should that fail, the request stays approved and
@@ -531,7 +535,7 @@ func (s *Store) Apply(ctx context.Context, id string) (Status, error) {
 		return "", err
 	}
 	if st := Status(res[0]); st == Applied || st == Failed {
-		metrics.Transitions.WithLabelValues(res[0]).Inc()
+		s.opt.Metrics.Transitions.WithLabelValues(res[0]).Inc()
 	}
 	return Status(res[0]), nil
 }
@@ -578,7 +582,7 @@ func (s *Store) Cancel(ctx context.Context, id, nic string, ch Channel) (*Reques
 	case "notpending":
 		return nil, &Error{Code: EConflict, RequestID: id, Message: fmt.Sprintf("request %s is %s, not pending", id, res[1])}
 	}
-	metrics.Transitions.WithLabelValues("cancelled").Inc()
+	s.opt.Metrics.Transitions.WithLabelValues("cancelled").Inc()
 	return s.Get(ctx, id)
 }
 

@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-
-	"contactd/metrics"
 )
 
 // SweepResult counts what one sweep did.
@@ -113,7 +111,7 @@ func (s *Store) sweepExpire(ctx context.Context, shard int, id string, res *Swee
 	}
 	if out[0] == string(Expired) {
 		res.Expired++
-		metrics.Transitions.WithLabelValues("expired").Inc()
+		s.opt.Metrics.Transitions.WithLabelValues("expired").Inc()
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -65,7 +64,8 @@ func newDaemon(cfg config.Config, opt daemonOptions, log *slog.Logger) (*Daemon,
 }
 
 func (d *Daemon) build(opt daemonOptions) error {
-	st, cfg, log := d.b.store, d.cfg, d.log
+	st, cfg, log, met := d.b.store, d.cfg, d.log, d.b.metrics
+	register := met.Register
 	register(metrics.StateGauge("contactd_requests", "Change requests, by status (kept by the transitions, not counted).",
 		"status", func(ctx context.Context) (map[string]int64, error) {
 			m, err := st.CountByStatus(ctx)
@@ -90,7 +90,7 @@ func (d *Daemon) build(opt daemonOptions) error {
 		if err != nil {
 			return err
 		}
-		if d.mail, err = mailer.New(mailer.Params{Store: st, Config: cfg, Templates: set,
+		if d.mail, err = mailer.New(mailer.Params{Store: st, Config: cfg, Templates: set, Metrics: met,
 			Logger: log.With("component", "mailer")}); err != nil {
 			return err
 		}
@@ -99,13 +99,13 @@ func (d *Daemon) build(opt daemonOptions) error {
 	}
 	if opt.components["inbox"] {
 		var err error
-		if d.in, err = inbox.New(inbox.Params{Store: st, Config: cfg, Logger: log.With("component", "inbox")}); err != nil {
+		if d.in, err = inbox.New(inbox.Params{Store: st, Config: cfg, Metrics: met, Logger: log.With("component", "inbox")}); err != nil {
 			return err
 		}
 	}
 	if opt.components["scheduler"] {
 		var err error
-		d.cron, err = scheduler.New(scheduler.Params{Locker: st, Spec: cfg.Schedule.Sweep,
+		d.cron, err = scheduler.New(scheduler.Params{Locker: st, Spec: cfg.Schedule.Sweep, Metrics: met,
 			Logger: log.With("component", "scheduler"),
 			Jobs:   []scheduler.Job{scheduler.SweepJob(st, log.With("component", "scheduler"), sweepLimit)}})
 		if err != nil {
@@ -113,7 +113,7 @@ func (d *Daemon) build(opt daemonOptions) error {
 		}
 	}
 	if opt.components["http"] {
-		p := web.Params{Store: st, Config: cfg, Logger: log.With("component", "http")}
+		p := web.Params{Store: st, Config: cfg, Metrics: met, Logger: log.With("component", "http")}
 		if d.in != nil {
 			p.LastPoll = d.in.LastPoll
 		}
@@ -132,18 +132,6 @@ func (d *Daemon) build(opt daemonOptions) error {
 		}
 	}
 	return nil
-}
-
-// register adds a collector to the registry /metrics serves, replacing
-// one of the same name (a second daemon in one process, in tests).
-func register(c prometheus.Collector) {
-	if err := metrics.Registry.Register(c); err != nil {
-		var dup prometheus.AlreadyRegisteredError
-		if errors.As(err, &dup) {
-			metrics.Registry.Unregister(dup.ExistingCollector)
-			_ = metrics.Registry.Register(c)
-		}
-	}
 }
 
 // Addr is the address the HTTP server listens on, or "".

@@ -11,16 +11,19 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"contactd/config"
+	"contactd/metrics"
 	"contactd/workflow"
 )
 
 // backend is an open store and what must be closed with it.
 type backend struct {
-	cfg   config.Config
-	store *workflow.Store
-	rdb   redis.UniversalClient
-	mini  *miniredis.Miniredis
-	stop  func()
+	// metrics are the collectors of the daemon built on this backend.
+	metrics *metrics.Metrics
+	cfg     config.Config
+	store   *workflow.Store
+	rdb     redis.UniversalClient
+	mini    *miniredis.Miniredis
+	stop    func()
 }
 
 func (b *backend) Close() {
@@ -103,12 +106,15 @@ func openBackend(cfg config.Config) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := workflow.NewStore(rdb, storeOptions(cfg))
+	met := metrics.New()
+	opt := storeOptions(cfg)
+	opt.Metrics = met
+	st, err := workflow.NewStore(rdb, opt)
 	if err != nil {
 		_ = rdb.Close()
 		return nil, err
 	}
-	b := &backend{cfg: cfg, store: st, rdb: rdb, mini: mini}
+	b := &backend{cfg: cfg, store: st, rdb: rdb, mini: mini, metrics: met}
 	if mini != nil {
 		b.stop = expireInRealTime(mini)
 	}
