@@ -147,7 +147,7 @@ func (r *Reader) Run(ctx context.Context) error {
 			backoff = r.p.MinBackoff
 		}
 		down.Fail(err)
-		r.log.Debug("mailbox unavailable, reconnecting", "err", err, "in", backoff)
+		r.log.Debug("mailbox unavailable, reconnecting", "err", err, "in", backoff.String())
 		select {
 		case <-ctx.Done():
 			return nil

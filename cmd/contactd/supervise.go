@@ -41,7 +41,7 @@ func supervise(ctx context.Context, log *slog.Logger, c component) {
 		if time.Since(started) > 5*time.Minute {
 			pause = time.Second
 		}
-		log.Error("component stopped; restarting", "component", c.name, "err", err, "in", pause)
+		log.Error("component stopped; restarting", "component", c.name, "err", err, "in", pause.String())
 		select {
 		case <-ctx.Done():
 			return
