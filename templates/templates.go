@@ -244,13 +244,15 @@ func (s *Set) Render(d Data) (*Email, error) {
 // OneLine reduces s to one line of printable text: control characters
 // (CR and LF included) become spaces, runs of spaces one space, and the
 // result is cut at 200 characters. Nothing read from the directory or an
-// email can thus add a line (or a header) to what contactd writes.
+// email can thus add a line (or a header) to what contactd writes. The
+// no-break spaces French puts before ":" and "?" are kept: they break no
+// line.
 func OneLine(s string) string {
 	var b strings.Builder
 	space := false
 	n := 0
 	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) ||
+		if r == utf8.RuneError || unicode.IsControl(r) || (unicode.IsSpace(r) && r != '\u00a0' && r != '\u202f') ||
 			r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Cf, r) {
 			space = b.Len() > 0
 			continue

@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"contactd/config"
+	"contactd/mailer"
 	"contactd/templates"
+	"contactd/workflow"
+
+	gomessage "github.com/emersion/go-message/mail"
 )
 
 // templateSet loads the email templates (dir overriding the built-in
@@ -23,7 +30,10 @@ func templateSet(dir string, cfg config.Config) (*templates.Set, error) {
 }
 
 // cmdTemplates is "templates render KIND LANG [--templates DIR] [--config
-// FILE]": one email about a made-up request, as the templates write it.
+// FILE] [--raw]": one email about a made-up request, written by the
+// mailer exactly as it would be sent (DKIM signature included when
+// configured). By default the headers and both parts are shown decoded,
+// for reading; --raw prints the bytes the relay would receive.
 func cmdTemplates(name string, args []string, stdout io.Writer) error {
 	if name != "render" {
 		return usageError{"unknown command: templates " + name}
@@ -31,7 +41,8 @@ func cmdTemplates(name string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("templates render", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	dir := fs.String("templates", "", "directory of templates overriding the built-in ones")
-	cfgPath := fs.String("config", "", "configuration file (branding, time zone, base URL); built-in defaults without it")
+	cfgPath := fs.String("config", "", "configuration file (branding, time zone, base URL, smtp.from, DKIM); built-in defaults without it")
+	raw := fs.Bool("raw", false, "print the message exactly as the relay would receive it (encoded, signed)")
 	f := &flags{FlagSet: fs}
 	pos, err := f.parse(args, 2)
 	if err != nil {
@@ -54,22 +65,48 @@ func cmdTemplates(name string, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	e, err := set.Render(templates.Sample(kind, lang, strings.TrimRight(cfg.HTTP.BaseURL, "/")))
+	msg, err := mailer.Preview(cfg, set, workflow.Kind(kind), lang, time.Now())
 	if err != nil {
 		return err
 	}
-	return writeEmail(stdout, cfg, kind, e)
+	if *raw {
+		_, err = stdout.Write(msg)
+		return err
+	}
+	return writeDecoded(stdout, msg)
 }
 
-// writeEmail prints a rendered email: the headers the templates and the
-// configuration decide, then the text part, then the HTML part.
-func writeEmail(w io.Writer, cfg config.Config, kind string, e *templates.Email) error {
-	reply := cfg.IMAP.ReplyAddress
-	if at := strings.LastIndexByte(reply, '@'); cfg.IMAP.PlusAddressing && templates.TokenKinds[kind] && at > 0 {
-		reply = reply[:at] + "+" + templates.SampleToken + reply[at:]
+// folding is a header line break and the whitespace that follows it.
+var folding = regexp.MustCompile(`\r?\n[ \t]+`)
+
+// writeDecoded prints a written email for reading: each header as sent
+// but with encoded words decoded, then each part's decoded body.
+func writeDecoded(w io.Writer, raw []byte) error {
+	r, err := gomessage.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("reading the written message: %w", err)
 	}
-	_, err := fmt.Fprintf(w, "From: %s\nReply-To: %s\nSubject: %s\nAuto-Submitted: auto-generated\nX-Contactd-Kind: %s\n\n"+
-		"--- text/plain; charset=utf-8 ---\n%s\n--- text/html; charset=utf-8 ---\n%s",
-		cfg.SMTP.From, reply, e.Subject, kind, e.Text, e.HTML)
-	return err
+	fields := r.Header.Fields()
+	for fields.Next() {
+		v, err := fields.Text()
+		if err != nil {
+			v = fields.Value()
+		}
+		fmt.Fprintf(w, "%s: %s\n", fields.Key(), folding.ReplaceAllString(v, " "))
+	}
+	for {
+		part, err := r.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the written message: %w", err)
+		}
+		mt, params, _ := part.Header.(*gomessage.InlineHeader).ContentType()
+		body, err := io.ReadAll(part.Body)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\n--- %s; charset=%s ---\n%s", mt, strings.ToLower(params["charset"]), body)
+	}
 }

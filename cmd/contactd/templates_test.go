@@ -1,6 +1,10 @@
 package main
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +29,9 @@ workflow: {timezone: Europe/Paris}
 	}
 	for _, want := range []string{
 		"Subject: Changement de contacts pour example.com\u00a0: votre accord est demandé (code ",
-		"Reply-To: contacts+kabcdefghijklmnopqrstuvwxyz234567@example.com",
+		"Reply-To: <contacts+kabcdefghijklmnopqrstuvwxyz234567@example.com>",
+		"Message-Id: <kq7vxkz2mfa3b4c5d.validation.",
+		"X-Auto-Response-Suppress: OOF, AutoReply",
 		"X-Contactd-Kind: validation",
 		"--- text/plain; charset=utf-8 ---\nBonjour David Leroy,",
 		"https://contacts.example.net/v/kabcdefghijklmnopqrstuvwxyz234567",
@@ -92,5 +98,35 @@ func TestEndToEndDecideByTypedCode(t *testing.T) {
 	s.status(r.ID, workflow.Applied)
 	if got := s.service("example.com").Tech; got != "gh3456-ovh" {
 		t.Errorf("tech = %s, want gh3456-ovh", got)
+	}
+}
+
+// --raw prints the bytes the relay would receive: encoded, with CRLF line
+// ends, and signed when smtp.dkim is set.
+func TestTemplatesRenderRaw(t *testing.T) {
+	dir := t.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "dkim.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(conf, []byte("smtp: {from: \"Contacts <contacts@example.com>\", dkim: {domain: example.com, selector: s1, private_key_file: "+
+		keyFile+"}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli(t, "templates", "render", "reminder", "en", "--raw", "--config", conf)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"DKIM-Signature: ", "d=example.com", "s=s1", "\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+		"X-Contactd-Kind: reminder\r\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("raw output lacks %q:\n%s", want, out)
+		}
 	}
 }
