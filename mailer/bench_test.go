@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,8 +14,6 @@ import (
 
 	"contactd/internal/redistest"
 	"contactd/workflow"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // benchBackend is the real Redis of the test command. The figures mean
@@ -212,26 +209,6 @@ func lifecycleAsk(i int) workflow.Ask {
 		Changes: map[string]string{"tech": fmt.Sprintf("ln%d-ovh", i)}}
 }
 
-// commandStats reads INFO commandstats: calls per command, script inner
-// commands included (Redis counts each command a script runs).
-func commandStats(b *testing.B, rdb redis.UniversalClient) map[string]int64 {
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
-			continue
-		}
-		calls, _, _ := strings.Cut(rest, ",")
-		n, _ := strconv.ParseInt(calls, 10, 64)
-		out[strings.TrimPrefix(name, "cmdstat_")] = n
-	}
-	return out
-}
-
 // statsDelta adds after-before to into, leaving out INFO (the
 // benchmark's own).
 func statsDelta(into, before, after map[string]int64) {
@@ -270,11 +247,11 @@ func BenchmarkLifecycleCommands(b *testing.B) {
 	run := func(i int, phases []map[string]int64) {
 		ctx := context.Background()
 		step := func(phase int, emails int64, f func()) {
-			before := commandStats(b, be.Client)
+			before := redistest.CommandStats(b, be.Client)
 			n := cs.recorded.Load()
 			f()
 			cs.waitRecorded(b, n+emails)
-			statsDelta(phases[phase], before, commandStats(b, be.Client))
+			statsDelta(phases[phase], before, redistest.CommandStats(b, be.Client))
 		}
 		var r *workflow.Request
 		step(0, 2, func() {

@@ -181,31 +181,11 @@ func BenchmarkRawRoundTrip(b *testing.B) {
 	}
 }
 
-// commandStats reads INFO commandstats: calls per command, script inner
-// commands included (Redis counts each command a script runs).
-func commandStats(t testing.TB, rdb redis.UniversalClient) map[string]int64 {
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
-			continue
-		}
-		calls, _, _ := strings.Cut(rest, ",")
-		n, _ := strconv.ParseInt(calls, 10, 64)
-		out[strings.TrimPrefix(name, "cmdstat_")] = n
-	}
-	return out
-}
-
 // commandsSince is the number of commands run since before, INFO (the
 // measurement's own) left out.
 func commandsSince(t testing.TB, rdb redis.UniversalClient, before map[string]int64) int64 {
 	var n int64
-	for k, v := range commandStats(t, rdb) {
+	for k, v := range redistest.CommandStats(t, rdb) {
 		if k != "info" {
 			n += v - before[k]
 		}
@@ -223,7 +203,7 @@ type callCounter struct {
 
 // do runs f and adds its commands to the call named name.
 func (c *callCounter) do(name string, f func() error) {
-	before := commandStats(c.t, c.rdb)
+	before := redistest.CommandStats(c.t, c.rdb)
 	if err := f(); err != nil {
 		c.t.Fatalf("%s: %v", name, err)
 	}
