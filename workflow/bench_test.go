@@ -379,6 +379,11 @@ func pendingWithMailSent(t *testing.T, s *workflow.Store, be redistest.Backend, 
 		}
 		own[min(j, 2-j%2)] += m // keys: request, then token (odd) and record (even) of each email
 	}
+	if m, err := be.Client.MemoryUsage(ctx, k.History(shard, r.ID)).Result(); err != nil {
+		t.Fatalf("MEMORY USAGE of the history: %v", err)
+	} else {
+		own[0] += m // the request's history lives beside its hash
+	}
 	return own
 }
 

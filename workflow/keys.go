@@ -37,6 +37,7 @@ const (
 	sfxOutboxSeq   = "outbox:seq"     //
 	sfxOutboxWake  = "outbox:wake"    // pub/sub channel
 	sfxStats       = "stats"          //
+	sfxHistory     = ":h"             // after a request's key
 )
 
 // luaKeys is the Lua prelude that names the shard's keys for the scripts:
@@ -44,6 +45,7 @@ const (
 func luaKeys() string {
 	var b strings.Builder
 	b.WriteString("local K = {}\n")
+	fmt.Fprintf(&b, "K.hist = function(k) return k .. %q end\n", sfxHistory)
 	for _, k := range []struct{ name, sfx string }{
 		{"svc", sfxService}, {"open", sfxOpen}, {"req", sfxRequest}, {"tok", sfxToken}, {"sent", sfxSent},
 		{"due_expire", sfxDueExpire}, {"due_remind", sfxDueRemind}, {"due_apply", sfxDueApply},
@@ -95,6 +97,11 @@ func (k Keys) Open(id string) string { return k.Shard(ShardOf(id)) + sfxOpen + i
 
 // Request is a HASH of a request (see scripts.go for its fields).
 func (k Keys) Request(shard int, id string) string { return k.Shard(shard) + sfxRequest + id }
+
+// History is a STRING of a request's history, one "ms event nic channel"
+// line per event, appended to (kept apart from the request's HASH so that
+// the hash stays small enough for Redis's compact encoding).
+func (k Keys) History(shard int, id string) string { return k.Request(shard, id) + sfxHistory }
 
 // Token is a HASH of a token's hash: r (request id), n (nic), k (v for a
 // validation token, r for a report token), x (ms after which a report

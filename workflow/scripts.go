@@ -18,7 +18,7 @@ import "github.com/redis/go-redis/v9"
 //	apv  approvers, space-separated      inf  informed, space-separated
 //	pay  billing NICs whose payments are re-checked when applying
 //	n    number of approvers who have not accepted yet
-//	h    history, one "ms event nic channel" line per event
+//	h    history of requests stored before it moved to Keys.History
 //	s:NIC approver status   c:NIC channel   a:NIC answer time (ms)
 //	t:NIC hash of the approver's live token (absent when none)
 //	p:NIC hashes of tokens issued for emails not yet accepted by the mail
@@ -41,10 +41,10 @@ local function split(s)
   return t
 end
 
+-- hist appends an event to the history of the request whose key is k.
 local function hist(k, ev, nic, ch)
   if nic == nil or nic == '' then nic = '-' end
-  local h = redis.call('HGET', k, 'h') or ''
-  redis.call('HSET', k, 'h', h .. NOW .. ' ' .. ev .. ' ' .. nic .. ' ' .. ch .. '\n')
+  redis.call('APPEND', K.hist(k), NOW .. ' ' .. ev .. ' ' .. nic .. ' ' .. ch .. '\n')
 end
 
 -- enqueue adds one message to the shard's outbox, ready now, and wakes

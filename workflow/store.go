@@ -132,18 +132,51 @@ func (s *Store) requestRef(id string) (int, string, error) {
 // Get returns the request with the given id. A pending request past its
 // expiry time reads as expired even before a sweep has marked it.
 func (s *Store) Get(ctx context.Context, id string) (*Request, error) {
-	_, key, err := s.requestRef(id)
+	shard, _, err := s.requestRef(id)
 	if err != nil {
 		return nil, err
 	}
-	h, err := s.rdb.HGetAll(ctx, key).Result()
-	if err != nil {
-		return nil, storeErr(err)
+	pipe := s.rdb.Pipeline()
+	rc := s.queueRequest(ctx, pipe, shard, id)
+	if err := execReads(ctx, pipe); err != nil {
+		return nil, err
 	}
+	h := rc.result()
 	if len(h) == 0 {
 		return nil, Errorf(ENotFound, "no request with id %q", id)
 	}
 	return s.decodeRequest(id, h)
+}
+
+// requestReads are the two reads of a request queued on a pipeline: its
+// fields and its history.
+type requestReads struct {
+	fields *redis.MapStringStringCmd
+	hist   *redis.StringCmd
+}
+
+func (s *Store) queueRequest(ctx context.Context, pipe redis.Pipeliner, shard int, id string) requestReads {
+	return requestReads{fields: pipe.HGetAll(ctx, s.keys.Request(shard, id)), hist: pipe.Get(ctx, s.keys.History(shard, id))}
+}
+
+// result returns the request's fields with its whole history under "h"
+// (a request stored before the history had a key of its own keeps its
+// first lines there), or nil when there is no such request.
+func (r requestReads) result() map[string]string {
+	h := r.fields.Val()
+	if len(h) == 0 {
+		return nil
+	}
+	h["h"] += r.hist.Val()
+	return h
+}
+
+// execReads runs a pipeline of reads; a missing key is no error.
+func execReads(ctx context.Context, pipe redis.Pipeliner) error {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return storeErr(err)
+	}
+	return nil
 }
 
 func (s *Store) decodeRequest(id string, h map[string]string) (*Request, error) {
@@ -203,11 +236,11 @@ func (s *Store) List(ctx context.Context, nic, status string) ([]*Request, error
 		return nil, storeErr(err)
 	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, 0, len(ids))
+	cmds := make([]requestReads, 0, len(ids))
 	valid := ids[:0]
 	for _, id := range ids {
 		if shard, ok := shardFromID(id); ok && ValidRequestID(id) {
-			cmds = append(cmds, pipe.HGetAll(ctx, s.keys.Request(shard, id)))
+			cmds = append(cmds, s.queueRequest(ctx, pipe, shard, id))
 			valid = append(valid, id)
 		}
 	}
@@ -215,11 +248,11 @@ func (s *Store) List(ctx context.Context, nic, status string) ([]*Request, error
 	if len(valid) == 0 {
 		return out, nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, storeErr(err)
+	if err := execReads(ctx, pipe); err != nil {
+		return nil, err
 	}
 	for i, id := range valid {
-		h := cmds[i].Val()
+		h := cmds[i].result()
 		if len(h) == 0 {
 			continue // a pointer written for a request that was refused
 		}
@@ -423,10 +456,12 @@ func (s *Store) lookup(ctx context.Context, token, kind string) (*Request, strin
 	if len(t) == 0 || t["k"] != kind || !ValidRequestID(t["r"]) {
 		return nil, "", Errorf(ENotFound, "this link is not valid")
 	}
-	h, err := s.rdb.HGetAll(ctx, s.keys.Request(shard, t["r"])).Result()
-	if err != nil {
-		return nil, "", storeErr(err)
+	pipe := s.rdb.Pipeline()
+	rc := s.queueRequest(ctx, pipe, shard, t["r"])
+	if err := execReads(ctx, pipe); err != nil {
+		return nil, "", err
 	}
+	h := rc.result()
 	if len(h) == 0 {
 		return nil, "", Errorf(ENotFound, "this link is not valid")
 	}
