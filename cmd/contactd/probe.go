@@ -56,14 +56,16 @@ func probes(cfg config.Config) []probe {
 	}
 }
 
-// pingRedis opens the store of cfg and pings it.
+// pingRedis opens the store of cfg and pings its server. The client's own
+// error is kept (refused, timed out, WRONGPASS...): the store's would only
+// say the store is unreachable.
 func pingRedis(ctx context.Context, cfg config.Config) error {
 	b, err := openBackend(cfg)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	return b.store.Ping(ctx)
+	return b.rdb.Ping(ctx).Err()
 }
 
 // run tries p and returns one line saying what answered, and whether it

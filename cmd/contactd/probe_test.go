@@ -127,28 +127,33 @@ func TestConfigCheckProbe(t *testing.T) {
 	redisAddr := redistest.Mini(t).Addrs[0]
 	smtpAddr, imapAddr := startProbeSMTP(t), startProbeIMAP(t)
 	tests := []struct {
-		name                             string
-		smtp, smtpPassword, imapPassword string
-		wantCode                         int
-		wantLines                        []string // the start of each line, redis, smtp, imap
-		wantErr                          string
+		name                                    string
+		redis, smtp, smtpPassword, imapPassword string
+		wantCode                                int
+		wantLines                               []string // the start of each line, redis, smtp, imap
+		wantErr                                 string
 	}{
-		{"all answer", smtpAddr, probeSMTPPassword, probeIMAPPassword, 0, []string{
+		{"all answer", redisAddr, smtpAddr, probeSMTPPassword, probeIMAPPassword, 0, []string{
 			"redis " + redisAddr + ": ok (PONG in ",
 			"smtp " + smtpAddr + ": ok (logged in as mailer in ",
 			"imap " + imapAddr + ": ok (logged in as reader in ",
 		}, ""},
-		{"smtp port closed", "", probeSMTPPassword, probeIMAPPassword, 1, []string{
+		{"smtp port closed", redisAddr, "", probeSMTPPassword, probeIMAPPassword, 1, []string{
 			"redis " + redisAddr + ": ok",
 			"smtp ", // the closed port, checked below
 			"imap " + imapAddr + ": ok",
 		}, "error: unavailable: smtp "},
-		{"wrong smtp password", smtpAddr, "not-the-password-17", probeIMAPPassword, 1, []string{
+		{"wrong smtp password", redisAddr, smtpAddr, "not-the-password-17", probeIMAPPassword, 1, []string{
 			"redis " + redisAddr + ": ok",
 			"smtp " + smtpAddr + ": failed after ",
 			"imap " + imapAddr + ": ok",
 		}, "error: unavailable: smtp " + smtpAddr + ": failed after "},
-		{"wrong imap password", smtpAddr, probeSMTPPassword, "not-the-password-42", 1, []string{
+		{"redis port closed", "", smtpAddr, probeSMTPPassword, probeIMAPPassword, 1, []string{
+			"redis ", // the closed port, checked below
+			"smtp " + smtpAddr + ": ok",
+			"imap " + imapAddr + ": ok",
+		}, "error: unavailable: redis "},
+		{"wrong imap password", redisAddr, smtpAddr, probeSMTPPassword, "not-the-password-42", 1, []string{
 			"redis " + redisAddr + ": ok",
 			"smtp " + smtpAddr + ": ok",
 			"imap " + imapAddr + ": failed after ",
@@ -161,7 +166,12 @@ func TestConfigCheckProbe(t *testing.T) {
 				smtpTo = closedPort(t)
 				tt.wantLines[1] = "smtp " + smtpTo + ": failed after "
 			}
-			path := probeConfig(t, redisAddr, smtpTo, imapAddr, tt.smtpPassword, tt.imapPassword)
+			redisTo := tt.redis
+			if redisTo == "" {
+				redisTo = closedPort(t)
+				tt.wantLines[0] = "redis " + redisTo + ": failed after "
+			}
+			path := probeConfig(t, redisTo, smtpTo, imapAddr, tt.smtpPassword, tt.imapPassword)
 			code, out, errs := cli(t, "config", "check", "--probe", "--config", path)
 			t.Logf("stdout:\n%s\nstderr:\n%s", out, errs)
 			if code != tt.wantCode {
