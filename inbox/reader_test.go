@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -190,8 +191,11 @@ func TestReaderLeavesMessageClaimedByAnother(t *testing.T) {
 	b.Client.Set(ctx, workflow.Keys{Prefix: b.Prefix}.InboxClaim("mid:busy@example.com"), working, time.Hour)
 	appendMsg(t, c, "INBOX", reply(0, w.tokens[0], "yes", "busy@example.com"))
 	r := runReader(t, w, cfg)
-	eventually(t, "a poll", func() bool { return !r.LastPoll().IsZero() })
-	time.Sleep(300 * time.Millisecond) // a few more polls
+	// Three clean polls, each of which saw the claimed message and left it.
+	for i := range 3 {
+		last := r.LastPoll()
+		eventually(t, fmt.Sprintf("poll %d", i+1), func() bool { return r.LastPoll().After(last) })
+	}
 	if got := countIn(t, c, "INBOX"); got != 1 {
 		t.Errorf("INBOX holds %d, want the claimed message left there", got)
 	}
@@ -226,8 +230,13 @@ func TestReaderStoreDown(t *testing.T) {
 	c := client(t, cfg)
 	b.Mini.SetError("LOADING Redis is loading the dataset in memory")
 	appendMsg(t, c, "INBOX", reply(0, w.tokens[0], "yes", "down@example.com"))
-	runReader(t, w, cfg)
-	time.Sleep(500 * time.Millisecond)
+	logs := &logRecorder{}
+	runReaderWith(t, Params{Store: w.store, Config: cfg, Logger: slog.New(logs),
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	// Two polls read the message and could not act on it.
+	eventually(t, "the message tried twice while the store is down", func() bool {
+		return len(logs.find("message left for a later poll")) >= 2
+	})
 	if got := countIn(t, c, "INBOX"); got != 1 {
 		t.Fatalf("INBOX holds %d while the store is down, want the message kept", got)
 	}

@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -134,12 +135,20 @@ func appendMsg(t testing.TB, c *imapclient.Client, mailbox, raw string) {
 	}
 }
 
-// count returns the number of messages in a mailbox (0 if it is missing).
+// countIn returns the number of messages in a mailbox: 0 if the server
+// says it does not exist (the reader creates it when it first files
+// there), and any other error fails the test, so that waiting for an
+// empty mailbox never passes on a broken connection. It calls t.Fatalf:
+// call it from the test's goroutine only.
 func countIn(t testing.TB, c *imapclient.Client, mailbox string) int {
 	t.Helper()
 	st, err := c.Status(mailbox, &imap.StatusOptions{NumMessages: true}).Wait()
-	if err != nil {
+	var imapErr *imap.Error
+	if errors.As(err, &imapErr) && imapErr.Code == imap.ResponseCodeNonExistent {
 		return 0
+	}
+	if err != nil {
+		t.Fatalf("counting the messages in %s: %v", mailbox, err)
 	}
 	return int(*st.NumMessages)
 }

@@ -171,7 +171,7 @@ func TestServerDownAtStart(t *testing.T) {
 	cfg.SMTP.MaxAttempts = 2 // an outage must not use the emails' attempts up
 	m := newMailer(t, s, cfg, 2)
 	start(t, m)
-	time.Sleep(500 * time.Millisecond)
+	waitUntil(t, 10*time.Second, "three failed connections to the relay", func() bool { return m.relay.Failures() >= 3 })
 	if pending(t, s) == 0 {
 		t.Fatal("outbox drained while the server was down")
 	}
@@ -335,19 +335,36 @@ func TestShutdownHandsBack(t *testing.T) {
 	}
 	queueMix(t, s)
 	m := newMailer(t, s, testConfig(srv.port()), 1)
+	queuedN := pending(t, s)
 	stop := start(t, m)
-	time.Sleep(200 * time.Millisecond) // one entry in flight, one waiting in the dispatcher
+	// One entry in flight (held at MAIL), at least one more claimed and
+	// waiting in the dispatcher: the ones shutdown must hand back.
+	waitUntil(t, 10*time.Second, "one entry in flight and others claimed", func() bool {
+		return srv.callsTo("mail") == 1 && claimedIn(t, b) >= 2
+	})
 	go func() { time.Sleep(100 * time.Millisecond); close(release) }()
 	stop()
-	var claimed int64
-	for sh := 0; sh < workflow.Shards; sh++ {
-		n, _ := b.Client.ZCard(context.Background(), workflow.Keys{Prefix: b.Prefix}.OutboxClaimed(sh)).Result()
-		claimed += n
-	}
-	if claimed != 0 {
-		t.Errorf("%d entries left claimed after Run returned", claimed)
+	if n := claimedIn(t, b); n != 0 {
+		t.Errorf("%d entries left claimed after Run returned", n)
 	}
 	if got := len(srv.received()); got != 1 {
 		t.Errorf("received %d emails, want the one in flight", got)
 	}
+	if got := pending(t, s); got != queuedN-1 {
+		t.Errorf("%d entries ready after shutdown, want %d: all but the one sent handed back", got, queuedN-1)
+	}
+}
+
+// claimedIn counts the outbox entries claimed in every shard.
+func claimedIn(t *testing.T, b redistest.Backend) int64 {
+	t.Helper()
+	var claimed int64
+	for sh := 0; sh < workflow.Shards; sh++ {
+		n, err := b.Client.ZCard(context.Background(), workflow.Keys{Prefix: b.Prefix}.OutboxClaimed(sh)).Result()
+		if err != nil {
+			t.Fatalf("counting the claimed entries of shard %d: %v", sh, err)
+		}
+		claimed += n
+	}
+	return claimed
 }

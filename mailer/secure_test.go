@@ -10,6 +10,7 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,8 +117,12 @@ func TestRefusedLoginKeepsEmailsWaiting(t *testing.T) {
 	cert, pool := selfSigned(t)
 	srv := startSink(t, "")
 	srv.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	var refused atomic.Int32
 	srv.authServers = map[string]func(*sink) sasl.Server{"PLAIN": func(k *sink) sasl.Server {
-		return sasl.NewPlainServer(func(_, _, _ string) error { return errors.New("bad credentials") })
+		return sasl.NewPlainServer(func(_, _, _ string) error {
+			refused.Add(1)
+			return errors.New("bad credentials")
+		})
 	}}
 	cfg := testConfig(srv.port())
 	cfg.SMTP.TLS, cfg.SMTP.Username, cfg.SMTP.Password = "starttls", "mailer", "wrong"
@@ -125,7 +130,9 @@ func TestRefusedLoginKeepsEmailsWaiting(t *testing.T) {
 	sendOne(t, s)
 	m := newMailer(t, s, cfg, 1, func(p *Params) { p.TLSConfig = &tls.Config{RootCAs: pool} })
 	stop := start(t, m)
-	time.Sleep(500 * time.Millisecond)
+	// Three refused logins: more than the entry's one attempt, had each
+	// refusal counted against it.
+	waitUntil(t, 10*time.Second, "three refused logins", func() bool { return refused.Load() >= 3 })
 	stop()
 	if n, _ := m.DeadCount(context.Background()); n != 0 {
 		t.Errorf("%d entries dead after refused logins, want 0", n)

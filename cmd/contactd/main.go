@@ -98,7 +98,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if name != "check" {
 			return usageError{"unknown command: config " + name}
 		}
-		return cmdConfigCheck(rest, stdout, stderr)
+		return cmdConfigCheck(ctx, rest, stdout, stderr)
 	case "templates":
 		name, rest, err := sub()
 		if err != nil {
@@ -197,8 +197,9 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
+func cmdConfigCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("config check")
+	probe := f.Bool("probe", false, "also log in to Redis, SMTP and IMAP and say what answered")
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
@@ -210,5 +211,14 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	return printJSON(stdout, map[string]any{"config": *f.config, "valid": true, "warnings": len(warnings)})
+	out := map[string]any{"config": *f.config, "valid": true, "warnings": len(warnings)}
+	if !*probe {
+		return printJSON(stdout, out)
+	}
+	lines, perr := probeAll(ctx, cfg)
+	out["probes"] = lines
+	if err := printJSON(stdout, out); err != nil {
+		return err
+	}
+	return perr
 }

@@ -184,7 +184,7 @@ func TestCommandHelp(t *testing.T) {
 	}{
 		{[]string{"serve", "--help"}, "usage: contactd serve --config FILE", []string{"--config FILE", "--components LIST", "--templates DIR"}},
 		{[]string{"demo", "-h"}, "usage: contactd demo", []string{"--listen ADDR", "--exit"}},
-		{[]string{"config", "check", "--help"}, "usage: contactd config check --config FILE", []string{"--config FILE"}},
+		{[]string{"config", "check", "--help"}, "usage: contactd config check --config FILE", []string{"--config FILE", "--probe"}},
 		{[]string{"directory", "import", "--help"}, "usage: contactd directory import --config FILE DATA.yaml", []string{"--config FILE"}},
 		{[]string{"request", "create", "--help"}, "usage: contactd request create",
 			[]string{"--config FILE", "--service ID", "--requester NIC", "--admin NIC", "--tech NIC", "--billing NIC"}},
