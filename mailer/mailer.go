@@ -687,11 +687,11 @@ func (m *Mailer) conclude(ctx context.Context, j *job) {
 		}
 		m.settle(ctx, log, e, "waiting", func() error { return m.store.ReleaseOutbox(ctx, e) })
 	case err == nil:
-		m.settle(ctx, log, e, "sent", func() error { return m.store.RecordSent(ctx, e, j.rec) })
 		if e.Kind != workflow.KindEvent {
 			m.last.Store(m.now().UnixNano())
 			m.met.LastSend.Set(float64(m.now().Unix()))
 		}
+		m.settle(ctx, log, e, "sent", func() error { return m.store.RecordSent(ctx, e, j.rec) })
 	case errors.Is(err, errNotDue):
 		log.Info("email no longer due; dropped")
 		m.settle(ctx, log, e, "skipped", func() error { return m.store.DropOutbox(ctx, e) })

@@ -395,8 +395,20 @@ func TestEndToEndMetrics(t *testing.T) {
 	s := startStack(t, nil)
 	r := s.create("example.com", "ab1234-ovh", map[string]string{"tech": "gh3456-ovh"})
 	s.email(david, r.ID, "validation")
-	// The count follows the send by a moment: read until it shows.
+	wants := []string{"contactd_outbox_dead 0", `contactd_transitions_total{event="created"}`,
+		`contactd_emails_total{kind="validation",result="sent"}`, `contactd_requests{status="pending"} 1`,
+		`contactd_requests{status="applied"} 0`, `contactd_outbox_entries{state="dead"} 0`, "contactd_smtp_up 1",
+		`contactd_build_info{goversion="go`, "contactd_last_send_timestamp_seconds 1", "contactd_smtp_send_duration_seconds_count"}
+	// The counts follow the send by a moment: read until they all show.
 	var body []byte
+	missing := func() bool {
+		for _, want := range wants {
+			if !strings.Contains(string(body), want) {
+				return true
+			}
+		}
+		return false
+	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get(s.cfg.HTTP.BaseURL + "/metrics")
 		if err != nil {
@@ -404,14 +416,11 @@ func TestEndToEndMetrics(t *testing.T) {
 		}
 		body, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(body), `contactd_emails_total{kind="validation",result="sent"}`) {
+		if !missing() {
 			break
 		}
 	}
-	for _, want := range []string{"contactd_outbox_dead 0", `contactd_transitions_total{event="created"}`,
-		`contactd_emails_total{kind="validation",result="sent"}`, `contactd_requests{status="pending"} 1`,
-		`contactd_requests{status="applied"} 0`, `contactd_outbox_entries{state="dead"} 0`, "contactd_smtp_up 1",
-		`contactd_build_info{goversion="go`, "contactd_last_send_timestamp_seconds 1", "contactd_smtp_send_duration_seconds_count"} {
+	for _, want := range wants {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
