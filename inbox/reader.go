@@ -49,7 +49,7 @@ type Params struct {
 	// issued again (default 5m).
 	IdleRestart time.Duration
 	// OutageLogEvery is how often an outage is logged again while it lasts
-	// (default 5m).
+	// (default 30s, as for the other dependencies).
 	OutageLogEvery time.Duration
 	// ClaimLease is how long a claim by a reader that has not recorded an
 	// outcome holds other readers off the message (default 2m).
@@ -94,7 +94,7 @@ func New(p Params) (*Reader, error) {
 	}
 	setDefault(&p.Timeout, min(max(p.Config.IMAP.PollInterval.D(), 10*time.Second), time.Minute))
 	setDefault(&p.IdleRestart, 5*time.Minute)
-	setDefault(&p.OutageLogEvery, 5*time.Minute)
+	setDefault(&p.OutageLogEvery, 30*time.Second)
 	p.Metrics = metrics.Or(p.Metrics)
 	p.Metrics.PollInterval.Set(p.Config.IMAP.PollInterval.D().Seconds())
 	log := p.Logger
