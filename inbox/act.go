@@ -47,9 +47,6 @@ type actor struct {
 	log   *slog.Logger
 }
 
-// sent is what contactd recorded about one of its emails.
-type sent struct{ request, nic, kind, hash string }
-
 // act acts on a reply. retry says an earlier attempt may have acted
 // already (a claim taken over from a daemon that stopped mid-way). An
 // error means the store could not be reached: nothing was decided and
@@ -65,7 +62,7 @@ func (a *actor) act(ctx context.Context, r *Reply, retry bool) (Outcome, error) 
 	if err != nil {
 		return "", err
 	}
-	if r.Problem == ReasonTwoTokens || (r.Token != "" && ref != nil && ref.hash != "" && workflow.HashToken(r.Token) != ref.hash) {
+	if r.Problem == ReasonTwoTokens || (r.Token != "" && ref != nil && ref.TokenHash != "" && workflow.HashToken(r.Token) != ref.TokenHash) {
 		return a.reject(ctx, r, ReasonTwoTokens, "")
 	}
 	return a.decide(ctx, r, ref, retry)
@@ -73,16 +70,16 @@ func (a *actor) act(ctx context.Context, r *Reply, retry bool) (Outcome, error) 
 
 // decide identifies the approver, checks the sender, and records the
 // decision.
-func (a *actor) decide(ctx context.Context, r *Reply, ref *sent, retry bool) (Outcome, error) {
+func (a *actor) decide(ctx context.Context, r *Reply, ref *workflow.SentMessage, retry bool) (Outcome, error) {
 	var req *workflow.Request
 	var nic string
 	var lookupErr error
 	switch {
 	case r.Token != "":
 		req, nic, lookupErr = a.store.LookupToken(ctx, r.Token)
-	case ref != nil && ref.hash != "":
-		req, lookupErr = a.store.Get(ctx, ref.request)
-		nic = ref.nic
+	case ref != nil && ref.TokenHash != "":
+		req, lookupErr = a.store.Get(ctx, ref.Request)
+		nic = ref.NIC
 	default:
 		return a.reject(ctx, r, ReasonNoToken, "")
 	}
@@ -117,7 +114,7 @@ func (a *actor) decide(ctx context.Context, r *Reply, ref *sent, retry bool) (Ou
 	if r.Token != "" {
 		out, err = a.store.Decide(ctx, r.Token, r.Decision, workflow.Email)
 	} else {
-		out, err = a.store.DecideByHash(ctx, ref.hash, ref.request[0], r.Decision, workflow.Email)
+		out, err = a.store.DecideByHash(ctx, ref.TokenHash, ref.Request[0], r.Decision, workflow.Email)
 	}
 	switch workflow.ErrorCode(err) {
 	case "":
@@ -144,7 +141,7 @@ func (a *actor) gone(ctx context.Context, r *Reply, req *workflow.Request, nic, 
 }
 
 // reference returns the first of our emails the reply refers to.
-func (a *actor) reference(ctx context.Context, ids []string) (*sent, error) {
+func (a *actor) reference(ctx context.Context, ids []string) (*workflow.SentMessage, error) {
 	for i, id := range ids {
 		if i >= 10 {
 			break
@@ -154,7 +151,7 @@ func (a *actor) reference(ctx context.Context, ids []string) (*sent, error) {
 			return nil, err
 		}
 		if rec != nil {
-			return &sent{request: rec.Request, nic: rec.NIC, kind: string(rec.Kind), hash: rec.TokenHash}, nil
+			return rec, nil
 		}
 	}
 	return nil, nil

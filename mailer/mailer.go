@@ -467,15 +467,27 @@ func (m *Mailer) probe(ctx context.Context, s *sender) {
 }
 
 // relayFailed records that the relay could not be reached, with the
-// number of emails waiting.
+// number of emails waiting (counted only when the outage is logged).
 func (m *Mailer) relayFailed(ctx context.Context, err error) {
-	waiting := int64(-1)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	if sc, serr := m.store.ScanOutbox(sctx); serr == nil {
-		waiting = sc.Ready + sc.Claimed
+	m.relay.Fail(err, "emails_waiting", emailsWaiting{ctx: context.WithoutCancel(ctx), store: m.store})
+}
+
+// emailsWaiting is the number of ready and claimed outbox entries, read
+// from the store when a log line shows it (-1 if the store cannot say).
+type emailsWaiting struct {
+	ctx   context.Context
+	store Outbox
+}
+
+// LogValue implements slog.LogValuer.
+func (w emailsWaiting) LogValue() slog.Value {
+	ctx, cancel := context.WithTimeout(w.ctx, 2*time.Second)
+	defer cancel()
+	sc, err := w.store.ScanOutbox(ctx)
+	if err != nil {
+		return slog.Int64Value(-1)
 	}
-	cancel()
-	m.relay.Fail(err, "emails_waiting", waiting)
+	return slog.Int64Value(sc.Ready + sc.Claimed)
 }
 
 // batch is how many entries one claim takes.

@@ -646,12 +646,13 @@ func (s *Store) WatchOutbox(ctx context.Context, wake func(shard int)) error {
 
 // shardOfChannel reads the shard of an OutboxWake channel (-1 if none).
 func (s *Store) shardOfChannel(ch string) int {
-	for n := 0; n < Shards; n++ {
-		if ch == s.keys.OutboxWake(n) {
-			return n
-		}
+	rest, ok := strings.CutPrefix(ch, s.keys.Prefix+":{s")
+	num, _, ok2 := strings.Cut(rest, "}")
+	n, err := strconv.Atoi(num)
+	if !ok || !ok2 || err != nil || n < 0 || n >= Shards || ch != s.keys.OutboxWake(n) {
+		return -1
 	}
-	return -1
+	return n
 }
 
 // CountByStatus returns how many requests are in each status, from the
