@@ -82,6 +82,20 @@ type Change struct {
 	To   Person
 }
 
+// MaxItems is the most services a hand-over's email lists; the others are
+// counted (Data.More) and shown on the page its link opens.
+const MaxItems = 20
+
+// Item is one service of a hand-over as its emails list it.
+type Item struct {
+	Service     string
+	ServiceKind string
+	Changes     []Change
+	// Reason says why this service's request failed (failed emails), in
+	// the stored form of a workflow.Reason.
+	Reason string
+}
+
 // Data is everything an email may show. Fields a kind does not use stay
 // empty.
 type Data struct {
@@ -105,8 +119,22 @@ type Data struct {
 	Awaited []Person
 	// Decliners lists the approvers who declined.
 	Decliners []Person
-	// Reason says why a request failed or a reply was not understood.
+	// Reason says why a request failed (the stored form of a
+	// workflow.Reason, "role_changed:tech") or why a reply was not
+	// understood (an inbox reason code); the templates write it in the
+	// email's language.
 	Reason string
+	// Handover is the id of the hand-over the email is about, "" when it
+	// is about one request. A hand-over's email lists Items, the services
+	// it names (at most MaxItems, in service order), and says how many
+	// More there are; Service, ServiceKind, Changes and RequestID are then
+	// empty. Which services an email names depends on its kind: all of the
+	// hand-over (validation, reminder, resend, recorded, declined, expired,
+	// cancelled), those applied (applied), those that failed, each with
+	// its Reason (failed), or those the recipient held (informed).
+	Handover string
+	Items    []Item
+	More     int
 	// About is the approver whose email bounced (undeliverable) or the
 	// contact who reported a change (disputed).
 	About Person
@@ -289,7 +317,16 @@ func clean(d Data) Data {
 		changes[i] = Change{Role: OneLine(c.Role), From: p(c.From), To: p(c.To)}
 	}
 	d.Changes = changes
-	for _, f := range []*string{&d.Kind, &d.Language, &d.RequestID, &d.Service, &d.ServiceKind,
+	items := make([]Item, len(d.Items))
+	for i, it := range d.Items {
+		cs := make([]Change, len(it.Changes))
+		for j, c := range it.Changes {
+			cs[j] = Change{Role: OneLine(c.Role), From: p(c.From), To: p(c.To)}
+		}
+		items[i] = Item{Service: OneLine(it.Service), ServiceKind: OneLine(it.ServiceKind), Changes: cs, Reason: OneLine(it.Reason)}
+	}
+	d.Items = items
+	for _, f := range []*string{&d.Kind, &d.Handover, &d.Language, &d.RequestID, &d.Service, &d.ServiceKind,
 		&d.Status, &d.Answer, &d.Reason, &d.Token, &d.Link, &d.ReplyAddress,
 		&d.Code, &d.CodeURL, &d.Brand, &d.SupportURL} {
 		*f = OneLine(*f)
