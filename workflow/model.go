@@ -183,8 +183,12 @@ type Request struct {
 	Informed  []string            `json:"informed"`
 	CreatedAt time.Time           `json:"created_at"`
 	ExpiresAt time.Time           `json:"expires_at"`
-	Reason    string              `json:"reason,omitempty"`
-	History   []Event             `json:"history"`
+	// Reason is, for a failed request, why, in English (the API's
+	// language); Why is the same as a code, for pages and emails to word
+	// in their reader's language.
+	Reason  string  `json:"reason,omitempty"`
+	Why     Reason  `json:"-"`
+	History []Event `json:"history"`
 }
 
 // Approvers lists the NICs whose agreement the request needs, sorted.

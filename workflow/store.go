@@ -181,7 +181,8 @@ func execReads(ctx context.Context, pipe redis.Pipeliner) error {
 
 func (s *Store) decodeRequest(id string, h map[string]string) (*Request, error) {
 	r := &Request{ID: id, Service: h["svc"], Requester: h["req"], Status: Status(h["st"]),
-		Reason: h["why"], Approvals: map[string]Approval{}, Informed: strings.Fields(h["inf"])}
+		Why: ParseReason(h["why"]), Approvals: map[string]Approval{}, Informed: strings.Fields(h["inf"])}
+	r.Reason = r.Why.English(r.Service)
 	if err := json.Unmarshal([]byte(h["chg"]), &r.Changes); err != nil {
 		return nil, fmt.Errorf("workflow: request %s: changes: %w", id, err)
 	}
