@@ -77,7 +77,11 @@ type SMTP struct {
 	OAuth2TokenCommand string `yaml:"oauth2_token_command"`
 	From               string `yaml:"from"`
 	MaxAttempts        int    `yaml:"max_attempts"`
-	DKIM               DKIM   `yaml:"dkim"`
+	// Timeout bounds each SMTP exchange (connecting, each command, the
+	// message's transfer); a stop waits for an email being sent at most
+	// that long.
+	Timeout Duration `yaml:"timeout"`
+	DKIM    DKIM     `yaml:"dkim"`
 }
 
 // IMAP is the mailbox replies arrive in.
@@ -122,6 +126,8 @@ type Workflow struct {
 	DefaultLanguage string   `yaml:"default_language"`
 	ReportWindow    Duration `yaml:"report_window"`
 	SecurityContact string   `yaml:"security_contact"`
+	// MaxHandoverServices bounds the services of one hand-over.
+	MaxHandoverServices int `yaml:"max_handover_services"`
 	// Timezone is the IANA zone dates are written in, in emails and pages
 	// (e.g. Europe/Paris); "" or UTC means UTC.
 	Timezone string `yaml:"timezone"`
@@ -188,7 +194,7 @@ func Default() Config {
 	return Config{
 		Redis: Redis{Addr: "127.0.0.1:6379", KeyPrefix: "contactd"},
 		SMTP: SMTP{Host: "localhost", Port: 587, TLS: "starttls", Auth: "password",
-			From: "Contacts <contacts@example.com>", MaxAttempts: 10},
+			From: "Contacts <contacts@example.com>", MaxAttempts: 10, Timeout: Duration(30 * time.Second)},
 		IMAP: IMAP{Host: "localhost", Port: 993, TLS: "tls", Auth: "password", Mailbox: "INBOX",
 			ProcessedMailbox: "Processed", RejectedMailbox: "Rejected", IgnoredMailbox: "Ignored",
 			PollInterval: Duration(30 * time.Second), IDLE: true,
@@ -197,7 +203,7 @@ func Default() Config {
 		HTTP:  HTTP{Listen: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080"},
 		Workflow: Workflow{RequestTTL: Duration(336 * time.Hour), RemindAfter: Duration(48 * time.Hour),
 			MaxReminders: 2, NICPattern: `^[a-z]{2}[0-9]+-ovh$`, DefaultLanguage: "en",
-			ReportWindow: Duration(720 * time.Hour)},
+			ReportWindow: Duration(720 * time.Hour), MaxHandoverServices: 10000},
 		Schedule: Schedule{Sweep: "@every 30s"},
 		Log:      Log{Level: "info", Format: "text"},
 	}
@@ -395,6 +401,9 @@ func (c Config) Validate() error {
 	if c.SMTP.MaxAttempts < 1 {
 		bad("smtp.max_attempts", "must be 1 or more")
 	}
+	if t := c.SMTP.Timeout.D(); t < time.Second || t > 10*time.Minute {
+		bad("smtp.timeout", "must be between 1s and 10m")
+	}
 	if d := c.SMTP.DKIM; d.Domain != "" || d.Selector != "" || d.PrivateKeyFile != "" {
 		if d.Domain == "" || d.Selector == "" || d.PrivateKeyFile == "" {
 			bad("smtp.dkim", "domain, selector and private_key_file must be set together")
@@ -445,6 +454,9 @@ func (c Config) Validate() error {
 	}
 	if w.ReportWindow.D() <= 0 {
 		bad("workflow.report_window", "must be positive")
+	}
+	if w.MaxHandoverServices < 1 {
+		bad("workflow.max_handover_services", "must be 1 or more")
 	}
 	if w.SecurityContact != "" && !validAddress(w.SecurityContact) {
 		bad("workflow.security_contact", "must be an email address")
