@@ -133,7 +133,7 @@ func (a *actor) decide(ctx context.Context, r *Reply, ref *workflow.SentMessage,
 // record as sent by email, that attempt did act: the message is processed.
 func (a *actor) gone(ctx context.Context, r *Reply, req *workflow.Request, nic, lang string, retry bool) (Outcome, error) {
 	if retry && req != nil {
-		if ap, ok := req.Approvals[nic]; ok && ap.Status != string(workflow.Pending) && ap.Channel == workflow.Email {
+		if ap, ok := req.Approvals[nic]; ok && ap.Status != workflow.ApprovalPending && ap.Channel == workflow.Email {
 			return Processed, nil
 		}
 	}
@@ -216,7 +216,7 @@ func (a *actor) reject(ctx context.Context, r *Reply, reason, lang string) (Outc
 	if r.MessageID != "" {
 		inReplyTo = "<" + r.MessageID + ">"
 	}
-	err = a.store.Enqueue(ctx, workflow.Message{Kind: workflow.KindNotUnderstood, To: r.From, Language: lang, Reason: mailReason(reason), InReplyTo: inReplyTo})
+	err = a.store.Enqueue(ctx, workflow.Message{Kinds: []workflow.Kind{workflow.KindNotUnderstood}, To: r.From, Language: lang, Reason: mailReason(reason), InReplyTo: inReplyTo})
 	if err != nil {
 		a.store.Unthrottle(ctx, r.From)
 		return "", err

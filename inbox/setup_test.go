@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"contactd/config"
+	"contactd/internal/outboxtest"
 	"contactd/internal/redistest"
 	"contactd/workflow"
 
@@ -208,24 +209,23 @@ func newWorld(t testing.TB, b redistest.Backend, n int) *world {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, _, err := s.IssueToken(ctx, r.ID, nic, workflow.KindValidation)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := outboxtest.Pending(t, s, outboxtest.Of(r.ID, nic, workflow.KindValidation))
 		w.ids = append(w.ids, r.ID)
 		w.tokens = append(w.tokens, tok)
 	}
 	return w
 }
 
-// sent records an email to approver i of the world as the mailer would.
-func (w *world) sent(t testing.TB, messageID string, i int) {
+// sent returns the Message-ID of the validation email to approver i of
+// the world, as the mailer writes it: it names the token the email
+// carries, so that a reply or a delivery report quoting it is matched.
+func (w *world) sent(t testing.TB, i int) string {
 	t.Helper()
-	err := w.b.Client.HSet(context.Background(), workflow.Keys{Prefix: w.b.Prefix}.SentMessage(messageID), "r", w.ids[i],
-		"n", fmt.Sprintf("ad%d-ovh", i), "k", "validation", "h", workflow.HashToken(w.tokens[i])).Err()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := w.ids[i]
+	shard := strings.IndexByte("abcdefghijklmnopqrstuvwxyz234567", id[0])
+	e := &workflow.OutboxEntry{Message: workflow.Message{Request: id, At: 1}, Shard: shard, ID: "1",
+		TokenRef: workflow.HashToken(w.tokens[i])}
+	return workflow.MessageID(e, workflow.KindValidation, "contactd.example.com")
 }
 
 func (w *world) request(t testing.TB, i int) *workflow.Request {
@@ -263,7 +263,7 @@ func outboxOf(t testing.TB, w *world, kind string) []workflow.Message {
 			if err := json.Unmarshal([]byte(raw), &m); err != nil {
 				t.Fatal(err)
 			}
-			if string(m.Kind) == kind {
+			if len(m.Kinds) > 0 && string(m.Kinds[0]) == kind {
 				out = append(out, m)
 			}
 		}

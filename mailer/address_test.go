@@ -58,7 +58,7 @@ func takeReceived(srv *sink) [][]byte {
 // testEntry is an outbox entry of kind about request, as the mailer
 // reads it.
 func testEntry(kind, request string) *workflow.OutboxEntry {
-	return &workflow.OutboxEntry{Message: workflow.Message{Kind: workflow.Kind(kind), Request: request}}
+	return &workflow.OutboxEntry{Message: workflow.Message{Kinds: []workflow.Kind{workflow.Kind(kind)}, Request: request}}
 }
 
 // sendTo builds a "recorded" email to name <addr> and sends it with snd.
@@ -69,7 +69,7 @@ func sendTo(m *Mailer, snd *sender, name, addr string) error {
 	if err != nil {
 		return err
 	}
-	return snd.send(context.Background(), msg)
+	return snd.sendMsg(context.Background(), msg)
 }
 
 // mailerAndSink returns a mailer (not running), a sender of its own and

@@ -85,7 +85,7 @@ func benchOutbox(b *testing.B, workers int) (elapsed, cpu time.Duration) {
 	srv.discard = true
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		if err := s.Enqueue(ctx, workflow.Message{Kind: "applied", Request: r.ID, NIC: "nw1-ovh"}); err != nil {
+		if err := s.Enqueue(ctx, workflow.Message{Kinds: []workflow.Kind{"applied"}, Request: r.ID, NIC: "nw1-ovh"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -112,11 +112,8 @@ func benchRaw(b *testing.B, conns int) (elapsed, cpu time.Duration) {
 	srv := startSink(b, "")
 	srv.discard = true
 	m := newMailer(b, s, testConfig(srv.port()), 1)
-	e := &workflow.OutboxEntry{Message: workflow.Message{Kind: workflow.KindApplied, Request: r.ID, NIC: "nw1-ovh", At: 1}, ID: "1"}
-	l, err := m.compose(context.Background(), e)
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := &workflow.OutboxEntry{Message: workflow.Message{Kinds: []workflow.Kind{workflow.KindApplied}, Request: r.ID, NIC: "nw1-ovh", At: 1}, ID: "1"}
+	l := composeOne(b, m, e)
 	rendered, err := m.set.Render(l.data)
 	if err != nil {
 		b.Fatal(err)
@@ -139,7 +136,7 @@ func benchRaw(b *testing.B, conns int) (elapsed, cpu time.Duration) {
 					b.Error(err)
 					return
 				}
-				if err := client.send(context.Background(), msg); err != nil {
+				if err := client.sendMsg(context.Background(), msg); err != nil {
 					b.Error(err)
 					return
 				}
@@ -160,10 +157,10 @@ type countingStore struct {
 	noWake   bool
 }
 
-func (c *countingStore) RecordSent(ctx context.Context, e *workflow.OutboxEntry, sent workflow.Sent) error {
-	err := c.Store.RecordSent(ctx, e, sent)
-	c.recorded.Add(1)
-	return err
+func (c *countingStore) Settle(ctx context.Context, batch []workflow.Settlement) ([]*workflow.OutboxEntry, error) {
+	lost, err := c.Store.Settle(ctx, batch)
+	c.recorded.Add(int64(len(batch)))
+	return lost, err
 }
 
 func (c *countingStore) WatchOutbox(ctx context.Context, wake func(shard int)) error {

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
+	"time"
 
 	"contactd/templates"
 	"contactd/workflow"
+
+	gomail "github.com/wneessen/go-mail"
 )
 
 // errNotDue marks an email that must not be sent any more (its request
@@ -15,47 +19,232 @@ import (
 // done without sending.
 var errNotDue = errors.New("mailer: email no longer due")
 
-// letter is an email ready to be written: who it goes to, what it says,
-// and the token it carries (never logged).
+// letter is one email ready to send: who it goes to, what it says, and
+// the token it carries (never logged).
 type letter struct {
-	to       string // address
-	toName   string
-	nic      string
-	data     templates.Data
-	token    string
-	request  string
-	inReplTo string // Message-ID a not_understood answers, if any
+	kind      workflow.Kind
+	to        string // address
+	toName    string
+	nic       string
+	data      templates.Data
+	token     string
+	request   string
+	inReplTo  string // Message-ID a not_understood answers, if any
+	msg       *gomail.Msg
+	messageID string
 }
 
-// compose gathers what the email of e shows, from the request's current
-// state and the directory. Approvers' tokens are issued here, just before
-// sending, so that a token exists only once its email is on its way.
-func (m *Mailer) compose(ctx context.Context, e *workflow.OutboxEntry) (*letter, error) {
-	switch e.Kind {
+// batch is what one claimed batch's emails show, read once for all of
+// them: the requests and every contact they name.
+type batch struct {
+	requests map[string]*workflow.Request
+	contacts map[string]*workflow.Contact
+}
+
+// prepare turns a claimed batch of one shard into jobs: it reads the
+// requests and contacts the emails show (one round trip each for the
+// whole batch), issues the tokens they carry (one script) and writes the
+// emails. A job whose preparation failed carries the error.
+func (m *Mailer) prepare(ctx context.Context, shard int, entries []*workflow.OutboxEntry) []*job {
+	until := time.Now().Add(m.p.Lease).UnixNano()
+	jobs := make([]*job, len(entries))
+	for i, e := range entries {
+		jobs[i] = &job{e: e}
+		jobs[i].leaseEnd.Store(until)
+		e.Attempts++
+	}
+	m.inflight.add(jobs...)
+	defer func() {
+		if r := recover(); r != nil {
+			m.met.Panics.WithLabelValues("mailer").Inc()
+			m.log.Error("panic while preparing outbox entries; their emails are given up", "entries", len(jobs),
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			for _, j := range jobs {
+				if j.err == nil && len(j.mails) == 0 && !j.unsent && j.e.Kind() != workflow.KindEvent {
+					j.err = permanent(fmt.Errorf("mailer: panic: %v", r))
+				}
+			}
+		}
+	}()
+	var mails []*job
+	for _, j := range jobs {
+		switch {
+		case j.e.Unreadable:
+			j.err = permanent(errors.New(j.e.LastError))
+		case j.e.Kind() == workflow.KindEvent:
+		case m.relay.Down():
+			j.err = errRelayDown
+		default:
+			mails = append(mails, j)
+		}
+	}
+	if len(mails) == 0 {
+		return jobs
+	}
+	b, err := m.read(ctx, mails)
+	if err == nil {
+		err = m.issueTokens(ctx, shard, mails, b)
+	}
+	if err != nil {
+		m.redis.Fail(err)
+		for _, j := range mails {
+			j.unsent = true
+		}
+		return jobs
+	}
+	for _, j := range mails {
+		if j.err == nil && !j.lost.Load() {
+			m.safely(j, func() { j.mails, j.err = m.write(j, b) })
+		}
+	}
+	return jobs
+}
+
+// read gathers what the jobs' emails show: their requests, from the
+// snapshot each entry carries (or read, for an entry without one), and
+// every contact they name, read in one round trip.
+func (m *Mailer) read(ctx context.Context, jobs []*job) (*batch, error) {
+	reqs := map[string]*workflow.Request{}
+	var ids []string
+	for _, j := range jobs {
+		if j.e.Request == "" {
+			continue
+		}
+		m.safely(j, func() {
+			if r := m.store.Snapshot(&j.e.Message); r != nil {
+				reqs[j.e.Request] = r
+			} else {
+				ids = append(ids, j.e.Request)
+			}
+		})
+	}
+	if len(ids) > 0 {
+		read, err := m.store.ReadRequests(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for id, r := range read {
+			reqs[id] = r
+		}
+	}
+	var nics []string
+	for _, j := range jobs {
+		if j.err != nil {
+			continue
+		}
+		nics = append(nics, j.e.NIC, j.e.About)
+		if r := reqs[j.e.Request]; r != nil {
+			nics = append(nics, r.Requester)
+			nics = append(nics, r.Approvers()...)
+			for _, c := range r.Changes {
+				nics = append(nics, c.From, c.To)
+			}
+		}
+	}
+	contacts, err := m.store.ReadContacts(ctx, nics)
+	if err != nil {
+		return nil, err
+	}
+	return &batch{requests: reqs, contacts: contacts}, nil
+}
+
+// issueTokens issues, in one script, the tokens the jobs' next emails
+// carry: an approver's token for validation, reminder and resend emails,
+// a "this wasn't me" token for informed ones. A job whose email is no
+// longer due gets errNotDue; one whose claim was lost is marked lost.
+func (m *Mailer) issueTokens(ctx context.Context, shard int, jobs []*job, b *batch) error {
+	var asks []*workflow.TokenAsk
+	var owners []*job
+	for _, j := range jobs {
+		kind := j.e.Kind()
+		if j.err != nil || (!kind.CarriesToken() && kind != workflow.KindInformed) {
+			continue
+		}
+		r := b.requests[j.e.Request]
+		if r == nil {
+			j.err = errNotDue
+			continue
+		}
+		asks = append(asks, &workflow.TokenAsk{Entry: j.e, Report: kind == workflow.KindInformed, Service: r.Service})
+		owners = append(owners, j)
+	}
+	if err := m.store.IssueTokens(ctx, shard, asks); err != nil {
+		return err
+	}
+	for i, a := range asks {
+		switch a.Status {
+		case "lost":
+			owners[i].lost.Store(true)
+		case "gone":
+			owners[i].err = errNotDue
+		}
+	}
+	tokens := map[*workflow.OutboxEntry]string{}
+	for _, a := range asks {
+		if a.Token != "" {
+			tokens[a.Entry] = a.Token
+		}
+	}
+	for _, j := range jobs {
+		if t, ok := tokens[j.e]; ok {
+			j.token = t
+		}
+	}
+	return nil
+}
+
+// write writes the job's emails still to send.
+func (m *Mailer) write(j *job, b *batch) ([]*letter, error) {
+	var out []*letter
+	for _, kind := range j.e.Kinds[j.e.Sent:] {
+		l, err := m.compose(j, kind, b)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.render(l, j.e); err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// render renders a letter's templates and writes its message.
+func (m *Mailer) render(l *letter, e *workflow.OutboxEntry) error {
+	rendered, err := m.set.Render(l.data)
+	if err != nil {
+		return permanent(err)
+	}
+	msg, id, err := m.buildMsg(l, e, rendered)
+	if err != nil {
+		return err
+	}
+	l.msg, l.messageID = msg, id
+	return nil
+}
+
+// compose gathers what one email of the job shows, from its request's
+// state and the directory as read for the batch.
+func (m *Mailer) compose(j *job, kind workflow.Kind, b *batch) (*letter, error) {
+	e := j.e
+	switch kind {
 	case workflow.KindNotUnderstood:
-		return m.composeNotUnderstood(ctx, e)
+		return m.composeNotUnderstood(e)
 	case workflow.KindDisputed:
 		if m.cfg.Workflow.SecurityContact == "" {
 			m.log.Warn("dispute email not sent: workflow.security_contact is not set", "request_id", e.Request, "outbox_id", e.Ref())
 			return nil, errNotDue
 		}
 	}
-	req, err := m.store.Get(ctx, e.Request)
-	if workflow.ErrorCode(err) == workflow.ENotFound {
+	req := b.requests[e.Request]
+	if req == nil {
 		return nil, errNotDue
 	}
-	if err != nil {
-		return nil, err
-	}
-	people, serviceKind, err := m.people(ctx, req, e)
-	if err != nil {
-		return nil, err
-	}
-	l := &letter{nic: e.NIC, request: req.ID}
-	d := templates.Data{Kind: string(e.Kind), RequestID: req.ID, Service: req.Service, Requester: people.get(req.Requester),
-		Status: string(req.Status), CreatedAt: req.CreatedAt, ExpiresAt: req.ExpiresAt, Reason: req.Reason,
-		ReplyAddress: m.cfg.IMAP.ReplyAddress}
-	d.ServiceKind = serviceKind
+	people := directory{contacts: b.contacts}
+	l := &letter{kind: kind, nic: e.NIC, request: req.ID}
+	d := templates.Data{Kind: string(kind), RequestID: req.ID, Service: req.Service, Requester: people.get(req.Requester),
+		Status: string(req.Status), CreatedAt: req.CreatedAt, ExpiresAt: req.ExpiresAt, Reason: req.Why.String(),
+		ReplyAddress: m.cfg.IMAP.ReplyAddress, ServiceKind: req.ServiceKind}
 	for _, r := range workflow.Roles {
 		if c, ok := req.Changes[r]; ok {
 			d.Changes = append(d.Changes, templates.Change{Role: string(r), From: people.get(c.From), To: people.get(c.To)})
@@ -69,64 +258,45 @@ func (m *Mailer) compose(ctx context.Context, e *workflow.OutboxEntry) (*letter,
 			d.Decliners = append(d.Decliners, people.get(nic))
 		}
 	}
-	if e.Kind == workflow.KindDisputed {
+	if kind == workflow.KindDisputed {
 		d.About = people.get(e.NIC)
 		d.Language = m.cfg.Workflow.DefaultLanguage
 		l.to, l.nic = m.cfg.Workflow.SecurityContact, ""
 		l.data = d
 		return l, nil
 	}
-	c := people.contacts[e.NIC]
+	c := b.contacts[e.NIC]
 	if c == nil || strings.TrimSpace(c.Email) == "" {
 		return nil, permanent(fmt.Errorf("mailer: contact %s has no email address", e.NIC))
 	}
 	l.to, l.toName = c.Email, c.Name
 	d.Recipient, d.Language = people.get(e.NIC), m.language(c.Language)
-	d.Answer = req.Approvals[e.NIC].Status
+	d.Answer = string(req.Approvals[e.NIC].Status)
 	d.About = people.get(e.About)
-	if err := m.attachToken(ctx, l, &d, req, e); err != nil {
-		return nil, err
-	}
+	m.attachToken(l, &d, j, kind)
 	l.data = d
 	return l, nil
 }
 
-// attachToken issues the token and link of the kinds that carry one.
-func (m *Mailer) attachToken(ctx context.Context, l *letter, d *templates.Data, req *workflow.Request, e *workflow.OutboxEntry) error {
+// attachToken shows the token and link of the kinds that carry one.
+func (m *Mailer) attachToken(l *letter, d *templates.Data, j *job, kind workflow.Kind) {
 	base := strings.TrimRight(m.cfg.HTTP.BaseURL, "/")
 	switch {
-	case e.Kind.CarriesToken():
-		tok, hash, err := m.store.IssueToken(ctx, req.ID, e.NIC, e.Kind)
-		switch workflow.ErrorCode(err) {
-		case "":
-		case workflow.EGone, workflow.ENotFound:
-			return errNotDue
-		default:
-			return err
-		}
-		e.TokenHash = hash
-		l.token, d.Token, d.Link = tok, tok, base+"/v/"+tok
-	case e.Kind == workflow.KindInformed:
-		tok, err := m.store.IssueReportToken(ctx, req.ID, e.NIC)
-		if workflow.ErrorCode(err) == workflow.ENotFound {
-			return errNotDue
-		}
-		if err != nil {
-			return err
-		}
-		l.token, d.Token, d.Link = tok, tok, base+"/r/"+tok
+	case kind.CarriesToken() && j.token != "":
+		l.token, d.Token, d.Link = j.token, j.token, base+"/v/"+j.token
+	case kind == workflow.KindInformed && j.token != "":
+		l.token, d.Token, d.Link = j.token, j.token, base+"/r/"+j.token
 		d.LinkUntil = m.now().Add(m.cfg.Workflow.ReportWindow.D())
 	}
-	return nil
 }
 
-func (m *Mailer) composeNotUnderstood(ctx context.Context, e *workflow.OutboxEntry) (*letter, error) {
+func (m *Mailer) composeNotUnderstood(e *workflow.OutboxEntry) (*letter, error) {
 	if strings.TrimSpace(e.To) == "" {
 		return nil, permanent(errors.New("mailer: reply-not-understood entry without an address"))
 	}
-	d := templates.Data{Kind: string(e.Kind), Language: m.language(e.Language), Reason: e.Reason,
+	d := templates.Data{Kind: string(workflow.KindNotUnderstood), Language: m.language(e.Language), Reason: e.Reason,
 		ReplyAddress: m.cfg.IMAP.ReplyAddress, RequestID: e.Request}
-	return &letter{to: e.To, data: d, request: e.Request, inReplTo: e.InReplyTo}, nil
+	return &letter{kind: workflow.KindNotUnderstood, to: e.To, data: d, request: e.Request, inReplTo: e.InReplyTo}, nil
 }
 
 // language is lang when it is one of ours, else workflow.default_language.
@@ -151,19 +321,4 @@ func (d directory) get(nic string) templates.Person {
 		p.Name = c.Name
 	}
 	return p
-}
-
-// people reads, in one round trip, every contact the request and the
-// entry name, and the service's kind. A contact missing from the
-// directory is shown by its NIC alone.
-func (m *Mailer) people(ctx context.Context, req *workflow.Request, e *workflow.OutboxEntry) (directory, string, error) {
-	svc, contacts, err := m.store.Parties(ctx, req, e.NIC, e.About)
-	if err != nil {
-		return directory{}, "", fmt.Errorf("mailer: reading the directory: %w", err)
-	}
-	kind := ""
-	if svc != nil {
-		kind = svc.Kind
-	}
-	return directory{contacts: contacts}, kind, nil
 }

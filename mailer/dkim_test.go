@@ -131,7 +131,7 @@ func TestDKIMSignature(t *testing.T) {
 				Changes: map[string]string{"tech": "nw1-ovh"}}, workflow.API); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Enqueue(ctx, workflow.Message{Kind: "not_understood", To: "x@example.net",
+			if err := s.Enqueue(ctx, workflow.Message{Kinds: []workflow.Kind{"not_understood"}, To: "x@example.net",
 				Reason: "no_token", InReplyTo: "<question.1@client.example>"}); err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +212,7 @@ func TestDKIMLongHeaderList(t *testing.T) {
 			for i, h := range extra {
 				msg.SetGenHeader(gomail.Header(h), strings.Repeat("v", i))
 			}
-			if err := snd.send(context.Background(), msg); err != nil {
+			if err := snd.sendMsg(context.Background(), msg); err != nil {
 				t.Fatal(err)
 			}
 			raw := srv.received()[0]

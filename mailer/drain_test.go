@@ -27,7 +27,7 @@ func TestTwoMailersSendEachOnce(t *testing.T) {
 	ctx := context.Background()
 	const n = 1000
 	for i := 0; i < n; i++ {
-		if err := s.Enqueue(ctx, workflow.Message{Kind: "not_understood", To: fmt.Sprintf("user%d@example.net", i),
+		if err := s.Enqueue(ctx, workflow.Message{Kinds: []workflow.Kind{"not_understood"}, To: fmt.Sprintf("user%d@example.net", i),
 			Reason: "no_token"}); err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestNoHeaderInjection(t *testing.T) {
 	if err := b.Client.HSet(ctx, workflow.Keys{Prefix: b.Prefix}.Service(r.Service), "kind", "domain\r\nX-Evil: 2").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Enqueue(ctx, workflow.Message{Kind: "not_understood", To: "x@example.net", Reason: "no_token\r\nBcc: victim@example.org",
+	if err := s.Enqueue(ctx, workflow.Message{Kinds: []workflow.Kind{"not_understood"}, To: "x@example.net", Reason: "no_token\r\nBcc: victim@example.org",
 		InReplyTo: "<a@b>\r\nBcc: victim@example.org"}); err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func TestAutomaticHeaders(t *testing.T) {
 		{"disputed", autoHeaders{"auto-generated", "OOF, AutoReply"}},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
-			l := &letter{to: "zed@example.net", toName: "Zed", request: "r1"}
+			l := &letter{kind: workflow.Kind(tc.kind), to: "zed@example.net", toName: "Zed", request: "r1"}
 			if templates.TokenKinds[tc.kind] {
 				l.token = "abcdefghijklmnopqrstuvwxyz2345672"
 			}
@@ -72,7 +72,7 @@ func TestNotUnderstoodIsAnAutoReply(t *testing.T) {
 	s := newStore(t, redistest.Mini(t))
 	srv := startSink(t, "")
 	const parent = "<question.1@client.example>"
-	if err := s.Enqueue(context.Background(), workflow.Message{Kind: "not_understood", To: "x@example.net",
+	if err := s.Enqueue(context.Background(), workflow.Message{Kinds: []workflow.Kind{"not_understood"}, To: "x@example.net",
 		Reason: "no_token", InReplyTo: parent}); err != nil {
 		t.Fatal(err)
 	}

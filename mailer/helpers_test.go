@@ -20,6 +20,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	gomail "github.com/wneessen/go-mail"
 )
 
 // sink is an in-process SMTP server keeping what it receives. fault, when
@@ -317,4 +318,29 @@ func headerValue(raw []byte, name string) string {
 		}
 	}
 	return cur
+}
+
+// sendMsg sends msg as the mailer would, with no claim to check.
+func (s *sender) sendMsg(ctx context.Context, msg *gomail.Msg) error {
+	_, _, err := s.send(ctx, msg, nil)
+	return err
+}
+
+// composeOne writes the next email of entry e as the mailer would, the
+// request read from the store.
+func composeOne(t testing.TB, m *Mailer, e *workflow.OutboxEntry) *letter {
+	t.Helper()
+	j := &job{e: e}
+	b, err := m.read(context.Background(), []*job{j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.compose(j, e.Kind(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.render(l, e); err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

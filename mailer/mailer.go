@@ -1,21 +1,29 @@
-// Package mailer delivers contactd's outbox: it claims the emails the
-// workflow queued, renders each from the request's current state in the
-// recipient's language, sends it over SMTP and records it, retrying with
-// backoff and keeping as dead what can never be sent. Entries of kind
-// event are published to the events stream and the webhook instead.
+// Package mailer delivers contactd's outbox: it claims the entries the
+// workflow queued, a batch at a time, reads what their emails show once
+// for the whole batch, issues the tokens they carry, renders each email
+// in the recipient's language, sends it over SMTP and records the batch's
+// outcomes in one step, retrying with backoff and keeping as dead what can
+// never be sent. Entries of kind event are published to the events stream
+// and the webhook instead.
 //
-// Claims are short leases that a heartbeat renews while the work runs, so
-// a daemon killed mid-send loses nothing and delays nothing for long: its
+// Claims are short leases, owned and fenced: a heartbeat renews them
+// while the work runs, and a mailer that lost a claim (it stalled past its
+// lease and another daemon took the entry) neither sends nor records it.
+// A daemon killed mid-send loses nothing and delays nothing for long: its
 // claims lapse within the lease and any mailer takes the entries back.
 // The relay's state is one for all emails: while it cannot be reached,
 // nothing is claimed and a probe tries it again with capped backoff; when
 // it answers, everything due goes out at once.
 //
+// Stopping never sends an email twice: no new SMTP transaction starts, one
+// in progress is finished (within smtp.timeout) and recorded, and the
+// entries not begun are handed back for the next start.
+//
 // The daemon wires it so:
 //
 //	m, err := mailer.New(mailer.Params{Store: store, Config: cfg, Templates: set, Logger: log})
 //	if err != nil { ... }
-//	go m.Run(ctx) // returns when ctx is cancelled, claims handed back
+//	go m.Run(ctx) // returns when ctx is cancelled and what was on the wire is recorded
 package mailer
 
 import (
@@ -48,23 +56,20 @@ import (
 type Outbox interface {
 	ScanOutbox(ctx context.Context) (*workflow.OutboxScan, error)
 	ClaimOutbox(ctx context.Context, shard int, lease time.Duration, limit int) ([]*workflow.OutboxEntry, time.Time, int, error)
-	Heartbeat(ctx context.Context, entries []*workflow.OutboxEntry, lease time.Duration) error
-	RecordSent(ctx context.Context, e *workflow.OutboxEntry, sent workflow.Sent) error
-	RetryOutbox(ctx context.Context, e *workflow.OutboxEntry, when time.Time) error
-	ReleaseOutbox(ctx context.Context, e *workflow.OutboxEntry) error
-	BuryOutbox(ctx context.Context, e *workflow.OutboxEntry) error
-	DropOutbox(ctx context.Context, e *workflow.OutboxEntry) error
+	Heartbeat(ctx context.Context, entries []*workflow.OutboxEntry, lease time.Duration) ([]*workflow.OutboxEntry, error)
+	Settle(ctx context.Context, batch []workflow.Settlement) ([]*workflow.OutboxEntry, error)
+	IssueTokens(ctx context.Context, shard int, asks []*workflow.TokenAsk) error
 	WatchOutbox(ctx context.Context, wake func(shard int)) error
 	PublishEvent(ctx context.Context, event, requestID string, body []byte) error
 }
 
-// Requests is what the mailer reads and writes of requests to write an
-// email.
+// Requests is what the mailer reads of requests and the directory to
+// write an email.
 type Requests interface {
 	Get(ctx context.Context, id string) (*workflow.Request, error)
-	Parties(ctx context.Context, r *workflow.Request, extra ...string) (*workflow.Service, map[string]*workflow.Contact, error)
-	IssueToken(ctx context.Context, id, nic string, kind workflow.Kind) (string, string, error)
-	IssueReportToken(ctx context.Context, id, nic string) (string, error)
+	ReadRequests(ctx context.Context, ids []string) (map[string]*workflow.Request, error)
+	Snapshot(m *workflow.Message) *workflow.Request
+	ReadContacts(ctx context.Context, nics []string) (map[string]*workflow.Contact, error)
 	MarkUndeliverable(ctx context.Context, id, nic string) error
 	Now() time.Time
 }
@@ -92,7 +97,8 @@ type Params struct {
 	// TLSConfig, when set, is used for smtp.tls tls and starttls (a
 	// private CA, say); by default the system roots verify smtp.host.
 	TLSConfig *tls.Config
-	// Timeout bounds each SMTP exchange and the dial (default 30s).
+	// Timeout bounds each SMTP exchange and the dial (default: smtp.timeout,
+	// else 30s).
 	Timeout time.Duration
 	// Lease is how long a claim lasts without a heartbeat; the heartbeat
 	// renews it every third of it. A stopped daemon's entries are taken
@@ -130,8 +136,7 @@ type Mailer struct {
 	met    *metrics.Metrics
 	kick   chan struct{}
 	last   atomic.Int64 // unix ns of the last good send
-	// relay follows the SMTP relay, redis the store; inflight holds the
-	// claimed entries the heartbeat renews.
+	// relay follows the SMTP relay, redis the store.
 	relay    *outage.Tracker
 	redis    *outage.Tracker
 	webhook  *outage.Tracker
@@ -145,6 +150,9 @@ type Mailer struct {
 // errRelayDown puts an email back while the relay is unreachable, before
 // its token is issued: it is not the email's fault.
 var errRelayDown = errors.New("mailer: smtp relay unreachable")
+
+// errLeaseLost stops an email whose claim this mailer no longer holds.
+var errLeaseLost = errors.New("mailer: claim lost before sending")
 
 // New checks the parameters and returns a Mailer ready to Run.
 func New(p Params) (*Mailer, error) {
@@ -206,6 +214,7 @@ func defaults(p *Params) {
 			*d = v
 		}
 	}
+	set(&p.Timeout, p.Config.SMTP.Timeout.D())
 	set(&p.Timeout, 30*time.Second)
 	set(&p.Lease, 15*time.Second)
 	set(&p.RetryBase, 30*time.Second)
@@ -220,6 +229,11 @@ func defaults(p *Params) {
 }
 
 func (m *Mailer) now() time.Time { return m.p.Now() }
+
+// StopTimeout is the longest Run takes to return once its context is
+// cancelled: an SMTP transaction already begun is finished (each of its
+// exchanges within the SMTP timeout) and recorded.
+func (m *Mailer) StopTimeout() time.Duration { return 2*m.p.Timeout + 10*time.Second }
 
 // Kick makes the mailer look at the whole outbox now rather than at its
 // next poll.
@@ -302,33 +316,44 @@ func (m *Mailer) DeadGauge() prometheus.Collector {
 	})
 }
 
-// Run sends the outbox until ctx is cancelled. The emails being sent at
-// that moment are finished (within the SMTP timeout); claimed entries not
-// yet started are handed back. Redis or SMTP going away is logged and
-// retried with capped backoff; Run only returns when ctx ends.
+// Run sends the outbox until ctx is cancelled. Then no new SMTP
+// transaction starts: the emails being sent are finished (within the SMTP
+// timeout) and recorded, and the claimed entries not begun are handed
+// back. Redis or SMTP going away is logged and retried with capped
+// backoff; Run only returns when ctx ends (or it panics: its workers,
+// heartbeat and recorder are stopped either way).
 func (m *Mailer) Run(ctx context.Context) error {
-	jobs := make(chan *workflow.OutboxEntry)
-	var wg sync.WaitGroup
+	sendq := make(chan *job, m.p.Workers)
+	doneq := make(chan *job, 4*m.batch())
+	var workers, recorder, hb sync.WaitGroup
+	recorder.Add(1)
+	go func() {
+		defer recorder.Done()
+		m.record(doneq)
+	}()
 	for i := 0; i < m.p.Workers; i++ {
-		wg.Add(1)
+		workers.Add(1)
 		go func() {
-			defer wg.Done()
-			m.work(ctx, jobs)
+			defer workers.Done()
+			m.work(ctx, sendq, doneq)
 		}()
 	}
 	hbCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
-	var hb sync.WaitGroup
 	hb.Add(1)
 	go func() {
 		defer hb.Done()
 		m.heartbeat(hbCtx)
 	}()
+	defer func() {
+		close(sendq)
+		workers.Wait()
+		close(doneq)
+		recorder.Wait()
+		stopHeartbeat()
+		hb.Wait()
+	}()
 	go m.watch(ctx)
-	m.dispatch(ctx, jobs)
-	close(jobs)
-	wg.Wait()
-	stopHeartbeat()
-	hb.Wait()
+	m.dispatch(ctx, sendq, doneq)
 	return nil
 }
 
@@ -345,7 +370,8 @@ func (m *Mailer) watch(ctx context.Context) {
 	}
 }
 
-// heartbeat renews the claims of the entries being worked on.
+// heartbeat renews the claims of the entries being worked on, and marks
+// those whose claim was lost so that they are not sent.
 func (m *Mailer) heartbeat(ctx context.Context) {
 	t := time.NewTicker(m.p.Lease / 3)
 	defer t.Stop()
@@ -355,20 +381,56 @@ func (m *Mailer) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		es := m.inflight.list()
-		if len(es) == 0 {
-			continue
-		}
-		if err := m.store.Heartbeat(ctx, es, m.p.Lease); err != nil && ctx.Err() == nil {
-			m.log.Warn("cannot renew outbox claims; another daemon may take them over", "entries", len(es), "err", err)
-		}
+		m.renew(ctx)
 	}
 }
 
-// dispatch claims due entries and hands them to the workers: from the
-// shards a wake-up names, or from a scan of every shard at each poll. While
-// the relay is down it claims nothing and probes it instead.
-func (m *Mailer) dispatch(ctx context.Context, jobs chan<- *workflow.OutboxEntry) {
+// renew is one heartbeat.
+func (m *Mailer) renew(ctx context.Context) {
+	jobs := m.inflight.list()
+	if len(jobs) == 0 {
+		return
+	}
+	es := make([]*workflow.OutboxEntry, len(jobs))
+	for i, j := range jobs {
+		es[i] = j.e
+	}
+	until := time.Now().Add(m.p.Lease)
+	lost, err := m.store.Heartbeat(ctx, es, m.p.Lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("cannot renew outbox claims; another daemon may take them over", "entries", len(es), "err", err)
+		}
+		return
+	}
+	gone := map[*workflow.OutboxEntry]bool{}
+	for _, e := range lost {
+		gone[e] = true
+	}
+	for _, j := range jobs {
+		if gone[j.e] {
+			j.lost.Store(true)
+		} else {
+			j.leaseEnd.Store(until.UnixNano())
+		}
+	}
+	if len(lost) > 0 {
+		m.lostClaims(len(lost), "heartbeat")
+	}
+}
+
+// lostClaims counts and logs claims found taken over by another daemon.
+func (m *Mailer) lostClaims(n int, where string) {
+	m.met.OutboxClaimsLost.Add(float64(n))
+	m.log.Warn("outbox claims lost to another daemon (this one stalled past its lease); they are not sent or recorded here",
+		"entries", n, "noticed_at", where)
+}
+
+// dispatch claims due entries, prepares them and hands them to the
+// workers: from the shards a wake-up names, or from a scan of every
+// shard at each poll. While the relay is down it claims nothing and
+// probes it instead.
+func (m *Mailer) dispatch(ctx context.Context, sendq chan<- *job, doneq chan<- *job) {
 	probe := newSender(m.cfg.SMTP, m.p.Timeout, m.dkim, m.p.TLSConfig)
 	defer probe.close()
 	nextScan := time.Time{}
@@ -387,7 +449,7 @@ func (m *Mailer) dispatch(ctx context.Context, jobs chan<- *workflow.OutboxEntry
 			}
 			shards, next, nextScan = sc.Due, sc.Next, time.Now().Add(m.p.Poll)
 		}
-		busy, err := m.drain(ctx, shards, jobs, &next)
+		busy, err := m.drain(ctx, shards, sendq, doneq, &next)
 		if err != nil {
 			m.storeDown(ctx, err)
 			continue
@@ -404,35 +466,42 @@ func (m *Mailer) dispatch(ctx context.Context, jobs chan<- *workflow.OutboxEntry
 	}
 }
 
-// drain claims the due entries of the shards and hands them to the
-// workers. It reports whether it claimed anything, and lowers next to the
-// earliest due time it saw.
-func (m *Mailer) drain(ctx context.Context, shards []int, jobs chan<- *workflow.OutboxEntry, next *time.Time) (bool, error) {
+// drain claims the due entries of the shards, a batch at a time, prepares
+// each batch and hands its jobs to the workers. It reports whether it
+// claimed anything, and lowers next to the earliest due time it saw.
+func (m *Mailer) drain(ctx context.Context, shards []int, sendq, doneq chan<- *job, next *time.Time) (bool, error) {
 	busy := false
 	for _, sh := range shards {
 		for ctx.Err() == nil && !m.relay.Down() {
-			batch, n, back, err := m.store.ClaimOutbox(ctx, sh, m.p.Lease, m.batch())
+			room := m.inflight.room(ctx, m.maxInflight(), m.batch())
+			if room == 0 {
+				return busy, nil
+			}
+			batch, n, back, err := m.store.ClaimOutbox(ctx, sh, m.p.Lease, room)
 			if err != nil {
 				return busy, err
 			}
 			if back > 0 {
 				m.met.OutboxTakenBack.Add(float64(back))
-				m.log.Warn("took back outbox entries whose claim lapsed (their daemon stopped)", "shard", sh, "entries", back)
+				m.log.Warn("took back outbox entries whose claim lapsed (their daemon stopped or stalled)", "shard", sh, "entries", back)
 			}
 			if !n.IsZero() && (next.IsZero() || n.Before(*next)) {
 				*next = n
 			}
-			m.inflight.add(batch...)
-			for i, e := range batch {
+			jobs := m.prepare(ctx, sh, batch)
+			for i, j := range jobs {
 				select {
-				case jobs <- e:
+				case sendq <- j:
 				case <-ctx.Done():
-					m.handBack(batch[i:])
+					for _, j := range jobs[i:] {
+						j.unsent = true
+						doneq <- j
+					}
 					return busy, nil
 				}
 			}
 			busy = busy || len(batch) > 0
-			if len(batch) < m.batch() {
+			if len(batch) < room {
 				break
 			}
 		}
@@ -473,7 +542,7 @@ func (m *Mailer) relayFailed(ctx context.Context, err error) {
 }
 
 // emailsWaiting is the number of ready and claimed outbox entries, read
-// from the store when a log line shows it (-1 if the store cannot say).
+// from the store when a log line shows it.
 type emailsWaiting struct {
 	ctx   context.Context
 	store Outbox
@@ -485,7 +554,7 @@ func (w emailsWaiting) LogValue() slog.Value {
 	defer cancel()
 	sc, err := w.store.ScanOutbox(ctx)
 	if err != nil {
-		return slog.Int64Value(-1)
+		return slog.StringValue("unknown (redis unreachable)")
 	}
 	return slog.Int64Value(sc.Ready + sc.Claimed)
 }
@@ -493,17 +562,8 @@ func (w emailsWaiting) LogValue() slog.Value {
 // batch is how many entries one claim takes.
 func (m *Mailer) batch() int { return 4 * m.p.Workers }
 
-// handBack returns claimed entries to the ready set.
-func (m *Mailer) handBack(es []*workflow.OutboxEntry) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, e := range es {
-		m.inflight.remove(e)
-		if err := m.store.ReleaseOutbox(ctx, e); err != nil && !workflow.IsClaimLost(err) {
-			m.log.Warn("cannot hand back an outbox entry; its claim will lapse", "outbox_id", e.Ref(), "err", err)
-		}
-	}
-}
+// maxInflight bounds the entries claimed and not yet recorded.
+func (m *Mailer) maxInflight() int { return 4 * m.batch() }
 
 func (m *Mailer) sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
@@ -524,258 +584,300 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// inflight is the set of claimed entries of this mailer.
-type inflight struct {
-	mu sync.Mutex
-	m  map[*workflow.OutboxEntry]bool
+// job is one claimed entry on its way: prepared (its emails written,
+// their token issued), sent, then settled in the outbox.
+type job struct {
+	e *workflow.OutboxEntry
+	// mails are the entry's emails still to send, in order; none for an
+	// event, or when preparing failed.
+	mails []*letter
+	// token is the token the first email carries, if any (never logged).
+	token string
+	err   error
+	// unsent is set for an entry not tried (the mailer stopped, the relay
+	// went down): it goes back as it was.
+	unsent bool
+	// lost is set when the heartbeat found the claim taken over;
+	// leaseEnd is when the claim was last known to lapse (unix ns).
+	lost     atomic.Bool
+	leaseEnd atomic.Int64
 }
 
-func (f *inflight) add(es ...*workflow.OutboxEntry) {
+// leaseHolds reports whether the job's claim is still ours for long
+// enough to start an SMTP transaction.
+func (j *job) leaseHolds(margin time.Duration) bool {
+	return !j.lost.Load() && time.Now().Add(margin).UnixNano() < j.leaseEnd.Load()
+}
+
+// inflight is the set of jobs claimed by this mailer and not yet settled.
+type inflight struct {
+	mu    sync.Mutex
+	m     map[*job]bool
+	freed chan struct{}
+}
+
+func (f *inflight) add(js ...*job) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.m == nil {
-		f.m = map[*workflow.OutboxEntry]bool{}
+		f.m = map[*job]bool{}
 	}
-	for _, e := range es {
-		f.m[e] = true
+	for _, j := range js {
+		f.m[j] = true
 	}
 }
 
-func (f *inflight) remove(e *workflow.OutboxEntry) {
+func (f *inflight) remove(j *job) {
 	f.mu.Lock()
-	delete(f.m, e)
+	delete(f.m, j)
+	ch := f.freed
 	f.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }
 
-func (f *inflight) list() []*workflow.OutboxEntry {
+func (f *inflight) list() []*job {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]*workflow.OutboxEntry, 0, len(f.m))
-	for e := range f.m {
-		out = append(out, e)
+	out := make([]*job, 0, len(f.m))
+	for j := range f.m {
+		out = append(out, j)
 	}
 	return out
 }
 
-// job is one entry on its way through a worker: prepared (rendered, token
-// issued), sent, then concluded in the outbox.
-type job struct {
-	e   *workflow.OutboxEntry
-	msg *gomail.Msg // nil for an event, or when preparing failed
-	rec workflow.Sent
-	err error
-	// unsent is set for an email prepared but not sent when the mailer
-	// stops, or when the relay went down meanwhile: it goes back to ready.
-	unsent bool
+// room waits until fewer than limit jobs are in flight, and returns how
+// many more may be claimed now (at most batch; 0 when ctx ended).
+func (f *inflight) room(ctx context.Context, limit, batch int) int {
+	for {
+		f.mu.Lock()
+		if f.freed == nil {
+			f.freed = make(chan struct{}, 1)
+		}
+		n, ch := len(f.m), f.freed
+		f.mu.Unlock()
+		if n < limit {
+			return min(batch, limit-n)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0
+		}
+	}
 }
 
-// work sends the entries handed to one worker over its own connection.
-// Each worker is a short pipeline: while one email is on the wire, the
-// next is read from Redis and rendered, and the previous one's outcome is
-// written, so that Redis round trips do not add to SMTP ones. An entry
-// started is finished even if ctx ends meanwhile.
-func (m *Mailer) work(ctx context.Context, jobs <-chan *workflow.OutboxEntry) {
+// work sends the jobs handed to one worker over its own connection, and
+// publishes the events. A job taken after the mailer was told to stop is
+// handed back untried; a job begun is finished even if the mailer stops
+// meanwhile.
+func (m *Mailer) work(ctx context.Context, sendq <-chan *job, doneq chan<- *job) {
 	bg := context.WithoutCancel(ctx)
 	s := newSender(m.cfg.SMTP, m.p.Timeout, m.dkim, m.p.TLSConfig)
 	defer s.close()
-	ready := make(chan *job, 1)
-	go func() {
-		defer close(ready)
-		for e := range jobs {
-			ready <- m.safely(e, func() *job { return m.prepare(bg, e) })
-		}
-	}()
-	done := make(chan *job, 4)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for j := range done {
-			m.safely(j.e, func() *job { m.conclude(bg, j); return nil })
-		}
-	}()
-	for j := range ready {
+	for j := range sendq {
 		switch {
-		case errors.Is(j.err, errRelayDown):
-		case j.err == nil && j.msg != nil && (ctx.Err() != nil || m.relay.Down()):
+		case j.err != nil:
+		case ctx.Err() != nil:
 			j.unsent = true
-		case j.err == nil && j.msg != nil:
-			m.safely(j.e, func() *job { m.send(bg, s, j); return nil })
+		case j.e.Kind() == workflow.KindEvent:
+			m.safely(j, func() { j.err = m.publish(bg, j.e) })
+		default:
+			m.safely(j, func() { m.sendAll(bg, s, j) })
 		}
-		done <- j
+		doneq <- j
 	}
-	close(done)
-	wg.Wait()
 }
 
-// send hands one prepared email to the relay.
-func (m *Mailer) send(ctx context.Context, s *sender, j *job) {
+// sendAll sends the job's emails in order, stopping at the first failure.
+func (m *Mailer) sendAll(ctx context.Context, s *sender, j *job) {
+	for len(j.mails) > 0 {
+		if m.relay.Down() {
+			j.unsent = true
+			return
+		}
+		l := j.mails[0]
+		if err := m.send(ctx, s, j, l); err != nil {
+			j.err = err
+			return
+		}
+		j.mails = j.mails[1:]
+		j.e.Sent++
+	}
+}
+
+// send hands one email to the relay, unless the job's claim may have
+// lapsed by the time DATA would start.
+func (m *Mailer) send(ctx context.Context, s *sender, j *job, l *letter) error {
 	sctx, cancel := context.WithTimeout(ctx, 2*m.p.Timeout)
 	defer cancel()
+	margin := min(m.p.Lease/5, 2*time.Second)
 	start := time.Now()
-	j.err = s.send(sctx, j.msg)
-	m.met.SMTPSendSeconds.Observe(time.Since(start).Seconds())
-	if isDial(j.err) {
-		m.relayFailed(ctx, j.err)
-	} else if j.err == nil {
-		m.relay.OK()
+	reply, transacted, err := s.send(sctx, l.msg, func() bool { return j.leaseHolds(margin) })
+	if transacted {
+		m.met.SMTPSendSeconds.Observe(time.Since(start).Seconds())
 	}
+	switch {
+	case errors.Is(err, errLeaseLost):
+		return err
+	case isDial(err):
+		m.relayFailed(ctx, err)
+		return err
+	case err != nil:
+		return err
+	}
+	m.relay.OK()
+	now := m.now()
+	m.last.Store(now.UnixNano())
+	m.met.LastSend.Set(float64(now.Unix()))
+	m.log.Info("email sent", "kind", string(l.kind), "request_id", j.e.Request, "handover_id", j.e.Handover,
+		"outbox_id", j.e.Ref(), "to_domain", domainOf(l.to), "message_id_hash", hashID(l.messageID),
+		"relay_reply", relayReply(reply), "duration", time.Since(start).Round(time.Millisecond).String())
+	m.met.Emails.WithLabelValues(string(l.kind), "sent").Inc()
+	return nil
 }
 
-// safely runs f for entry e, turning a panic into a permanent failure of
-// that entry (it goes dead with the panic as its reason) so that one
+// safely runs f for job j, turning a panic into a permanent failure of
+// its entry (it goes dead with the panic as its reason), so that one
 // poison entry cannot stop the daemon.
-func (m *Mailer) safely(e *workflow.OutboxEntry, f func() *job) (j *job) {
+func (m *Mailer) safely(j *job, f func()) {
 	defer func() {
 		if r := recover(); r != nil {
 			m.met.Panics.WithLabelValues("mailer").Inc()
-			m.log.Error("panic while handling an outbox entry; entry given up", "outbox_id", e.Ref(),
-				"kind", string(e.Kind), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			j = &job{e: e, err: permanent(fmt.Errorf("mailer: panic: %v", r))}
-			e.LastError = j.err.Error()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := m.store.BuryOutbox(ctx, e); err != nil {
-				m.log.Warn("cannot bury the entry; its claim will lapse", "outbox_id", e.Ref(), "err", err)
-			}
-			m.inflight.remove(e)
-			j.unsent, j.err = false, errBuried
+			m.log.Error("panic while handling an outbox entry; entry given up", "outbox_id", j.e.Ref(),
+				"kind", string(j.e.Kind()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			j.err = permanent(fmt.Errorf("mailer: panic: %v", r))
 		}
 	}()
-	return f()
+	f()
 }
 
-// errBuried marks a job already settled by safely.
-var errBuried = errors.New("mailer: entry given up after a panic")
-
-// prepare does everything before the SMTP exchange: for an email, read
-// the request and the directory, issue the token, render and build the
-// message; for an event, publish it.
-func (m *Mailer) prepare(ctx context.Context, e *workflow.OutboxEntry) *job {
-	j := &job{e: e}
-	if e.Kind != workflow.KindEvent && m.relay.Down() {
-		j.err = errRelayDown
-		return j
+// record settles the jobs the workers finished, a batch at a time: all
+// that are waiting are written in one script per shard.
+func (m *Mailer) record(doneq <-chan *job) {
+	for j := range doneq {
+		batch := []*job{j}
+	more:
+		for len(batch) < 4*m.batch() {
+			select {
+			case j, ok := <-doneq:
+				if !ok {
+					break more
+				}
+				batch = append(batch, j)
+			default:
+				break more
+			}
+		}
+		m.settle(batch)
 	}
-	e.Attempts++
-	switch {
-	case e.Unreadable || e.Kind == "":
-		j.err = permanent(errors.New(e.LastError))
-	case e.Kind == workflow.KindEvent:
-		j.err = m.publish(ctx, e)
-	default:
-		j.msg, j.rec, j.err = m.build(ctx, e)
-	}
-	return j
 }
 
-// build composes, renders and writes the email of e.
-func (m *Mailer) build(ctx context.Context, e *workflow.OutboxEntry) (*gomail.Msg, workflow.Sent, error) {
-	l, err := m.compose(ctx, e)
-	if err != nil {
-		return nil, workflow.Sent{}, err
+// settle decides the outcome of finished jobs and writes them.
+func (m *Mailer) settle(batch []*job) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var sts []workflow.Settlement
+	var undeliverable []*job
+	for _, j := range batch {
+		st, bounce := m.outcome(j)
+		if st.Action != "" {
+			sts = append(sts, st)
+		}
+		if bounce {
+			undeliverable = append(undeliverable, j)
+		}
 	}
-	rendered, err := m.set.Render(l.data)
-	if err != nil {
-		return nil, workflow.Sent{}, permanent(err)
+	for i := 1; len(sts) > 0; i++ {
+		lost, err := m.store.Settle(ctx, sts)
+		if err == nil {
+			if len(lost) > 0 {
+				m.lostClaims(len(lost), "settle")
+			}
+			break
+		}
+		if i == 5 || ctx.Err() != nil {
+			m.log.Error("cannot record outcomes in the outbox; the entries will be tried again when their claims lapse",
+				"entries", len(sts), "err", err)
+			break
+		}
+		time.Sleep(capped(i, 100*time.Millisecond, 2*time.Second))
 	}
-	msg, id, err := m.buildMsg(l, e, rendered)
-	if err != nil {
-		return nil, workflow.Sent{}, err
+	for _, j := range undeliverable {
+		if err := m.store.MarkUndeliverable(ctx, j.e.Request, j.e.NIC); err != nil {
+			m.log.Warn("cannot mark the approver undeliverable", "request_id", j.e.Request, "err", err)
+		}
 	}
-	return msg, m.record(e, l, id), nil
+	for _, j := range batch {
+		m.inflight.remove(j)
+	}
 }
 
-// conclude records the outcome of a job in the outbox.
-func (m *Mailer) conclude(ctx context.Context, j *job) {
+// outcome is what becomes of a finished job's entry, and whether its
+// recipient's address was refused for good (an approver to mark
+// undeliverable).
+func (m *Mailer) outcome(j *job) (workflow.Settlement, bool) {
 	e, err := j.e, j.err
-	defer m.inflight.remove(e)
-	log := m.log.With("request_id", e.Request, "outbox_id", e.Ref(), "kind", string(e.Kind), "attempt", e.Attempts)
+	log := m.log.With("request_id", e.Request, "outbox_id", e.Ref(), "kind", string(e.Kind()), "attempt", e.Attempts)
+	st := workflow.Settlement{Entry: e}
 	switch {
-	case errors.Is(err, errBuried):
+	case j.lost.Load() || errors.Is(err, errLeaseLost):
+		// Another daemon holds it now: nothing to write here.
+		m.lostClaims(1, "send")
+		return workflow.Settlement{}, false
 	case j.unsent || errors.Is(err, errRelayDown) || isDial(err):
-		if !errors.Is(err, errRelayDown) && !j.unsent {
+		if isDial(err) {
 			e.Attempts-- // the relay's fault, not the email's
 		}
-		m.settle(ctx, log, e, "waiting", func() error { return m.store.ReleaseOutbox(ctx, e) })
-	case err == nil:
-		if e.Kind != workflow.KindEvent {
-			m.last.Store(m.now().UnixNano())
-			m.met.LastSend.Set(float64(m.now().Unix()))
+		st.Action = workflow.ActRelease
+		if e.Sent > 0 {
+			st.Action = workflow.ActRetry // keeps what was sent already
 		}
-		m.settle(ctx, log, e, "sent", func() error { return m.store.RecordSent(ctx, e, j.rec) })
+		m.count(e, "waiting")
+		return st, false
+	case err == nil:
+		st.Action = workflow.ActSent
+		if e.Kind() == workflow.KindEvent {
+			m.met.Webhooks.WithLabelValues("delivered").Inc()
+		}
+		return st, false
 	case errors.Is(err, errNotDue):
 		log.Info("email no longer due; dropped")
-		m.settle(ctx, log, e, "skipped", func() error { return m.store.DropOutbox(ctx, e) })
+		st.Action = workflow.ActDrop
+		m.count(e, "skipped")
+		return st, false
 	case isPermanent(err) || e.Attempts >= m.cfg.SMTP.MaxAttempts:
 		e.LastError = err.Error()
 		log.Error("delivery given up; entry kept as dead", "err", err)
-		m.settle(ctx, log, e, "dead", func() error { return m.store.BuryOutbox(ctx, e) })
-		m.undeliverable(ctx, log, e, err)
+		st.Action = workflow.ActBury
+		m.count(e, "dead")
+		var se *SendError
+		bounce := e.Kind().CarriesToken() && errors.As(err, &se) && se.Recipient
+		return st, bounce
 	default:
 		e.LastError = err.Error()
 		d := m.backoff(e.Attempts)
 		log.Warn("delivery failed; will retry", "err", err, "retry_in", d.String())
-		m.settle(ctx, log, e, "retry", func() error { return m.store.RetryOutbox(ctx, e, m.now().Add(d)) })
+		st.Action, st.At = workflow.ActRetry, m.now().Add(d)
+		m.count(e, "retry")
+		return st, false
 	}
 }
 
-// settle records an outcome in Redis, trying a few times: if Redis stays
-// away the claim lapses and the entry is tried again later.
-func (m *Mailer) settle(ctx context.Context, log *slog.Logger, e *workflow.OutboxEntry, result string, write func() error) {
-	kind := string(e.Kind)
-	switch {
-	case e.Kind == workflow.KindEvent && result == "sent":
-		m.met.Webhooks.WithLabelValues("delivered").Inc()
-	case e.Kind == workflow.KindEvent:
+// count counts an entry's outcome other than a sent email.
+func (m *Mailer) count(e *workflow.OutboxEntry, result string) {
+	switch kind := e.Kind(); kind {
+	case workflow.KindEvent:
 		m.met.Webhooks.WithLabelValues(result).Inc()
-	case kind == "":
+	case "":
 		m.met.Emails.WithLabelValues("unknown", result).Inc()
 	default:
-		m.met.Emails.WithLabelValues(kind, result).Inc()
+		m.met.Emails.WithLabelValues(string(kind), result).Inc()
 	}
-	for i := 1; ; i++ {
-		err := write()
-		if err == nil {
-			return
-		}
-		if workflow.IsClaimLost(err) {
-			log.Warn("outbox entry was taken over by another daemon meanwhile (its claim lapsed)", "result", result)
-			return
-		}
-		if i == 5 || ctx.Err() != nil {
-			log.Error("cannot record the outcome in the outbox; the entry will be tried again when its claim lapses",
-				"result", result, "err", err)
-			return
-		}
-		time.Sleep(capped(i, 100*time.Millisecond, 2*time.Second))
-	}
-}
-
-// undeliverable tells the workflow that an approver's address was refused
-// for good, so the requester hears of it and reminders stop.
-func (m *Mailer) undeliverable(ctx context.Context, log *slog.Logger, e *workflow.OutboxEntry, err error) {
-	var se *SendError
-	if !e.Kind.CarriesToken() || !errors.As(err, &se) || !se.Recipient {
-		return
-	}
-	if err := m.store.MarkUndeliverable(ctx, e.Request, e.NIC); err != nil {
-		log.Warn("cannot mark the approver undeliverable", "err", err)
-	}
-}
-
-// record describes the sent email by its Message-ID, so that a reply or a
-// delivery report quoting it is matched to its request, approver and
-// token.
-func (m *Mailer) record(e *workflow.OutboxEntry, l *letter, id string) workflow.Sent {
-	if l.request == "" || l.nic == "" {
-		return workflow.Sent{} // no approver or contact to match a reply to
-	}
-	ttl := m.cfg.Workflow.RequestTTL.D()
-	if e.Kind == workflow.KindInformed && m.cfg.Workflow.ReportWindow.D() > ttl {
-		ttl = m.cfg.Workflow.ReportWindow.D()
-	}
-	return workflow.Sent{MessageID: id, TTL: ttl}
 }
 
 // backoff is RetryBase doubled per attempt, capped at RetryMax, with the

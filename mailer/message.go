@@ -1,14 +1,11 @@
 package mailer
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"mime"
 	"net/mail"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"contactd/templates"
@@ -24,31 +21,6 @@ import (
 
 // rootID is the Message-ID (without angle brackets) threading a request.
 func rootID(request, domain string) string { return request + ".request@" + domain }
-
-// messageID is the Message-ID of an outbox entry: unique per entry and
-// stable across retries, so a receiving system can drop a copy it already
-// has. An email carrying a token adds nonce (".tNONCE"): each attempt
-// carries a new token, so it must not be dropped as a copy of the last
-// one, and a reply quoting the Message-ID acts as the token does, so it
-// must not be guessed from another email of the request.
-func messageID(e *workflow.OutboxEntry, domain, nonce string) string {
-	req := e.Request
-	if req == "" {
-		req = "x"
-	}
-	if nonce != "" {
-		nonce = ".t" + nonce
-	}
-	return fmt.Sprintf("%s.%s.%d-%s.%s%s@%s", req, strings.ReplaceAll(string(e.Kind), "_", "-"), e.Shard, e.ID,
-		strconv.FormatInt(e.At, 36), nonce, domain)
-}
-
-// newNonce returns 80 random bits in lower-case base32.
-func newNonce() string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	return strings.ToLower(base32.StdEncoding.EncodeToString(b))
-}
 
 var msgIDRe = regexp.MustCompile(`^<?([^<>\s"]{1,250}@[^<>\s"]{1,250})>?$`)
 
@@ -86,28 +58,24 @@ func (m *Mailer) buildMsg(l *letter, e *workflow.OutboxEntry, mail *templates.Em
 		return nil, "", permanent(err)
 	}
 	msg.SetGenHeaderPreformatted(gomail.Header(gomail.HeaderTo), formatAddress(to))
-	reply, err := m.replyTo(e.Kind, l.token)
+	reply, err := m.replyTo(l.kind, l.token)
 	if err != nil {
 		return nil, "", err
 	}
 	msg.ReplyToMailAddress(reply)
-	nonce := ""
-	if l.token != "" {
-		nonce = newNonce()
-	}
-	id := messageID(e, m.domain, nonce)
+	id := workflow.MessageID(e, l.kind, m.domain)
 	msg.Subject(templates.OneLine(mail.Subject))
 	msg.SetMessageIDWithValue(id)
 	msg.SetDateWithValue(m.now())
 	setThread(msg, cleanMsgID(l.inReplTo), l.request, m.domain)
-	msg.SetGenHeader("Auto-Submitted", autoSubmitted(e.Kind))
+	msg.SetGenHeader("Auto-Submitted", autoSubmitted(l.kind))
 	// Out-of-office and automatic replies only: delivery and read reports
 	// still come back, and an undeliverable approver is told by them.
 	msg.SetGenHeader("X-Auto-Response-Suppress", "OOF, AutoReply")
 	if l.request != "" {
 		msg.SetGenHeader("X-Contactd-Request", templates.OneLine(l.request))
 	}
-	msg.SetGenHeader("X-Contactd-Kind", string(e.Kind))
+	msg.SetGenHeader("X-Contactd-Kind", string(l.kind))
 	msg.SetBodyString(gomail.TypeTextPlain, mail.Text)
 	msg.AddAlternativeString(gomail.TypeTextHTML, mail.HTML)
 	return msg, id, nil

@@ -41,9 +41,12 @@ func Preview(cfg config.Config, set *templates.Set, kind workflow.Kind, lang str
 	if kind == workflow.KindDisputed && cfg.Workflow.SecurityContact != "" {
 		to = cfg.Workflow.SecurityContact
 	}
-	l := &letter{to: to, toName: name, nic: data.Recipient.NIC, data: data, token: data.Token, request: data.RequestID}
-	e := &workflow.OutboxEntry{Message: workflow.Message{Kind: kind, Request: data.RequestID, NIC: data.Recipient.NIC,
+	l := &letter{kind: kind, to: to, toName: name, nic: data.Recipient.NIC, data: data, token: data.Token, request: data.RequestID}
+	e := &workflow.OutboxEntry{Message: workflow.Message{Kinds: []workflow.Kind{kind}, Request: data.RequestID, NIC: data.Recipient.NIC,
 		At: now.UnixMilli()}, ID: "1"}
+	if kind.CarriesToken() && data.Token != "" {
+		e.TokenRef = workflow.HashToken(data.Token)
+	}
 	msg, _, err := m.buildMsg(l, e, rendered)
 	if err != nil {
 		return nil, err

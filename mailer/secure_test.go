@@ -44,7 +44,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 func sendOne(t *testing.T, s *workflow.Store) {
 	t.Helper()
-	if err := s.Enqueue(context.Background(), workflow.Message{Kind: "not_understood", To: "x@example.net", Reason: "no_token"}); err != nil {
+	if err := s.Enqueue(context.Background(), workflow.Message{Kinds: []workflow.Kind{"not_understood"}, To: "x@example.net", Reason: "no_token"}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -154,17 +154,22 @@ func (s *sender) dial(ctx context.Context) error {
 }
 
 // send writes msg, signs it when DKIM is configured and delivers it to
-// the addresses of its To header.
-func (s *sender) send(ctx context.Context, msg *gomail.Msg) error {
+// the addresses of its To header. mayData is asked just before the
+// transaction starts and again before DATA: when it says no, the
+// transaction is abandoned (errLeaseLost) and nothing is sent. It returns
+// the server's reply to the message (its queue id, often) and whether a
+// transaction was attempted at all (false when no connection could be
+// opened or mayData said no first).
+func (s *sender) send(ctx context.Context, msg *gomail.Msg, mayData func() bool) (string, bool, error) {
 	raw, err := s.write(msg)
 	if err != nil {
-		return err
+		return "", false, err
 	}
 	from, rcpts, err := envelope(raw)
 	if err != nil {
-		return err
+		return "", false, err
 	}
-	return s.deliver(ctx, from, rcpts, raw)
+	return s.deliver(ctx, from, rcpts, raw, mayData)
 }
 
 // write returns msg as sent: written by go-mail, with its DKIM-Signature
@@ -218,58 +223,74 @@ func envelope(raw []byte) (string, []string, error) {
 // deliver sends raw, dialling first when there is no connection. A
 // connection that had been idle and turns out closed at the first command
 // is dialled again once at once: that is not a failed attempt.
-func (s *sender) deliver(ctx context.Context, from string, rcpts []string, raw []byte) error {
+func (s *sender) deliver(ctx context.Context, from string, rcpts []string, raw []byte, mayData func() bool) (string, bool, error) {
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
-			return &SendError{Err: fmt.Errorf("mailer: no time left to send: %w", err)}
+			return "", try > 0, &SendError{Err: fmt.Errorf("mailer: no time left to send: %w", err)}
 		}
 		if err := s.connect(ctx); err != nil {
-			return err
+			return "", try > 0, err
+		}
+		if mayData != nil && !mayData() {
+			return "", try > 0, errLeaseLost
 		}
 		reused := s.used
-		se := s.transaction(ctx, from, rcpts, raw)
+		reply, se := s.transaction(ctx, from, rcpts, raw, mayData)
 		if se == nil {
 			s.used = true
-			return nil
+			return reply, true, nil
+		}
+		if errors.Is(se, errLeaseLost) {
+			return "", true, errLeaseLost
 		}
 		s.close()
 		stale := se.stage == stageMail && se.Code == 0
 		if !(reused && stale && try == 0) {
-			return se
+			return "", true, se
 		}
 	}
 }
 
 // transaction is one MAIL FROM, RCPT TO for each recipient, and DATA,
 // within the sender's timeout (or ctx's deadline if sooner).
-func (s *sender) transaction(ctx context.Context, from string, rcpts []string, raw []byte) *SendError {
+func (s *sender) transaction(ctx context.Context, from string, rcpts []string, raw []byte, mayData func() bool) (string, *SendError) {
 	budget := s.timeout
 	if dl, ok := ctx.Deadline(); ok {
 		budget = min(budget, time.Until(dl))
 	}
 	if err := s.conn.UpdateDeadline(budget); err != nil {
-		return failure(stageMail, err)
+		return "", failure(stageMail, err)
 	}
 	if err := s.conn.Mail(from); err != nil {
-		return failure(stageMail, err)
+		return "", failure(stageMail, err)
 	}
 	for _, r := range rcpts {
 		if err := s.conn.Rcpt(r); err != nil {
-			return failure(stageRcpt, err)
+			return "", failure(stageRcpt, err)
 		}
+	}
+	if mayData != nil && !mayData() {
+		if err := s.conn.Reset(); err != nil {
+			s.close()
+		}
+		return "", &SendError{Err: errLeaseLost, stage: stageData}
 	}
 	w, err := s.conn.Data()
 	if err != nil {
-		return failure(stageData, err)
+		return "", failure(stageData, err)
 	}
 	if _, err := w.Write(raw); err != nil {
 		_ = w.Close()
-		return failure(stageData, err)
+		return "", failure(stageData, err)
 	}
 	if err := w.Close(); err != nil {
-		return failure(stageData, err)
+		return "", failure(stageData, err)
 	}
-	return nil
+	reply := ""
+	if dc, ok := w.(*smtp.DataCloser); ok {
+		reply = dc.ServerResponse()
+	}
+	return reply, nil
 }
 
 // connect dials when there is no connection. Its failure is a temporary

@@ -102,18 +102,18 @@ func TestFailedResendKeepsEarlierLink(t *testing.T) {
 	}
 }
 
-// panicky is a store whose Get panics for one request, standing for a
+// panicky is a store that panics reading one request, standing for a
 // poison entry that trips a bug.
 type panicky struct {
 	*workflow.Store
 	poison string
 }
 
-func (p panicky) Get(ctx context.Context, id string) (*workflow.Request, error) {
-	if id == p.poison {
+func (p panicky) Snapshot(m *workflow.Message) *workflow.Request {
+	if m.Request == p.poison {
 		panic("poison request")
 	}
-	return p.Store.Get(ctx, id)
+	return p.Store.Snapshot(m)
 }
 
 // A panic while handling one entry gives that entry up as dead, with the

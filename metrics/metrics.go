@@ -46,6 +46,10 @@ type Metrics struct {
 	PollInterval prometheus.Gauge
 	// OutboxTakenBack counts claims of a stopped daemon handed back to ready.
 	OutboxTakenBack prometheus.Counter
+	// OutboxClaimsLost counts claims this daemon found taken over by
+	// another (it stalled past its lease): entries it neither sent nor
+	// recorded.
+	OutboxClaimsLost prometheus.Counter
 	// Panics counts panics recovered, by component.
 	Panics *prometheus.CounterVec
 }
@@ -97,13 +101,16 @@ func New() *Metrics {
 		OutboxTakenBack: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "contactd_outbox_claims_taken_back_total", Help: "Outbox claims whose lease lapsed (their daemon stopped) and that were handed back.",
 		}),
+		OutboxClaimsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "contactd_outbox_claims_lost_total", Help: "Outbox claims this daemon found taken over by another after it stalled past its lease; their entries were left to the new owner.",
+		}),
 		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "contactd_panics_recovered_total", Help: "Panics recovered without stopping the daemon, by component.",
 		}, []string{"component"}),
 	}
 	m.Registry.MustRegister(m.Transitions, m.Emails, m.Webhooks, m.Replies, m.SweepSeconds, m.HTTPSeconds,
-		m.SMTPUp, m.SMTPSendSeconds, m.LastSend, m.IMAPUp, m.LastPoll, m.PollInterval, m.OutboxTakenBack, m.Panics,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.SMTPUp, m.SMTPSendSeconds, m.LastSend, m.IMAPUp, m.LastPoll, m.PollInterval, m.OutboxTakenBack, m.OutboxClaimsLost,
+		m.Panics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -45,7 +45,16 @@ func (s *Server) postDecision(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("decision recorded", "request_id", out.Request.ID, "nic", out.NIC, "decision", string(d),
 		"status", string(out.Request.Status), "channel", string(workflow.API))
-	writeJSON(w, http.StatusOK, out.Request)
+	// The answer is the request whole, history included, which a
+	// decision's outcome does not carry. The decision is made whatever
+	// this read does: should it fail, the request is answered as the
+	// decision left it.
+	req, err := s.p.Store.Get(ctx, out.Request.ID)
+	if err != nil {
+		s.log.Warn("cannot read the request back after a decision", "request_id", out.Request.ID, "err", err)
+		req = out.Request
+	}
+	writeJSON(w, http.StatusOK, req)
 }
 
 // checkDecision checks the fields of a decision body.

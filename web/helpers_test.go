@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"contactd/config"
+	"contactd/internal/outboxtest"
 	"contactd/internal/redistest"
 	"contactd/web"
 	"contactd/workflow"
@@ -129,49 +130,36 @@ func (e *env) create(service, requester string, changes map[string]string) *work
 	return r
 }
 
-// token issues a validation token to an approver.
+// token issues the token of the email queued to an approver, as the
+// mailer does just before sending it: it works at once.
 func (e *env) token(id, nic string) string {
 	e.t.Helper()
-	tok, _, err := e.store.IssueToken(context.Background(), id, nic, workflow.KindValidation)
-	if err != nil {
-		e.t.Fatalf("issue token: %v", err)
-	}
-	return tok
+	return outboxtest.Pending(e.t, e.store, func(en *workflow.OutboxEntry) bool {
+		return en.Request == id && en.NIC == nic && en.Kind().CarriesToken()
+	})
 }
 
 // deliver does what the mailer does for a new email to an approver: it
-// claims the email queued for them (queueing a resend if none is), issues
-// its token and records it as accepted by the mail server, which revokes
-// the approver's earlier token. It returns the new token.
+// queues a resend to them, issues its token and records it as accepted
+// by the mail server, which revokes the approver's earlier tokens. It
+// returns the new token.
 func (e *env) deliver(id, nic string) string {
 	e.t.Helper()
-	ctx := context.Background()
-	if _, err := e.store.Resend(ctx, id, nic); err != nil {
+	if _, err := e.store.Resend(context.Background(), id, nic); err != nil {
 		e.t.Fatalf("resend: %v", err)
 	}
-	for n := 0; n < workflow.Shards; n++ {
-		es, _, _, err := e.store.ClaimOutbox(ctx, n, time.Minute, 1000)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		for _, en := range es {
-			if en.Request != id || en.NIC != nic || !en.Kind.CarriesToken() {
-				_ = e.store.ReleaseOutbox(ctx, en)
-				continue
-			}
-			tok, hash, err := e.store.IssueToken(ctx, id, nic, en.Kind)
-			if err != nil {
-				e.t.Fatalf("issue token: %v", err)
-			}
-			en.TokenHash = hash
-			if err := e.store.RecordSent(ctx, en, workflow.Sent{MessageID: id + ".t@test", TTL: time.Hour}); err != nil {
-				e.t.Fatalf("record sent: %v", err)
-			}
-			return tok
-		}
+	toks := outboxtest.Deliver(e.t, e.store, outboxtest.Of(id, nic, workflow.KindResend))
+	if toks["resend "+nic] == "" {
+		e.t.Fatalf("no email to %s queued for %s", nic, id)
 	}
-	e.t.Fatalf("no email to %s queued for %s", nic, id)
-	return ""
+	return toks["resend "+nic]
+}
+
+// reportToken issues the "this wasn't me" token of the informed email
+// queued to nic about request id, as the mailer does.
+func (e *env) reportToken(id, nic string) string {
+	e.t.Helper()
+	return outboxtest.Pending(e.t, e.store, outboxtest.Of(id, nic, workflow.KindInformed))
 }
 
 // get reads a request from the store.

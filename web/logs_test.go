@@ -39,7 +39,6 @@ func TestTokensNeverLogged(t *testing.T) {
 	e := newEnv(t, b, func(p *web.Params) {
 		p.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	ctx := context.Background()
 	r := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
 	tokN, tokA := e.token(r.ID, "nw1-ovh"), e.token(r.ID, "ad1-ovh")
 	e.do("GET", "/v/"+tokN, "")
@@ -48,10 +47,7 @@ func TestTokensNeverLogged(t *testing.T) {
 	e.form("/v/"+tokA, "decision=maybe")
 	e.do("POST", "/v/"+tokA, "decision=accept", "Origin", "https://evil.example")
 	e.form("/v/"+tokA, "decision=accept")
-	rep, err := e.store.IssueReportToken(ctx, r.ID, "te1-ovh")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := e.reportToken(r.ID, "te1-ovh")
 	e.do("GET", "/r/"+rep, "")
 	e.form("/r/"+rep, "report=1")
 	r3 := e.create("overdue.org", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})

@@ -90,10 +90,7 @@ func TestGETNeverChangesState(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rep, err := e.store.IssueReportToken(context.Background(), r2.ID, "nw2-ovh")
-		if err != nil {
-			t.Fatal(err)
-		}
+		rep := e.reportToken(r2.ID, "nw2-ovh")
 		beforeKeys := e.snapshot()
 		before := []*workflow.Request{e.get(r.ID), e.get(r2.ID)}
 		for i := 0; i < 20; i++ {
@@ -342,10 +339,7 @@ func TestReportLink(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rep, err := e.store.IssueReportToken(ctx, r.ID, "te1-ovh")
-		if err != nil {
-			t.Fatal(err)
-		}
+		rep := e.reportToken(r.ID, "te1-ovh")
 		w := e.do("GET", "/r/"+rep, "")
 		if w.Code != 200 {
 			t.Fatalf("GET /r/ = %d:\n%s", w.Code, w.Body)
@@ -375,7 +369,7 @@ func TestReportLink(t *testing.T) {
 		if w := e.do("GET", "/v/"+rep, ""); w.Code != 404 {
 			t.Errorf("report token on /v/ = %d, want 404", w.Code)
 		}
-		rep2, _ := e.store.IssueReportToken(ctx, r.ID, "te1-ovh")
+		rep2 := e.reportToken(r.ID, "te1-ovh")
 		e.clock.Advance(721 * time.Hour)
 		if w := e.do("GET", "/r/"+rep2, ""); w.Code != 410 {
 			t.Errorf("report link after the window = %d, want 410", w.Code)

@@ -24,7 +24,7 @@ func (s *Server) getValidation(w http.ResponseWriter, r *http.Request) {
 	v.Parts = approverPart(lang, req, nic)
 	for _, a := range req.Approvers() {
 		st := req.Approvals[a].Status
-		v.Approvals = append(v.Approvals, approvalRow{Who: who.of(a), Status: tr(lang, "st_"+st), Class: st})
+		v.Approvals = append(v.Approvals, approvalRow{Who: who.of(a), Status: tr(lang, "st_"+string(st)), Class: string(st)})
 	}
 	v.Expires = tr(lang, "expires", formatTime(lang, req.ExpiresAt.In(s.loc)))
 	s.render(w, r, http.StatusOK, "validate", v)

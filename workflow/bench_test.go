@@ -42,11 +42,11 @@ func lifecycle(ctx context.Context, s *workflow.Store, i int) error {
 			return err
 		}
 		var last *workflow.Outcome
-		for _, nic := range r.Approvers() {
-			tok, _, err := s.IssueToken(ctx, r.ID, nic, workflow.KindValidation)
-			if err != nil {
-				return err
-			}
+		toks, err := sendValidations(ctx, s, r)
+		if err != nil {
+			return err
+		}
+		for _, tok := range toks {
 			if last, err = s.Decide(ctx, tok, workflow.Accept, workflow.Web); err != nil {
 				return err
 			}
@@ -129,15 +129,16 @@ func BenchmarkRoundTrips(b *testing.B) {
 				b.Fatal(err)
 			}
 			create += hook.Reset()
-			ap := r.Approvers()
-			t1, _, _ := s.IssueToken(ctx, r.ID, ap[0], "validation")
-			t2, _, _ := s.IssueToken(ctx, r.ID, ap[1], "validation")
+			toks, err := sendValidations(ctx, s, r)
+			if err != nil || len(toks) != 2 {
+				b.Fatal(err, len(toks))
+			}
 			issue += hook.Reset()
-			if _, err := s.Decide(ctx, t1, workflow.Accept, workflow.Web); err != nil {
+			if _, err := s.Decide(ctx, toks[0], workflow.Accept, workflow.Web); err != nil {
 				b.Fatal(err)
 			}
 			accept += hook.Reset() - 1 // the final read of the request is for the caller
-			if _, err := s.Decide(ctx, t2, workflow.Accept, workflow.Web); err != nil {
+			if _, err := s.Decide(ctx, toks[1], workflow.Accept, workflow.Web); err != nil {
 				b.Fatal(err)
 			}
 			final += hook.Reset() - 1
@@ -145,7 +146,7 @@ func BenchmarkRoundTrips(b *testing.B) {
 	}
 	n := float64(2 * b.N)
 	b.ReportMetric(float64(create)/n, "create-rt")
-	b.ReportMetric(float64(issue)/n/2, "token-rt")
+	b.ReportMetric(float64(issue)/n, "send-validations-rt")
 	b.ReportMetric(float64(accept)/n, "accept-rt")
 	b.ReportMetric(float64(final)/n, "accept+apply-rt")
 }
@@ -248,10 +249,46 @@ func BenchmarkCallCommands(b *testing.B) {
 	b.Logf("per lifecycle (%d): %s", b.N, strings.Join(lines, "; "))
 }
 
+// sendValidations does, without SMTP, what the mailer does with the
+// validation emails of request r: claims its shard's due entries (a
+// batch), issues their tokens in one script and records them as sent in
+// another. Other entries of the batch (the drained ones of earlier
+// requests) are dropped. It returns the tokens issued, in approver order.
+func sendValidations(ctx context.Context, s *workflow.Store, r *workflow.Request) ([]string, error) {
+	shard := workflow.ShardOf(r.Service)
+	batch, _, _, err := s.ClaimOutbox(ctx, shard, 15*time.Second, 8)
+	if err != nil {
+		return nil, err
+	}
+	var asks []*workflow.TokenAsk
+	var sts []workflow.Settlement
+	for _, e := range batch {
+		st := workflow.Settlement{Entry: e, Action: workflow.ActDrop}
+		if e.Request == r.ID && e.Kind() == workflow.KindValidation {
+			asks = append(asks, &workflow.TokenAsk{Entry: e, Service: r.Service})
+			st.Action = workflow.ActSent
+		}
+		sts = append(sts, st)
+	}
+	if err := s.IssueTokens(ctx, shard, asks); err != nil {
+		return nil, err
+	}
+	if _, err := s.Settle(ctx, sts); err != nil {
+		return nil, err
+	}
+	sort.Slice(asks, func(i, j int) bool { return asks[i].Entry.NIC < asks[j].Entry.NIC })
+	var toks []string
+	for _, a := range asks {
+		toks = append(toks, a.Token)
+	}
+	return toks, nil
+}
+
 // mailAll does what the mailer does with the due entries of r's shard:
-// claim them, read the request (and the directory, for an email), issue
-// the token an email carries, publish an event, record each as sent. It
-// returns the validation tokens issued.
+// claim a batch, read the requests and the contacts the emails show (one
+// round trip each), issue the tokens the emails carry (one script),
+// publish the events (the request read whole, then XADD), and record the
+// batch (one script). It returns the validation tokens issued.
 func mailAll(c *callCounter, s *workflow.Store, r *workflow.Request) []string {
 	ctx := context.Background()
 	shard := workflow.ShardOf(r.Service)
@@ -260,36 +297,64 @@ func mailAll(c *callCounter, s *workflow.Store, r *workflow.Request) []string {
 		batch, _, _, err = s.ClaimOutbox(ctx, shard, 15*time.Second, 8)
 		return err
 	})
-	var toks []string
+	var ids, nics []string
+	var asks []*workflow.TokenAsk
+	var sts []workflow.Settlement
 	for _, e := range batch {
-		var req *workflow.Request
-		c.do("get", func() (err error) { req, err = s.Get(ctx, e.Request); return err })
+		sts = append(sts, workflow.Settlement{Entry: e, Action: workflow.ActSent})
 		switch {
-		case e.Kind == workflow.KindEvent:
-			c.do("publish event", func() error { return s.PublishEvent(ctx, e.Event, req.ID, []byte(`{}`)) })
-		case e.Kind.CarriesToken():
-			c.do("issue token", func() error {
-				tok, hash, err := s.IssueToken(ctx, req.ID, e.NIC, e.Kind)
-				toks, e.TokenHash = append(toks, tok), hash
-				return err
+		case e.Kind() == workflow.KindEvent:
+			c.do("publish event", func() error {
+				req, err := s.Get(ctx, e.Request)
+				if err != nil {
+					return err
+				}
+				return s.PublishEvent(ctx, e.Event, req.ID, []byte(`{}`))
 			})
-		case e.Kind == workflow.KindInformed:
-			c.do("issue report token", func() error { _, err := s.IssueReportToken(ctx, req.ID, e.NIC); return err })
+			continue
+		case e.Kind().CarriesToken(), e.Kind() == workflow.KindInformed:
+			asks = append(asks, &workflow.TokenAsk{Entry: e, Service: r.Service, Report: e.Kind() == workflow.KindInformed})
 		}
-		if e.Kind != workflow.KindEvent {
-			c.do("parties", func() error { _, _, err := s.Parties(ctx, req, e.NIC, e.About); return err })
+		ids, nics = append(ids, e.Request), append(nics, e.NIC)
+	}
+	if len(ids) > 0 {
+		reqs := map[string]*workflow.Request{}
+		var unread []string
+		for _, e := range batch {
+			if q := s.Snapshot(&e.Message); q != nil {
+				reqs[e.Request] = q
+			} else if e.Request != "" && e.Kind() != workflow.KindEvent {
+				unread = append(unread, e.Request)
+			}
 		}
-		id := fmt.Sprintf("%s.%s.%d-%s@example.com", e.Request, e.Kind, e.Shard, e.ID)
-		c.do("record sent", func() error { return s.RecordSent(ctx, e, workflow.Sent{MessageID: id, TTL: ttl}) })
+		if len(unread) > 0 {
+			c.do("read requests", func() (err error) { reqs, err = s.ReadRequests(ctx, unread); return err })
+		}
+		for _, q := range reqs {
+			nics = append(nics, q.Requester)
+			for _, ch := range q.Changes {
+				nics = append(nics, ch.From, ch.To)
+			}
+		}
+		c.do("read contacts", func() error { _, err := s.ReadContacts(ctx, nics); return err })
+	}
+	if len(asks) > 0 {
+		c.do("issue tokens", func() error { return s.IssueTokens(ctx, shard, asks) })
+	}
+	c.do("record sent", func() error { _, err := s.Settle(ctx, sts); return err })
+	var toks []string
+	for _, a := range asks {
+		if a.Entry.Kind() == workflow.KindValidation {
+			toks = append(toks, a.Token)
+		}
 	}
 	return toks
 }
 
 // TestMemoryPerPendingRequest reports the Redis bytes a pending request
 // with two approvers holds once its two validation emails are out: the
-// request hash, the approvers' tokens, the records of the two sent emails
-// (for replies and reports quoting their Message-IDs) and its entries in
-// the due-time sets, the open-roles hash and the per-NIC indexes. Two
+// request hash and its history, the approvers' tokens, and its entries
+// in the due-time sets, its service's open roles and the per-NIC indexes. Two
 // figures: MEMORY USAGE of its own keys, and the growth of used_memory
 // over many requests, which also counts its entries in shared keys. It
 // fails only if far above the 2 KiB aim.
@@ -317,7 +382,7 @@ func TestMemoryPerPendingRequest(t *testing.T) {
 	// first request of the shard: 32 small strings, about 2 bytes a request.
 	used := func() int64 { return usedMemory(t, be.Client) }
 	before := used()
-	var own [3]int64
+	var own [2]int64
 	for i := 0; i < n; i++ {
 		m := pendingWithMailSent(t, s, be, i)
 		for j := range own {
@@ -325,9 +390,9 @@ func TestMemoryPerPendingRequest(t *testing.T) {
 		}
 	}
 	growth := (used() - before) / n
-	all := (own[0] + own[1] + own[2]) / n
-	t.Logf("per pending request with two approvers, validation emails sent: own keys %d bytes (MEMORY USAGE: request %d, 2 tokens %d, 2 sent records %d), total growth %d bytes (used_memory over %d requests, shared indexes included)",
-		all, own[0]/n, own[1]/n, own[2]/n, growth, n)
+	all := (own[0] + own[1]) / n
+	t.Logf("per pending request with two approvers, validation emails sent: own keys %d bytes (MEMORY USAGE: request and history %d, 2 tokens %d), total growth %d bytes (used_memory over %d requests, shared indexes included)",
+		all, own[0]/n, own[1]/n, growth, n)
 	if all > 4096 || growth > 4096 {
 		t.Errorf("a pending request takes %d bytes (%d in its own keys), far above the 2 KiB aim", growth, all)
 	}
@@ -335,8 +400,8 @@ func TestMemoryPerPendingRequest(t *testing.T) {
 
 // pendingWithMailSent creates request i, sends its validation emails as
 // the mailer does, and returns the MEMORY USAGE of the keys it owns: the
-// request, its tokens, its sent records.
-func pendingWithMailSent(t *testing.T, s *workflow.Store, be redistest.Backend, i int) [3]int64 {
+// request and its history, its tokens.
+func pendingWithMailSent(t *testing.T, s *workflow.Store, be redistest.Backend, i int) [2]int64 {
 	ctx := context.Background()
 	r, err := s.Create(ctx, workflow.Ask{Service: fmt.Sprintf("m%d.example", i), Requester: fmt.Sprintf("ad%d-ovh", i),
 		Changes: map[string]string{"tech": fmt.Sprintf("nw%d-ovh", i)}}, workflow.API)
@@ -345,44 +410,26 @@ func pendingWithMailSent(t *testing.T, s *workflow.Store, be redistest.Backend, 
 	}
 	shard := workflow.ShardOf(r.Service)
 	k := workflow.Keys{Prefix: be.Prefix}
-	keys := []string{k.Request(shard, r.ID)}
-	batch, _, _, err := s.ClaimOutbox(ctx, shard, 15*time.Second, 8)
-	if err != nil {
-		t.Fatal(err)
+	toks, err := sendValidations(ctx, s, r)
+	if err != nil || len(toks) != 2 {
+		t.Fatalf("send validations of %s: %d tokens, %v", r.ID, len(toks), err)
 	}
-	for _, e := range batch {
-		if e.Request != r.ID || e.Kind != workflow.KindValidation {
-			t.Fatalf("claimed %+v, want the validation emails of %s", e.Message, r.ID)
-		}
-		if _, e.TokenHash, err = s.IssueToken(ctx, r.ID, e.NIC, e.Kind); err != nil {
-			t.Fatal(err)
-		}
-		id := fmt.Sprintf("%s.validation.%d-%s.t%d@example.com", r.ID, e.Shard, e.ID, i)
-		if err := s.RecordSent(ctx, e, workflow.Sent{MessageID: id, TTL: ttl}); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k.Token(shard, e.TokenHash), k.SentMessage(id))
-	}
-	if len(keys) != 5 {
-		t.Fatalf("%d keys for request %s, want 5", len(keys), r.ID)
+	keys := []string{k.Request(shard, r.ID), k.History(shard, r.ID)}
+	for _, tok := range toks {
+		keys = append(keys, k.Token(shard, workflow.HashToken(tok)))
 	}
 	if i == 0 {
 		enc, _ := be.Client.ObjectEncoding(ctx, keys[0]).Result()
 		fields, _ := be.Client.HLen(ctx, keys[0]).Result()
 		t.Logf("a request hash: %d fields, encoding %s", fields, enc)
 	}
-	var own [3]int64
+	var own [2]int64
 	for j, key := range keys {
 		m, err := be.Client.MemoryUsage(ctx, key).Result()
 		if err != nil {
 			t.Fatalf("MEMORY USAGE %s: %v", key, err)
 		}
-		own[min(j, 2-j%2)] += m // keys: request, then token (odd) and record (even) of each email
-	}
-	if m, err := be.Client.MemoryUsage(ctx, k.History(shard, r.ID)).Result(); err != nil {
-		t.Fatalf("MEMORY USAGE of the history: %v", err)
-	} else {
-		own[0] += m // the request's history lives beside its hash
+		own[min(j/2, 1)] += m // the request and its history, then the tokens
 	}
 	return own
 }

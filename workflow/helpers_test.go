@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"contactd/internal/outboxtest"
 	"contactd/internal/redistest"
 	"contactd/workflow"
 )
@@ -66,14 +67,15 @@ func seed(t testing.TB, s *workflow.Store) {
 	}
 }
 
-// outbox returns the queued messages of every shard, in queue order per shard.
+// outbox returns the queued messages of every shard, in queue order per
+// shard, claimed or not.
 func outbox(t testing.TB, b redistest.Backend) []workflow.Message {
 	t.Helper()
 	ctx := context.Background()
 	k := workflow.Keys{Prefix: b.Prefix}
 	var out []workflow.Message
 	for n := 0; n < workflow.Shards; n++ {
-		ids, err := b.Client.ZRange(ctx, k.OutboxReady(n), 0, -1).Result()
+		ids, err := b.Client.ZRange(ctx, k.OutboxQueue(n), 0, -1).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,10 +100,12 @@ func mails(t testing.TB, b redistest.Backend, id string) []string {
 	for _, m := range outbox(t, b) {
 		if m.Request == id {
 			who := m.NIC
-			if m.Kind == "event" {
+			if len(m.Kinds) == 1 && m.Kinds[0] == "event" {
 				who = m.Event
 			}
-			out = append(out, string(m.Kind)+" "+who)
+			for _, k := range m.Kinds {
+				out = append(out, string(k)+" "+who)
+			}
 		}
 	}
 	sort.Strings(out)
@@ -124,30 +128,48 @@ func asError(err error, target **workflow.Error) bool { return errors.As(err, ta
 // the tokens sent, by "kind nic".
 func deliver(t testing.TB, s *workflow.Store, id string) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	out := map[string]string{}
-	for n := 0; n < workflow.Shards; n++ {
-		es, _, _, err := s.ClaimOutbox(ctx, n, time.Minute, 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range es {
-			if e.Request != id || !e.Kind.CarriesToken() {
-				if err := s.ReleaseOutbox(ctx, e); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			tok, hash, err := s.IssueToken(ctx, id, e.NIC, e.Kind)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.TokenHash = hash
-			if err := s.RecordSent(ctx, e, workflow.Sent{MessageID: id + "." + e.ID + "@test", TTL: time.Hour}); err != nil {
-				t.Fatal(err)
-			}
-			out[string(e.Kind)+" "+e.NIC] = tok
+	return outboxtest.Deliver(t, s, func(e *workflow.OutboxEntry) bool {
+		return e.Request == id && e.Kind().CarriesToken()
+	})
+}
+
+// token issues the token of the queued email of kind to approver nic (or
+// of any email of theirs that carries one, when none of kind is queued)
+// as the mailer does just before sending it: the token works, as one
+// whose email is on its way. The entry is handed back.
+func token(t testing.TB, s *workflow.Store, id, nic string, kind workflow.Kind) string {
+	t.Helper()
+	es := outboxtest.Claim(t, s, outboxtest.Of(id, nic, ""))
+	var pick *workflow.OutboxEntry
+	for _, e := range es {
+		if e.Kind() == kind || (pick == nil && e.Kind().CarriesToken()) {
+			pick = e
 		}
 	}
-	return out
+	if pick == nil {
+		outboxtest.Settle(t, s, es, workflow.ActRelease)
+		t.Fatalf("no email carrying a token queued for %s on %s", nic, id)
+	}
+	tok := outboxtest.Issue(t, s, []*workflow.OutboxEntry{pick})[0]
+	outboxtest.Settle(t, s, es, workflow.ActRelease)
+	if tok == "" {
+		t.Fatalf("no token issued for %s on %s: the email is no longer due", nic, id)
+	}
+	return tok
+}
+
+// issued reports whether the queued email to nic on request id would
+// still get its token now (false: the mailer would drop it as no longer
+// due). The entry is handed back.
+func issued(t testing.TB, s *workflow.Store, id, nic string) bool {
+	t.Helper()
+	es := outboxtest.Claim(t, s, outboxtest.Of(id, nic, ""))
+	defer outboxtest.Settle(t, s, es, workflow.ActRelease)
+	for i, tok := range outboxtest.Issue(t, s, es) {
+		if es[i].Kind().CarriesToken() {
+			return tok != ""
+		}
+	}
+	t.Fatalf("no email carrying a token queued for %s on %s", nic, id)
+	return false
 }

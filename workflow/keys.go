@@ -9,53 +9,35 @@ import (
 
 // Keys names every Redis key contactd uses; this file is the only place a
 // key is spelt. All keys live under the configured prefix. Keys that change
-// together carry the hash tag of their service's shard, "{sN}", so one
-// script touches one Cluster slot; the global ones (directory contacts,
-// the per-NIC and per-address indexes, the events stream, inbox claims,
-// locks) are only ever pointers or lookups outside those scripts.
+// together carry the hash tag of their shard, "{sN}", so one script
+// touches one Cluster slot; the global ones (directory contacts, the
+// per-NIC and per-address indexes, the events stream, inbox claims, locks)
+// are only read and written outside those scripts.
 //
-// The Lua scripts build the names of a shard's keys from the shard prefix
-// they receive and the suffixes below, through the table luaKeys writes, so
-// a rename here renames the key in every script too.
+// Scripts never build a key name: every key a script touches is computed
+// here, in Go, and passed in KEYS (see scripts.go).
 type Keys struct{ Prefix string }
 
 // The suffixes of the per-shard keys, after "PREFIX:{sN}:".
 const (
-	sfxService     = "svc:"           // + service id
-	sfxOpen        = "open:"          // + service id
-	sfxRequest     = "req:"           // + request id
-	sfxToken       = "tok:"           // + token hash
-	sfxSent        = "msg:"           // + Message-ID hash
-	sfxDueExpire   = "due:expire"     //
-	sfxDueRemind   = "due:remind"     //
-	sfxDueApply    = "due:apply"      //
-	sfxQuarantine  = "due:bad"        //
-	sfxOutbox      = "outbox"         //
-	sfxOutboxReady = "outbox:ready"   //
-	sfxOutboxClaim = "outbox:claimed" //
-	sfxOutboxDead  = "outbox:dead"    //
-	sfxOutboxSeq   = "outbox:seq"     //
-	sfxOutboxWake  = "outbox:wake"    // pub/sub channel
-	sfxStats       = "stats"          //
-	sfxHistory     = ":h"             // after a request's key
+	sfxService    = "svc:"       // + service id
+	sfxRequest    = "req:"       // + request id
+	sfxHandover   = "ho:"        // + hand-over id
+	sfxToken      = "t:"         // + token reference
+	sfxDueExpire  = "due:expire" //
+	sfxDueRemind  = "due:remind" //
+	sfxDueApply   = "due:apply"  //
+	sfxQuarantine = "due:bad"    //
+	sfxOutbox     = "ob"         //
+	sfxOutboxQ    = "ob:q"       //
+	sfxOutboxDead = "ob:dead"    //
+	sfxOutboxSeq  = "ob:seq"     //
+	sfxOutboxWake = "ob:wake"    // pub/sub channel
+	sfxStats      = "stats"      //
+	sfxHistory    = ":h"         // after a request's or a hand-over's key
+	sfxItems      = ":l"         // after a hand-over's key
+	sfxRefused    = ":x"         // after a hand-over's key
 )
-
-// luaKeys is the Lua prelude that names the shard's keys for the scripts:
-// K.outbox(P) is the outbox of the shard whose prefix is P, and so on.
-func luaKeys() string {
-	var b strings.Builder
-	b.WriteString("local K = {}\n")
-	fmt.Fprintf(&b, "K.hist = function(k) return k .. %q end\n", sfxHistory)
-	for _, k := range []struct{ name, sfx string }{
-		{"svc", sfxService}, {"open", sfxOpen}, {"req", sfxRequest}, {"tok", sfxToken}, {"sent", sfxSent},
-		{"due_expire", sfxDueExpire}, {"due_remind", sfxDueRemind}, {"due_apply", sfxDueApply},
-		{"quarantine", sfxQuarantine}, {"outbox", sfxOutbox}, {"ready", sfxOutboxReady},
-		{"claimed", sfxOutboxClaim}, {"dead", sfxOutboxDead}, {"seq", sfxOutboxSeq}, {"wake", sfxOutboxWake}, {"stats", sfxStats},
-	} {
-		fmt.Fprintf(&b, "K.%s = function(p, s) return p .. %q .. (s or '') end\n", k.name, k.sfx)
-	}
-	return b.String()
-}
 
 // Contact is a HASH of a directory contact: email, name, language, payment_ok.
 func (k Keys) Contact(nic string) string { return k.Prefix + ":contact:" + nic }
@@ -78,8 +60,13 @@ func (k Keys) NICRequests(nic string) string { return k.Prefix + ":nic:" + nic +
 // capped at about EventsMaxLen entries.
 func (k Keys) Events() string { return k.Prefix + ":events" }
 
+// NICHandovers is a ZSET of hand-over ids (score: creation time in ms)
+// where nic is the requester or an approver; "My requests" lists their
+// requests as it lists the others.
+func (k Keys) NICHandovers(nic string) string { return k.Prefix + ":nic:" + nic + ":handovers" }
+
 // OutboxWake is the pub/sub channel of shard n on which every script that
-// queues an email publishes, so that the mailers of every daemon wake up
+// queues an entry publishes, so that the mailers of every daemon wake up
 // at once; OutboxWakePattern matches the channels of every shard.
 func (k Keys) OutboxWake(n int) string { return k.Shard(n) + sfxOutboxWake }
 
@@ -89,11 +76,11 @@ func (k Keys) OutboxWakePattern() string { return k.Prefix + ":{s*}:" + sfxOutbo
 // Shard is the prefix of every key in shard n, hash tag included.
 func (k Keys) Shard(n int) string { return fmt.Sprintf("%s:{s%d}:", k.Prefix, n) }
 
-// Service is a HASH of a service: kind, admin, tech, billing.
+// Service is a HASH of a service: kind, admin, tech, billing, and, for
+// each role an open request would change, o:ROLE = "ID EXPIRES": the id of
+// that request and its expiry time in ms (0 once it is approved: it then
+// holds the role until it is applied or fails).
 func (k Keys) Service(id string) string { return k.Shard(ShardOf(id)) + sfxService + id }
-
-// Open is a HASH role -> id of the open request on the service touching it.
-func (k Keys) Open(id string) string { return k.Shard(ShardOf(id)) + sfxOpen + id }
 
 // Request is a HASH of a request (see scripts.go for its fields).
 func (k Keys) Request(shard int, id string) string { return k.Shard(shard) + sfxRequest + id }
@@ -103,39 +90,38 @@ func (k Keys) Request(shard int, id string) string { return k.Shard(shard) + sfx
 // the hash stays small enough for Redis's compact encoding).
 func (k Keys) History(shard int, id string) string { return k.Request(shard, id) + sfxHistory }
 
-// Token is a HASH of a token's hash: r (request id), n (nic), k (v for a
-// validation token, r for a report token), x (ms after which a report
-// token is dead). It outlives its token by workflow.request_ttl so a dead
+// Handover is a HASH of a hand-over (see handover.go for its fields).
+func (k Keys) Handover(shard int, id string) string { return k.Shard(shard) + sfxHandover + id }
+
+// HandoverHistory is a STRING of a hand-over's history, as History.
+func (k Keys) HandoverHistory(shard int, id string) string {
+	return k.Handover(shard, id) + sfxHistory
+}
+
+// HandoverItems is a STRING listing a hand-over's requests, one line each
+// (see handover.go).
+func (k Keys) HandoverItems(shard int, id string) string { return k.Handover(shard, id) + sfxItems }
+
+// HandoverRefused is a STRING of the services a hand-over left out, one
+// JSON object per line: {"service","code","message"}.
+func (k Keys) HandoverRefused(shard int, id string) string {
+	return k.Handover(shard, id) + sfxRefused
+}
+
+// Token is a STRING naming what a token is for, under the token's
+// reference (TokenRef; the token itself is never stored): "v REQ NIC
+// SERVICE" for an approver's token of a request, "h HANDOVER NIC" for an
+// approver's token of a hand-over, "r REQ NIC UNTIL" and "g HANDOVER NIC
+// UNTIL" for "this wasn't me" tokens (UNTIL in ms; " used" is appended
+// once used). It outlives its token by workflow.request_ttl so that a dead
 // token reads as gone, not unknown.
-func (k Keys) Token(shard int, hash string) string { return k.Shard(shard) + sfxToken + hash }
-
-// SentMessage is a HASH describing an email contactd sent, named by the
-// hash of its Message-ID (a Message-ID shows in every relay's log; the
-// hash does not lead back to a request): r (request id), n (recipient
-// NIC), k (kind), h (hash of the token it carried, if any). It lives in
-// the shard of the request, whose id starts the Message-ID (its first
-// character names the shard; "" for a Message-ID that cannot be ours).
-// Replies and delivery reports that quote the Message-ID are matched
-// through it. It expires with the request's tokens.
-func (k Keys) SentMessage(messageID string) string {
-	id := strings.Trim(strings.TrimSpace(messageID), "<>")
-	shard, ok := shardFromID(id)
-	if !ok {
-		return ""
-	}
-	return k.Shard(shard) + sfxSent + hashMessageID(id)
-}
-
-// hashMessageID is the hex SHA-256 of a Message-ID without angle brackets.
-func hashMessageID(id string) string {
-	sum := sha256.Sum256([]byte(strings.Trim(id, "<>")))
-	return hex.EncodeToString(sum[:16])
-}
+func (k Keys) Token(shard int, ref string) string { return k.Shard(shard) + sfxToken + ref }
 
 // DueExpire is a ZSET of pending request ids by expiry time (ms).
 func (k Keys) DueExpire(shard int) string { return k.Shard(shard) + sfxDueExpire }
 
-// DueRemind is a ZSET of "id nic" by the time its reminder is due (ms).
+// DueRemind is a ZSET of "ID NIC" by the time its reminder is due (ms),
+// ID being a request's or a hand-over's.
 func (k Keys) DueRemind(shard int) string { return k.Shard(shard) + sfxDueRemind }
 
 // DueApply is a ZSET of approved request ids by approval time (ms).
@@ -151,22 +137,27 @@ func (k Keys) Quarantine(shard int) string { return k.Shard(shard) + sfxQuaranti
 // are not counted).
 func (k Keys) Stats(shard int) string { return k.Shard(shard) + sfxStats }
 
-// Outbox is a HASH of outbox message id -> message JSON.
+// Outbox is a HASH of the shard's outbox entries: ID -> entry JSON, and,
+// while an entry is claimed, ID:o -> its claim (owner and fence).
 func (k Keys) Outbox(shard int) string { return k.Shard(shard) + sfxOutbox }
 
-// OutboxReady is a ZSET of outbox message ids by the time they may be sent (ms).
-func (k Keys) OutboxReady(shard int) string { return k.Shard(shard) + sfxOutboxReady }
+// OutboxQueue is a ZSET of the ids of the outbox entries still to be
+// handled, by the time to look at each again (ms): when it may be sent,
+// for a ready entry; when its lease lapses, for a claimed one.
+func (k Keys) OutboxQueue(shard int) string { return k.Shard(shard) + sfxOutboxQ }
 
-// OutboxClaimed is a ZSET of outbox message ids being sent, by the time
-// their claim lapses (ms); the sending daemon's heartbeat pushes it on.
-func (k Keys) OutboxClaimed(shard int) string { return k.Shard(shard) + sfxOutboxClaim }
-
-// OutboxDead is a ZSET of outbox message ids given up on, by time (ms);
-// they are forgotten after DeadRetention.
+// OutboxDead is a ZSET of outbox ids given up on, by time (ms); they are
+// forgotten after DeadRetention.
 func (k Keys) OutboxDead(shard int) string { return k.Shard(shard) + sfxOutboxDead }
 
-// OutboxSeq is a STRING counter numbering the shard's outbox messages.
+// OutboxSeq is a STRING counter numbering the shard's outbox entries.
 func (k Keys) OutboxSeq(shard int) string { return k.Shard(shard) + sfxOutboxSeq }
+
+// hashMessageID is the hex SHA-256 of a Message-ID without angle brackets.
+func hashMessageID(id string) string {
+	sum := sha256.Sum256([]byte(strings.Trim(id, "<>")))
+	return hex.EncodeToString(sum[:16])
+}
 
 // InboxClaim is a STRING set with NX by the daemon that acts on a received
 // message, named by mailbox UIDVALIDITY and UID or by Message-ID, so a

@@ -39,12 +39,19 @@ func (k Kind) CarriesToken() bool { return sentEvents[k] != "" }
 // SentEvent is the history event of a token-carrying email once sent, or "".
 func (k Kind) SentEvent() string { return sentEvents[k] }
 
-// The states of an approval (Approval.Status).
+// ApprovalState is where one approver stands on a request (or a
+// hand-over): Approval.Status.
+type ApprovalState string
+
+// The states of an approval.
 const (
-	ApprovalPending  = "pending"
-	ApprovalAccepted = "accepted"
-	ApprovalDeclined = "declined"
+	ApprovalPending  ApprovalState = "pending"
+	ApprovalAccepted ApprovalState = "accepted"
+	ApprovalDeclined ApprovalState = "declined"
 )
+
+// ApprovalStates lists every approval state.
+var ApprovalStates = []ApprovalState{ApprovalPending, ApprovalAccepted, ApprovalDeclined}
 
 // The languages contactd writes in.
 const (

@@ -75,7 +75,14 @@ func TestLifecycleApplied(t *testing.T) {
 		}
 		wantHistory := []string{"created ad1-ovh api", "sent ad1-ovh system", "sent nw1-ovh system",
 			"accepted nw1-ovh email", "accepted ad1-ovh web", "approved  system", "applied  system"}
-		if diff := cmp.Diff(wantHistory, events(out.Request)); diff != "" {
+		if out.Request.History != nil {
+			t.Errorf("a decision's outcome carries a history: %v", events(out.Request))
+		}
+		full, err := s.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantHistory, events(full)); diff != "" {
 			t.Errorf("history (-want +got):\n%s", diff)
 		}
 		a := out.Request.Approvals["nw1-ovh"]

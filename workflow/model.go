@@ -124,22 +124,22 @@ type Change struct {
 
 // Approval is one approver's state on a request.
 type Approval struct {
-	Status        string     `json:"status"`
-	Channel       Channel    `json:"channel,omitempty"`
-	At            *time.Time `json:"at,omitempty"`
-	Undeliverable bool       `json:"undeliverable,omitempty"`
-	Reminders     int        `json:"reminders"`
+	Status        ApprovalState `json:"status"`
+	Channel       Channel       `json:"channel,omitempty"`
+	At            *time.Time    `json:"at,omitempty"`
+	Undeliverable bool          `json:"undeliverable,omitempty"`
+	Reminders     int           `json:"reminders"`
 }
 
 // MarshalJSON writes every field of the contract, null where there is no
 // value yet (the channel and time of an approver who has not answered).
 func (a Approval) MarshalJSON() ([]byte, error) {
 	type approval struct {
-		Status        string     `json:"status"`
-		Channel       *Channel   `json:"channel"`
-		At            *time.Time `json:"at"`
-		Undeliverable bool       `json:"undeliverable"`
-		Reminders     int        `json:"reminders"`
+		Status        ApprovalState `json:"status"`
+		Channel       *Channel      `json:"channel"`
+		At            *time.Time    `json:"at"`
+		Undeliverable bool          `json:"undeliverable"`
+		Reminders     int           `json:"reminders"`
 	}
 	out := approval{Status: a.Status, At: a.At, Undeliverable: a.Undeliverable, Reminders: a.Reminders}
 	if a.Channel != "" {
@@ -181,14 +181,19 @@ type Request struct {
 	Status    Status              `json:"status"`
 	Approvals map[string]Approval `json:"approvals"`
 	Informed  []string            `json:"informed"`
-	CreatedAt time.Time           `json:"created_at"`
-	ExpiresAt time.Time           `json:"expires_at"`
+	// Handover is the id of the hand-over the request belongs to, if any.
+	Handover  string    `json:"handover,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 	// Reason is, for a failed request, why, in English (the API's
 	// language); Why is the same as a code, for pages and emails to word
 	// in their reader's language.
-	Reason  string  `json:"reason,omitempty"`
-	Why     Reason  `json:"-"`
-	History []Event `json:"history"`
+	Reason string `json:"reason,omitempty"`
+	Why    Reason `json:"-"`
+	// ServiceKind is the kind of the service when the request was made,
+	// for emails (not part of the API's request).
+	ServiceKind string  `json:"-"`
+	History     []Event `json:"history"`
 }
 
 // Approvers lists the NICs whose agreement the request needs, sorted.
@@ -205,7 +210,7 @@ func (r *Request) Approvers() []string {
 func (r *Request) Awaited() []string {
 	var out []string
 	for _, nic := range r.Approvers() {
-		if r.Approvals[nic].Status == string(Pending) {
+		if r.Approvals[nic].Status == ApprovalPending {
 			out = append(out, nic)
 		}
 	}

@@ -2,30 +2,36 @@ package workflow
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// The outbox of each shard is four structures that the transitions write
-// and the mailer moves entries between (names in keys.go):
+// The outbox of each shard is three structures that the transitions write
+// and the mailers move entries between (names in keys.go):
 //
-//	outbox          HASH  id -> entry JSON (a Message, plus the delivery
-//	                      fields of OutboxEntry once tried)
-//	outbox:ready    ZSET  id by the time it may be sent (ms)
-//	outbox:claimed  ZSET  id by the time its claim lapses (ms)
-//	outbox:dead     ZSET  id by the time it was given up (ms)
+//	ob       HASH  ID -> entry JSON (a Message, plus the delivery fields
+//	               of OutboxEntry once tried); ID:o -> its claim while
+//	               an entry is claimed
+//	ob:q     ZSET  ID of every entry still to handle, by the time to look
+//	               at it again: when it may be sent (ready) or when its
+//	               claim lapses (claimed)
+//	ob:dead  ZSET  ID by the time it was given up
 //
-// An id is in exactly one of the three sets; its JSON stays in the hash
-// until it is sent, or, dead, for DeadRetention. Every move is one script
-// on the shard's slot. A claim is a short lease that the sending daemon's
-// heartbeat renews; a daemon that dies stops renewing, and its entries go
-// back to ready as soon as the lease lapses.
+// An entry is one transition's emails to one recipient (or one event to
+// publish). A claim is a short lease held by one mailer: its value names
+// the daemon that holds it and a fence, new at each claim, and every
+// script that moves a claimed entry (heartbeat, settle, token) checks it,
+// so a mailer that stalled past its lease and lost its entries to
+// another daemon can neither renew, settle nor send them. An entry whose
+// lease lapsed is due again, and the next claim takes it over.
 
 // DeadRetention is how long a dead outbox entry is kept for an operator
 // to inspect and retry before a sweep forgets it.
@@ -36,14 +42,18 @@ const DeadRetention = 30 * 24 * time.Hour
 // fall further behind miss events; the webhook does not depend on it.
 const EventsMaxLen = 100000
 
-// Message is one entry of the transactional outbox: an email to send (or,
-// for KindEvent, a finished request to publish). The workflow writes it
-// in the same step as the change that causes it; the mailer renders it
-// from the request's state when it sends it.
+// Message is one entry of the transactional outbox: the emails one
+// transition sends one recipient, in order (or, for KindEvent, a finished
+// request to publish). The workflow writes it in the same step as the
+// change that causes it; the mailer renders each email from the request's
+// state when it sends it.
 type Message struct {
-	Kind    Kind   `json:"kind"`
-	Request string `json:"request,omitempty"`
-	// NIC is the contact the email goes to.
+	Kinds []Kind `json:"kinds"`
+	// Request is the request the emails are about; Handover the hand-over,
+	// for the emails a hand-over sends once for all its requests.
+	Request  string `json:"request,omitempty"`
+	Handover string `json:"handover,omitempty"`
+	// NIC is the contact the emails go to.
 	NIC string `json:"nic,omitempty"`
 	// About is the approver an undeliverable notice is about.
 	About string `json:"about,omitempty"`
@@ -55,6 +65,9 @@ type Message struct {
 	Language  string `json:"language,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 	InReplyTo string `json:"in_reply_to,omitempty"`
+	// Snap is the request's record as the transition left it, for the
+	// mailer to write the emails without reading it again.
+	Snap map[string]string `json:"snap,omitempty"`
 	// At is when it was queued (ms).
 	At int64 `json:"at"`
 }
@@ -70,17 +83,33 @@ type OutboxEntry struct {
 	// Published is set once an event is on the events stream, so that a
 	// retry of its webhook does not append it twice.
 	Published bool `json:"published,omitempty"`
+	// Sent counts the emails of Kinds the mail server already accepted:
+	// a retry sends the others.
+	Sent int `json:"sent,omitempty"`
 
-	// Shard and ID locate the entry; Unreadable is set when its JSON could
-	// not be read (the entry can only be given up). TokenHash is the hash
-	// of the token issued for the attempt under way, if any.
+	// Shard and ID locate the entry; Claim is this daemon's claim on it;
+	// Unreadable is set when its JSON could not be read (the entry can
+	// only be given up). TokenRef is the reference of the token issued
+	// for the attempt under way, if any.
 	Shard      int    `json:"-"`
 	ID         string `json:"-"`
+	Claim      string `json:"-"`
 	Unreadable bool   `json:"-"`
-	TokenHash  string `json:"-"`
+	TokenRef   string `json:"-"`
 	// Due is, for a listed entry, when it may be sent (ready), when its
 	// claim lapses (claimed) or when it was given up (dead).
 	Due time.Time `json:"-"`
+}
+
+// Kind is the kind of the entry's next email: the first not yet sent.
+func (e *OutboxEntry) Kind() Kind {
+	if e.Sent < len(e.Kinds) {
+		return e.Kinds[e.Sent]
+	}
+	if len(e.Kinds) > 0 {
+		return e.Kinds[len(e.Kinds)-1]
+	}
+	return ""
 }
 
 // Ref names the entry in logs and in the outbox commands: "shard/id".
@@ -90,7 +119,7 @@ func (e *OutboxEntry) Ref() string { return strconv.Itoa(e.Shard) + "/" + e.ID }
 func ParseOutboxRef(ref string) (int, string, error) {
 	sh, id, ok := strings.Cut(ref, "/")
 	n, err := strconv.Atoi(sh)
-	if !ok || err != nil || n < 0 || n >= Shards || id == "" || strings.ContainsAny(id, " /") {
+	if !ok || err != nil || n < 0 || n >= Shards || id == "" || strings.ContainsAny(id, " /:") {
 		return 0, "", Errorf(EInvalidRequest, "%q is not an outbox entry (shard/id, as listed)", clip(ref))
 	}
 	return n, id, nil
@@ -105,8 +134,37 @@ func decodeEntry(shard int, id, body string) *OutboxEntry {
 	e := &OutboxEntry{Shard: shard, ID: id}
 	if err := json.Unmarshal([]byte(body), e); err != nil {
 		e.Unreadable, e.LastError = true, "unreadable entry: "+err.Error()
+	} else if len(e.Kinds) == 0 {
+		e.Unreadable, e.LastError = true, "unreadable entry: no kind"
 	}
 	return e
+}
+
+// owner names this process in the claims it takes; fences numbers them.
+var (
+	owner  = newOwner()
+	fences atomic.Uint64
+)
+
+func newOwner() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return b32.EncodeToString(b)
+}
+
+// newClaim returns the value of a new claim: this process and a fence.
+func newClaim() string { return owner + "." + strconv.FormatUint(fences.Add(1), 36) }
+
+// outboxScript runs one of the outbox scripts on shard n with its outbox
+// keys first, then extra keys.
+func (s *Store) outboxScript(ctx context.Context, sc *redis.Script, n int, extra []string, args ...any) ([]string, error) {
+	keys := append(s.outboxKeys(n), extra...)
+	return s.run(ctx, sc, keys, s.keys.OutboxWake(n), args...)
+}
+
+// outboxKeys are the keys of shard n's outbox as the scripts take them.
+func (s *Store) outboxKeys(n int) []string {
+	return []string{s.keys.Outbox(n), s.keys.OutboxQueue(n), s.keys.OutboxSeq(n), s.keys.OutboxDead(n)}
 }
 
 // Enqueue adds a message that no transition writes (such as a reply not
@@ -116,141 +174,276 @@ func (s *Store) Enqueue(ctx context.Context, m Message) error {
 	if sh, ok := shardFromID(m.Request); ok && m.Request != "" {
 		shard = sh
 	}
+	if len(m.Kinds) == 0 {
+		return Errorf(EInvalidRequest, "an outbox message needs a kind")
+	}
 	body, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = s.run(ctx, enqueueScript, shard, []string{s.keys.Outbox(shard)}, string(body))
+	_, err = s.outboxScript(ctx, enqueueScript, shard, nil, string(body))
 	return err
 }
 
 // enqueueScript queues one message.
 //
-// KEYS[1] outbox (for the slot). ARGV[3] message JSON (its "at" is set
-// here). Returns {"ok"}.
+// KEYS: the outbox. ARGV[3] message JSON (its "at" is set here).
+// Returns {"ok"}.
 var enqueueScript = script(`
-local msg = cjson.decode(ARGV[3])
-enqueue(msg)
+outbox(1)
+local ok, msg = pcall(cjson.decode, ARGV[3])
+if not ok or type(msg) ~= 'table' then return {'corrupt'} end
+mail(msg)
+commit()
 return {'ok'}
 `)
 
-// claimScript first hands back to ready every claim whose lease has lapsed
-// (its daemon died mid-send), then moves up to ARGV[4] due ids from ready
-// to claimed with the lease expiry ARGV[3] as score.
+// claimScript takes up to ARGV[4] entries due at ARGV[1]: ready ones and
+// those whose claim lapsed (their daemon stopped or stalled), records the
+// claim ARGV[5] on each, and pushes each one's next look to the lease
+// expiry ARGV[3].
 //
-// KEYS[1] ready (for the slot). ARGV[3] lease expiry (ms), [4] most ids.
-// Returns {next, taken back, id1, json1, id2, json2, ...}: next is the
-// score of the earliest entry still in ready ("" when empty), taken back
-// the number of lapsed claims handed back.
+// KEYS: the outbox. Returns {next, taken back, id1, json1, id2, json2,
+// ...}: next is the time the next entry falls due ("" when none waits,
+// "now" when more are due than were taken), taken back the number of
+// lapsed claims taken over.
 var claimScript = script(`
-local ready, claimed, box = K.ready(P), K.claimed(P), K.outbox(P)
-local back = 0
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', claimed, '-inf', NOW, 'LIMIT', 0, 1000)) do
-  redis.call('ZREM', claimed, id)
-  redis.call('ZADD', ready, NOW, id)
-  back = back + 1
+outbox(1)
+local max = tonumber(ARGV[4])
+local z = redis.call('ZRANGE', OB.q, 0, max, 'WITHSCORES')
+local ids, next = {}, ''
+for i = 1, #z, 2 do
+  if tonumber(z[i + 1]) > NOW then next = z[i + 1]; break end
+  if #ids == max then next = 'now'; break end
+  ids[#ids + 1] = z[i]
 end
-local out = {'', tostring(back)}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', ready, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))) do
-  redis.call('ZREM', ready, id)
-  local body = redis.call('HGET', box, id)
+if #ids == 0 then return {next, '0'} end
+local want = {}
+for _, id in ipairs(ids) do want[#want + 1] = id; want[#want + 1] = id .. ':o' end
+local f = redis.call('HMGET', OB.ob, unpack(want))
+local out, back, claims, lease, orphans = {next, ''}, 0, {}, {}, {}
+for i, id in ipairs(ids) do
+  local body, was = f[2 * i - 1], f[2 * i]
   if body then
-    redis.call('ZADD', claimed, ARGV[3], id)
-    out[#out + 1] = id
-    out[#out + 1] = body
+    if was then back = back + 1 end
+    claims[#claims + 1] = id .. ':o'; claims[#claims + 1] = ARGV[5]
+    lease[#lease + 1] = ARGV[3]; lease[#lease + 1] = id
+    out[#out + 1] = id; out[#out + 1] = body
+  else
+    orphans[#orphans + 1] = id
   end
 end
-local first = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
-if first[2] then out[1] = first[2] end
+if #orphans > 0 then redis.call('ZREM', OB.q, unpack(orphans)) end
+if #claims > 0 then
+  redis.call('HSET', OB.ob, unpack(claims))
+  redis.call('ZADD', OB.q, 'XX', unpack(lease))
+end
+out[2] = tostring(back)
 return out
 `)
 
-// ClaimOutbox takes up to limit due entries of a shard for lease. It hands
-// back first the entries whose claim lapsed. It returns the entries, the
-// time the next entry of the shard falls due (zero when none waits), and
-// how many lapsed claims it handed back.
+// ClaimOutbox takes up to limit due entries of a shard for lease: ready
+// ones, and first the ones whose claim lapsed. It returns the entries,
+// the time the next entry of the shard falls due (zero when none waits,
+// or when more are due now: then it is now), and how many lapsed claims
+// it took over.
 func (s *Store) ClaimOutbox(ctx context.Context, shard int, lease time.Duration, limit int) ([]*OutboxEntry, time.Time, int, error) {
 	now := s.opt.Now()
-	res, err := s.run(ctx, claimScript, shard, []string{s.keys.OutboxReady(shard)}, ms(now.Add(lease)), limit)
+	claim := newClaim()
+	res, err := s.outboxScript(ctx, claimScript, shard, nil, ms(now.Add(lease)), limit, claim)
 	if err != nil {
 		return nil, time.Time{}, 0, err
 	}
 	var next time.Time
-	if res[0] != "" {
-		f, _ := strconv.ParseFloat(res[0], 64)
-		next = fromMS(int64(f))
+	switch res[0] {
+	case "":
+	case "now":
+		next = now
+	default:
+		next = parseScore(res[0])
 	}
 	back, _ := strconv.Atoi(res[1])
 	var out []*OutboxEntry
 	for i := 2; i+1 < len(res); i += 2 {
-		out = append(out, decodeEntry(shard, res[i], res[i+1]))
+		e := decodeEntry(shard, res[i], res[i+1])
+		e.Claim = claim
+		out = append(out, e)
 	}
 	return out, next, back, nil
 }
 
-// heartbeatScript pushes on the lease of the claims still held.
+// heartbeatScript pushes on the lease of the entries still claimed with
+// the claim named.
 //
-// KEYS[1] claimed (for the slot). ARGV[3] new expiry (ms), then ids.
-// Returns the number of claims renewed.
+// KEYS: the outbox. ARGV[3] new lease expiry (ms), then id, claim pairs.
+// Returns the ids whose claim is no longer the one named (lost).
 var heartbeatScript = script(`
-local n = 0
-for i = 4, #ARGV do
-  n = n + redis.call('ZADD', K.claimed(P), 'XX', 'CH', ARGV[3], ARGV[i])
+outbox(1)
+local want = {}
+for i = 4, #ARGV, 2 do want[#want + 1] = ARGV[i] .. ':o' end
+local f = redis.call('HMGET', OB.ob, unpack(want))
+local lease, lost = {}, {}
+for j, v in ipairs(f) do
+  local id = ARGV[2 + 2 * j]
+  if v == ARGV[3 + 2 * j] then
+    lease[#lease + 1] = ARGV[3]; lease[#lease + 1] = id
+  else
+    lost[#lost + 1] = id
+  end
 end
-return {tostring(n)}
+if #lease > 0 then redis.call('ZADD', OB.q, 'XX', unpack(lease)) end
+return lost
 `)
 
-// Heartbeat renews for lease the claims of entries still being worked on.
-// Entries whose claim was lost (it lapsed and another daemon took them)
-// are not claimed again.
-func (s *Store) Heartbeat(ctx context.Context, entries []*OutboxEntry, lease time.Duration) error {
-	by := map[int][]any{}
+// Heartbeat renews for lease the claims of entries still being worked on
+// and returns those whose claim was lost (it lapsed and another daemon
+// took them over, or an operator dropped them): they must not be sent.
+func (s *Store) Heartbeat(ctx context.Context, entries []*OutboxEntry, lease time.Duration) ([]*OutboxEntry, error) {
+	by := map[int][]*OutboxEntry{}
 	for _, e := range entries {
-		by[e.Shard] = append(by[e.Shard], e.ID)
+		by[e.Shard] = append(by[e.Shard], e)
 	}
 	until := ms(s.opt.Now().Add(lease))
-	for shard, ids := range by {
-		if _, err := s.run(ctx, heartbeatScript, shard, []string{s.keys.OutboxClaimed(shard)}, append([]any{until}, ids...)...); err != nil {
-			return err
+	var lost []*OutboxEntry
+	for shard, es := range by {
+		args := []any{until}
+		for _, e := range es {
+			args = append(args, e.ID, e.Claim)
 		}
+		res, err := s.outboxScript(ctx, heartbeatScript, shard, nil, args...)
+		if err != nil {
+			return lost, err
+		}
+		lost = append(lost, pick(es, res)...)
 	}
-	return nil
+	return lost, nil
 }
 
-// settleScript moves a claimed entry on: back to ready at a time (retry,
-// release), to dead, or out of the outbox (done without sending). The
-// pending token of the attempt, if any, is dropped: its email did not
-// reach the approver.
+// pick returns the entries of es whose ids are listed.
+func pick(es []*OutboxEntry, ids []string) []*OutboxEntry {
+	var out []*OutboxEntry
+	for _, id := range ids {
+		for _, e := range es {
+			if e.ID == id {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// Action is what a settlement does with a claimed entry.
+type Action string
+
+// The settlements of a claimed entry.
+const (
+	// Sent: the mail server accepted every email of the entry (or the
+	// event was published): it leaves the outbox, its history event is
+	// written and the token it carried becomes the approver's live one.
+	ActSent Action = "sent"
+	// Retry: back to ready at a later time, its delivery fields updated.
+	ActRetry Action = "retry"
+	// Release: back to ready now, untouched (a stop, a relay outage).
+	ActRelease Action = "release"
+	// Bury: kept as dead, with its last error, for DeadRetention.
+	ActBury Action = "dead"
+	// Drop: out of the outbox without sending (no longer due).
+	ActDrop Action = "drop"
+)
+
+// Settlement is the outcome of one claimed entry.
+type Settlement struct {
+	Entry  *OutboxEntry
+	Action Action
+	// At is when a retried entry is due again.
+	At time.Time
+}
+
+// settleScript moves a batch of claimed entries on, each checked to still
+// hold its claim; the others are left alone and reported lost.
 //
-// KEYS[1] outbox (for the slot). ARGV[3] id, [4] where: ready, dead or
-// done, [5] score (ms), [6] entry JSON or "" to keep it, [7] request id,
-// [8] nic, [9] token hash ("" when none).
-// Returns {"ok"} or {"lost"} when the entry was not claimed (another
-// daemon took it over, or an operator moved it).
+// KEYS: the outbox, then the records named by the entries (a request or
+// a hand-over, and its history), in pairs. ARGV[3] number of entries,
+// then 8 per entry: id, claim, action, score (ms), entry JSON or "" to
+// keep it, index in KEYS of its record or 0, nic, history event or "".
+// An entry sent with a history event whose token references are pending
+// makes them the approver's live ones (see scripts.go).
+// Returns the ids whose claim was lost.
 var settleScript = script(`
-local id, where = ARGV[3], ARGV[4]
-local lost = redis.call('ZREM', K.claimed(P), id) == 0
-if ARGV[9] ~= '' then
-  local k = K.req(P, ARGV[7])
-  local f = 'p:' .. ARGV[8]
-  local keep = {}
-  for _, h in ipairs(split(redis.call('HGET', k, f))) do
-    if h ~= ARGV[9] then keep[#keep + 1] = h end
+outbox(1)
+local n = tonumber(ARGV[3])
+local want = {}
+for i = 0, n - 1 do want[#want + 1] = ARGV[4 + 8 * i] .. ':o' end
+local f = redis.call('HMGET', OB.ob, unpack(want))
+local lost, recs = {}, {}
+for i = 0, n - 1 do
+  local a = 4 + 8 * i
+  local id, claim, act, score, body = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  if f[i + 1] ~= claim then
+    lost[#lost + 1] = id
+  else
+    hdel(OB.ob, id .. ':o')
+    if act == 'sent' or act == 'drop' then
+      zrem(OB.q, id)
+      hdel(OB.ob, id)
+      local ki = tonumber(ARGV[a + 5])
+      if act == 'sent' and ki > 0 then
+        local r = recs[ki]
+        if not r then r = {nics = {}, fields = {}, sent = {}}; recs[ki] = r end
+        local nic = ARGV[a + 6]
+        if not r.nics[nic] then
+          r.nics[nic] = true
+          for _, x in ipairs({'s:', 't:', 'p:'}) do r.fields[#r.fields + 1] = x .. nic end
+        end
+        r.sent[#r.sent + 1] = {entry = tonumber(id), nic = nic, ev = ARGV[a + 7]}
+      end
+    elseif act == 'dead' then
+      zrem(OB.q, id)
+      zadd(OB.dead, score, id)
+      if body ~= '' then hset(OB.ob, id, body) end
+    else
+      zadd(OB.q, score, id)
+      if body ~= '' then hset(OB.ob, id, body) end
+    end
   end
-  if #keep > 0 then redis.call('HSET', k, f, table.concat(keep, ' ')) else redis.call('HDEL', k, f) end
 end
-if lost then return {'lost'} end
-if where == 'done' then
-  redis.call('HDEL', K.outbox(P), id)
-  return {'ok'}
+-- Each record is read once, then its approvers' tokens promoted.
+for ki, r in pairs(recs) do
+  local k, h = KEYS[ki], KEYS[ki + 1]
+  local fields = {'st'}
+  for _, x in ipairs(r.fields) do fields[#fields + 1] = x end
+  local v = redis.call('HMGET', k, unpack(fields))
+  local cur = {}
+  for i, x in ipairs(fields) do cur[x] = v[i] or false end
+  for _, e in ipairs(r.sent) do
+    local nic = e.nic
+    if e.ev ~= '' then append(h, NOW .. ' ' .. e.ev .. ' ' .. nic .. ' system\n') end
+    local t, pend = split(cur['t:' .. nic] or ''), split(cur['p:' .. nic] or '')
+    if cur.st == 'pending' and cur['s:' .. nic] == 'pending' and #pend > 0 then
+      local live = tonumber(t[1] or '0')
+      local mine, later = {}, {}
+      for _, x in ipairs(pend) do
+        local at = string.find(x, ':', 1, true)
+        local ent = tonumber(string.sub(x, 1, at - 1))
+        if ent == e.entry then mine[#mine + 1] = string.sub(x, at + 1)
+        elseif ent > e.entry then later[#later + 1] = x end
+      end
+      if #mine > 0 and e.entry > live then
+        cur['t:' .. nic] = e.entry .. ' ' .. table.concat(mine, ' ')
+      elseif #mine > 0 and e.entry == live then
+        local keep = {}
+        for i = 2, #t do keep[#keep + 1] = t[i] end
+        for _, m in ipairs(mine) do keep[#keep + 1] = m end
+        cur['t:' .. nic] = e.entry .. ' ' .. table.concat(keep, ' ')
+      end
+      -- (an email older than the live one was superseded: its tokens go)
+      cur['p:' .. nic] = table.concat(later, ' ')
+      hset(k, 't:' .. nic, cur['t:' .. nic] or '', 'p:' .. nic, cur['p:' .. nic])
+    end
+  end
 end
-if ARGV[6] ~= '' then redis.call('HSET', K.outbox(P), id, ARGV[6]) end
-if where == 'dead' then
-  redis.call('ZADD', K.dead(P), ARGV[5], id)
-else
-  redis.call('ZADD', K.ready(P), ARGV[5], id)
-end
-return {'ok'}
+commit()
+return lost
 `)
 
 // errClaimLost reports a settle of an entry this daemon no longer holds.
@@ -259,13 +452,83 @@ var errClaimLost = errors.New("workflow: outbox claim lost")
 // IsClaimLost reports whether err says an outbox entry was no longer held.
 func IsClaimLost(err error) bool { return errors.Is(err, errClaimLost) }
 
-func (s *Store) settle(ctx context.Context, e *OutboxEntry, where string, at time.Time, body string) error {
-	res, err := s.run(ctx, settleScript, e.Shard, []string{s.keys.Outbox(e.Shard)},
-		e.ID, where, ms(at), body, e.Request, e.NIC, e.TokenHash)
+// Settle records the outcomes of claimed entries, one script per shard,
+// and returns the entries whose claim was lost (nothing was done to
+// them: another daemon holds them now).
+func (s *Store) Settle(ctx context.Context, batch []Settlement) ([]*OutboxEntry, error) {
+	by := map[int][]Settlement{}
+	for _, st := range batch {
+		by[st.Entry.Shard] = append(by[st.Entry.Shard], st)
+	}
+	var lost []*OutboxEntry
+	for shard, sts := range by {
+		l, err := s.settleShard(ctx, shard, sts)
+		lost = append(lost, l...)
+		if err != nil {
+			return lost, err
+		}
+	}
+	return lost, nil
+}
+
+func (s *Store) settleShard(ctx context.Context, shard int, sts []Settlement) ([]*OutboxEntry, error) {
+	var extra []string
+	index := map[string]int{}
+	args := []any{len(sts)}
+	es := make([]*OutboxEntry, len(sts))
+	for i, st := range sts {
+		e := st.Entry
+		es[i] = e
+		body := ""
+		switch st.Action {
+		case ActRetry, ActBury:
+			body = e.json()
+		}
+		ki, ev := 0, ""
+		if st.Action == ActSent && e.TokenRef != "" {
+			ev = e.Kind().SentEvent()
+			rec, hist := s.recordKeys(shard, e)
+			if rec != "" {
+				if _, ok := index[rec]; !ok {
+					index[rec] = len(s.outboxKeys(shard)) + len(extra) + 1
+					extra = append(extra, rec, hist)
+				}
+				ki = index[rec]
+			}
+		}
+		at := st.At
+		if at.IsZero() {
+			at = s.opt.Now()
+		}
+		args = append(args, e.ID, e.Claim, string(st.Action), ms(at), body, ki, e.NIC, ev)
+	}
+	res, err := s.outboxScript(ctx, settleScript, shard, extra, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pick(es, res), nil
+}
+
+// recordKeys are the keys of the record an entry is about: its request
+// or hand-over, and its history.
+func (s *Store) recordKeys(shard int, e *OutboxEntry) (string, string) {
+	switch {
+	case e.Handover != "":
+		return s.keys.Handover(shard, e.Handover), s.keys.HandoverHistory(shard, e.Handover)
+	case e.Request != "":
+		return s.keys.Request(shard, e.Request), s.keys.History(shard, e.Request)
+	}
+	return "", ""
+}
+
+// settleOne settles a single entry and reports a lost claim as an error
+// IsClaimLost recognises.
+func (s *Store) settleOne(ctx context.Context, e *OutboxEntry, a Action, at time.Time) error {
+	lost, err := s.Settle(ctx, []Settlement{{Entry: e, Action: a, At: at}})
 	if err != nil {
 		return err
 	}
-	if res[0] == "lost" {
+	if len(lost) > 0 {
 		return errClaimLost
 	}
 	return nil
@@ -274,124 +537,29 @@ func (s *Store) settle(ctx context.Context, e *OutboxEntry, where string, at tim
 // RetryOutbox puts a claimed entry back in ready, due at when, with its
 // delivery fields updated.
 func (s *Store) RetryOutbox(ctx context.Context, e *OutboxEntry, when time.Time) error {
-	return s.settle(ctx, e, "ready", when, e.json())
+	return s.settleOne(ctx, e, ActRetry, when)
 }
 
-// ReleaseOutbox hands a claimed entry back untouched, due now (at
-// shutdown, or while the mail server is unreachable).
+// ReleaseOutbox hands a claimed entry back untouched, due now.
 func (s *Store) ReleaseOutbox(ctx context.Context, e *OutboxEntry) error {
-	return s.settle(ctx, e, "ready", s.opt.Now(), "")
+	return s.settleOne(ctx, e, ActRelease, time.Time{})
 }
 
 // BuryOutbox gives up on a claimed entry: it is kept as dead, with its
 // last error, for DeadRetention.
 func (s *Store) BuryOutbox(ctx context.Context, e *OutboxEntry) error {
-	return s.settle(ctx, e, "dead", s.opt.Now(), e.json())
+	return s.settleOne(ctx, e, ActBury, time.Time{})
 }
 
-// DropOutbox forgets a claimed entry that is no longer due (its request
-// left pending, say).
+// DropOutbox forgets a claimed entry that is no longer due.
 func (s *Store) DropOutbox(ctx context.Context, e *OutboxEntry) error {
-	return s.settle(ctx, e, "done", s.opt.Now(), "")
+	return s.settleOne(ctx, e, ActDrop, time.Time{})
 }
 
-// Sent describes an email the mail server accepted.
-type Sent struct {
-	// MessageID is the email's Message-ID, without angle brackets.
-	MessageID string
-	// TTL is how long a reply or a delivery report quoting the
-	// Message-ID is matched to it; zero writes no record.
-	TTL time.Duration
-}
-
-// recordSentScript records, in one step, that the mail server accepted an
-// email: the entry leaves the outbox, the Message-ID is recorded for the
-// replies and reports that will quote it, the history gets its event, and
-// the token the email carries becomes the approver's live one, revoking
-// the earlier ones. The entry is forgotten even if its claim was lost: the
-// email is out.
-//
-// KEYS[1] outbox (for the slot). ARGV[3] id, [4] request id, [5] nic,
-// [6] kind, [7] history event or "", [8] token hash or "", [9] sent-record
-// key or "", [10] its TTL (ms).
-// Returns {"ok"} or {"lost"} (the claim had lapsed: another daemon may
-// send it again).
-var recordSentScript = script(`
-local id, rid, nic = ARGV[3], ARGV[4], ARGV[5]
-local lost = redis.call('ZREM', K.claimed(P), id) == 0
-redis.call('ZREM', K.ready(P), id)
-redis.call('HDEL', K.outbox(P), id)
-if ARGV[9] ~= '' then
-  local f = {'r', rid, 'n', nic, 'k', ARGV[6]}
-  if ARGV[8] ~= '' then f[#f + 1] = 'h'; f[#f + 1] = ARGV[8] end
-  redis.call('HSET', ARGV[9], unpack(f))
-  redis.call('PEXPIRE', ARGV[9], ARGV[10])
-end
-local k = K.req(P, rid)
-if rid ~= '' and ARGV[7] ~= '' and redis.call('EXISTS', k) == 1 then
-  hist(k, ARGV[7], nic, 'system')
-  if ARGV[8] ~= '' then
-    local p = split(redis.call('HGET', k, 'p:' .. nic))
-    local newer, found = {}, false
-    for _, h in ipairs(p) do
-      if found then newer[#newer + 1] = h end
-      if h == ARGV[8] then found = true end
-    end
-    if found and redis.call('HGET', k, 'st') == 'pending' and redis.call('HGET', k, 's:' .. nic) == 'pending' then
-      redis.call('HSET', k, 't:' .. nic, ARGV[8])
-      if #newer > 0 then redis.call('HSET', k, 'p:' .. nic, table.concat(newer, ' ')) else redis.call('HDEL', k, 'p:' .. nic) end
-    end
-  end
-end
-if lost then return {'lost'} end
-return {'ok'}
-`)
-
-// RecordSent records that the mail server accepted the email of a claimed
-// entry (see recordSentScript). A lost claim is reported with an error
-// IsClaimLost recognises, after everything is recorded.
-func (s *Store) RecordSent(ctx context.Context, e *OutboxEntry, sent Sent) error {
-	rec := ""
-	if sent.TTL > 0 && e.Request != "" && e.NIC != "" {
-		if sh, ok := shardFromID(sent.MessageID); ok && sh == e.Shard {
-			rec = s.keys.SentMessage(sent.MessageID)
-		}
-	}
-	res, err := s.run(ctx, recordSentScript, e.Shard, []string{s.keys.Outbox(e.Shard)},
-		e.ID, e.Request, e.NIC, string(e.Kind), e.Kind.SentEvent(), e.TokenHash, rec, sent.TTL.Milliseconds())
-	if err != nil {
-		return err
-	}
-	if res[0] == "lost" {
-		return errClaimLost
-	}
-	return nil
-}
-
-// SentMessage is what the store knows of an email contactd sent, found by
-// its Message-ID.
-type SentMessage struct {
-	Request   string
-	NIC       string
-	Kind      Kind
-	TokenHash string
-}
-
-// LookupSent returns the email contactd sent with the Message-ID id (with
-// or without angle brackets), or nil when it sent none (or forgot it).
-func (s *Store) LookupSent(ctx context.Context, id string) (*SentMessage, error) {
-	key := s.keys.SentMessage(id)
-	if key == "" || len(id) > 1000 {
-		return nil, nil
-	}
-	h, err := s.rdb.HGetAll(ctx, key).Result()
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	if !ValidRequestID(h["r"]) || h["n"] == "" {
-		return nil, nil
-	}
-	return &SentMessage{Request: h["r"], NIC: h["n"], Kind: Kind(h["k"]), TokenHash: h["h"]}, nil
+// RecordSent records that the mail server accepted every email of a
+// claimed entry (see settleScript).
+func (s *Store) RecordSent(ctx context.Context, e *OutboxEntry) error {
+	return s.settleOne(ctx, e, ActSent, time.Time{})
 }
 
 // OutboxScan is what one look at every shard's outbox found.
@@ -404,32 +572,64 @@ type OutboxScan struct {
 	Ready, Claimed, Dead int64
 }
 
-// scanScript reads one shard's outbox in one step, so an entry moving
-// between two sets is never missed by both counts.
+// scanScript reads one shard's outbox in one step.
 //
-// KEYS[1] ready (for the slot). Returns {first ready score or "", first
-// claimed score or "", ready count, claimed count, dead count}.
+// KEYS: the outbox. Returns {first score or "", queued, dead, fields of
+// the entries hash}: the claimed entries are those fields beyond one per
+// queued or dead entry.
 var scanScript = script(`
-local r = redis.call('ZRANGE', K.ready(P), 0, 0, 'WITHSCORES')
-local c = redis.call('ZRANGE', K.claimed(P), 0, 0, 'WITHSCORES')
-return {r[2] or '', c[2] or '', tostring(redis.call('ZCARD', K.ready(P))),
-  tostring(redis.call('ZCARD', K.claimed(P))), tostring(redis.call('ZCARD', K.dead(P)))}
+outbox(1)
+local r = redis.call('ZRANGE', OB.q, 0, 0, 'WITHSCORES')
+return {r[2] or '', tostring(redis.call('ZCARD', OB.q)), tostring(redis.call('ZCARD', OB.dead)),
+  tostring(redis.call('HLEN', OB.ob))}
 `)
 
 // ScanOutbox looks at every shard's outbox in one round trip: one script
 // per shard, pipelined (each on its own Cluster slot).
 func (s *Store) ScanOutbox(ctx context.Context) (*OutboxScan, error) {
 	now := s.opt.Now()
-	var cmds []*redis.Cmd
+	cmds, err := s.pipelineScripts(ctx, scanScript, Shards, func(n int) ([]string, []any) {
+		return s.outboxKeys(n), []any{ms(now), ""}
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &OutboxScan{}
+	for n, c := range cmds {
+		f, err := c.StringSlice()
+		if err != nil || len(f) != 4 {
+			return nil, fmt.Errorf("workflow: outbox scan of shard %d: %v", n, err)
+		}
+		if f[0] != "" {
+			at := parseScore(f[0])
+			if !at.After(now) {
+				out.Due = append(out.Due, n)
+			} else if out.Next.IsZero() || at.Before(out.Next) {
+				out.Next = at
+			}
+		}
+		queued, dead, fields := parseCount(f[1]), parseCount(f[2]), parseCount(f[3])
+		claimed := max(fields-queued-dead, 0)
+		out.Ready += max(queued-claimed, 0)
+		out.Claimed += claimed
+		out.Dead += dead
+	}
+	return out, nil
+}
+
+// pipelineScripts runs a script once per shard in one pipeline, loading
+// it first if the server does not know it.
+func (s *Store) pipelineScripts(ctx context.Context, sc *redis.Script, n int, args func(int) ([]string, []any)) ([]*redis.Cmd, error) {
 	for attempt := 0; ; attempt++ {
 		pipe := s.rdb.Pipeline()
-		cmds = make([]*redis.Cmd, Shards)
-		for n := range cmds {
-			cmds[n] = scanScript.EvalSha(ctx, pipe, []string{s.keys.OutboxReady(n)}, s.keys.Shard(n), ms(now))
+		cmds := make([]*redis.Cmd, n)
+		for i := range cmds {
+			keys, argv := args(i)
+			cmds[i] = sc.EvalSha(ctx, pipe, keys, argv...)
 		}
 		_, err := pipe.Exec(ctx)
 		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if err := scanScript.Load(ctx, s.rdb).Err(); err != nil {
+			if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 				return nil, storeErr(err)
 			}
 			continue
@@ -437,34 +637,8 @@ func (s *Store) ScanOutbox(ctx context.Context) (*OutboxScan, error) {
 		if err != nil {
 			return nil, storeErr(err)
 		}
-		break
+		return cmds, nil
 	}
-	out := &OutboxScan{}
-	for n, c := range cmds {
-		f, err := c.StringSlice()
-		if err != nil || len(f) != 5 {
-			return nil, fmt.Errorf("workflow: outbox scan of shard %d: %v", n, err)
-		}
-		due := false
-		if f[0] != "" {
-			at := parseScore(f[0])
-			if !at.After(now) {
-				due = true
-			} else if out.Next.IsZero() || at.Before(out.Next) {
-				out.Next = at
-			}
-		}
-		if f[1] != "" && !parseScore(f[1]).After(now) {
-			due = true
-		}
-		if due {
-			out.Due = append(out.Due, n)
-		}
-		out.Ready += parseCount(f[2])
-		out.Claimed += parseCount(f[3])
-		out.Dead += parseCount(f[4])
-	}
-	return out, nil
 }
 
 func parseScore(v string) time.Time {
@@ -490,32 +664,52 @@ const (
 // ListOutbox returns the entries in one state across shards, at most limit
 // per shard, oldest first within a shard.
 func (s *Store) ListOutbox(ctx context.Context, state OutboxState, limit int64) ([]*OutboxEntry, error) {
-	set := map[OutboxState]func(int) string{OutboxReady: s.keys.OutboxReady, OutboxClaimed: s.keys.OutboxClaimed, OutboxDead: s.keys.OutboxDead}[state]
-	if set == nil {
+	var set func(int) string
+	switch state {
+	case OutboxReady, OutboxClaimed:
+		set = s.keys.OutboxQueue
+	case OutboxDead:
+		set = s.keys.OutboxDead
+	default:
 		return nil, Errorf(EInvalidRequest, "unknown outbox state %q", clip(string(state)))
 	}
 	var out []*OutboxEntry
 	for n := 0; n < Shards; n++ {
-		z, err := s.rdb.ZRangeWithScores(ctx, set(n), 0, limit-1).Result()
+		es, err := s.listShard(ctx, n, set(n), state, limit)
 		if err != nil {
-			return nil, storeErr(err)
+			return nil, err
 		}
-		if len(z) == 0 {
+		out = append(out, es...)
+	}
+	return out, nil
+}
+
+func (s *Store) listShard(ctx context.Context, n int, set string, state OutboxState, limit int64) ([]*OutboxEntry, error) {
+	z, err := s.rdb.ZRangeWithScores(ctx, set, 0, -1).Result()
+	if err != nil || len(z) == 0 {
+		return nil, storeErr(err)
+	}
+	fields := make([]string, 0, 2*len(z))
+	for i := range z {
+		id := fmt.Sprint(z[i].Member)
+		fields = append(fields, id, id+":o")
+	}
+	vals, err := s.rdb.HMGet(ctx, s.keys.Outbox(n), fields...).Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	var out []*OutboxEntry
+	for i := range z {
+		body, _ := vals[2*i].(string)
+		_, claimed := vals[2*i+1].(string)
+		if state != OutboxDead && claimed != (state == OutboxClaimed) {
 			continue
 		}
-		ids := make([]string, len(z))
-		for i := range z {
-			ids[i] = fmt.Sprint(z[i].Member)
-		}
-		bodies, err := s.rdb.HMGet(ctx, s.keys.Outbox(n), ids...).Result()
-		if err != nil {
-			return nil, storeErr(err)
-		}
-		for i, id := range ids {
-			body, _ := bodies[i].(string)
-			e := decodeEntry(n, id, body)
-			e.Due = fromMS(int64(z[i].Score))
-			out = append(out, e)
+		e := decodeEntry(n, fields[2*i], body)
+		e.Due = fromMS(int64(z[i].Score))
+		out = append(out, e)
+		if int64(len(out)) == limit {
+			break
 		}
 	}
 	return out, nil
@@ -524,13 +718,15 @@ func (s *Store) ListOutbox(ctx context.Context, state OutboxState, limit int64) 
 // reviveScript moves a dead entry back to ready, due now, with its
 // attempts reset.
 //
-// KEYS[1] outbox (for the slot). ARGV[3] id, [4] entry JSON.
+// KEYS: the outbox. ARGV[3] id, [4] entry JSON.
 // Returns {"ok"} or {"unknown"}.
 var reviveScript = script(`
-if redis.call('ZREM', K.dead(P), ARGV[3]) == 0 then return {'unknown'} end
-redis.call('HSET', K.outbox(P), ARGV[3], ARGV[4])
-redis.call('ZADD', K.ready(P), NOW, ARGV[3])
-redis.call('PUBLISH', K.wake(P), '1')
+outbox(1)
+if not redis.call('ZSCORE', OB.dead, ARGV[3]) then return {'unknown'} end
+redis.call('ZREM', OB.dead, ARGV[3])
+redis.call('HSET', OB.ob, ARGV[3], ARGV[4])
+redis.call('ZADD', OB.q, NOW, ARGV[3])
+if WAKE ~= '' then redis.call('PUBLISH', WAKE, '1') end
 return {'ok'}
 `)
 
@@ -552,7 +748,7 @@ func (s *Store) RetryDead(ctx context.Context, ref string) error {
 		return Errorf(EInvalidRequest, "outbox entry %s cannot be read; drop it instead", ref)
 	}
 	e.Attempts, e.LastError = 0, ""
-	res, err := s.run(ctx, reviveScript, shard, []string{s.keys.Outbox(shard)}, id, e.json())
+	res, err := s.outboxScript(ctx, reviveScript, shard, nil, id, e.json())
 	if err != nil {
 		return err
 	}
@@ -564,14 +760,15 @@ func (s *Store) RetryDead(ctx context.Context, ref string) error {
 
 // dropScript forgets an entry that is ready or dead (not one being sent).
 //
-// KEYS[1] outbox (for the slot). ARGV[3] id. Returns {"ok"}, {"claimed"}
-// or {"unknown"}.
+// KEYS: the outbox. ARGV[3] id. Returns {"ok"}, {"claimed"} or
+// {"unknown"}.
 var dropScript = script(`
+outbox(1)
 local id = ARGV[3]
-if redis.call('ZSCORE', K.claimed(P), id) then return {'claimed'} end
-local n = redis.call('ZREM', K.ready(P), id) + redis.call('ZREM', K.dead(P), id)
+if redis.call('HEXISTS', OB.ob, id .. ':o') == 1 then return {'claimed'} end
+local n = redis.call('ZREM', OB.q, id) + redis.call('ZREM', OB.dead, id)
 if n == 0 then return {'unknown'} end
-redis.call('HDEL', K.outbox(P), id)
+redis.call('HDEL', OB.ob, id)
 return {'ok'}
 `)
 
@@ -582,7 +779,7 @@ func (s *Store) DropOutboxEntry(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.run(ctx, dropScript, shard, []string{s.keys.Outbox(shard)}, id)
+	res, err := s.outboxScript(ctx, dropScript, shard, nil, id)
 	if err != nil {
 		return err
 	}
@@ -597,12 +794,13 @@ func (s *Store) DropOutboxEntry(ctx context.Context, ref string) error {
 
 // purgeDeadScript forgets dead entries given up before ARGV[3].
 //
-// KEYS[1] dead (for the slot). ARGV[3] cutoff (ms). Returns {count}.
+// KEYS: the outbox. ARGV[3] cutoff (ms). Returns {count}.
 var purgeDeadScript = script(`
-local ids = redis.call('ZRANGEBYSCORE', K.dead(P), '-inf', ARGV[3], 'LIMIT', 0, 500)
-for _, id in ipairs(ids) do
-  redis.call('ZREM', K.dead(P), id)
-  redis.call('HDEL', K.outbox(P), id)
+outbox(1)
+local ids = redis.call('ZRANGEBYSCORE', OB.dead, '-inf', ARGV[3], 'LIMIT', 0, 500)
+if #ids > 0 then
+  redis.call('ZREM', OB.dead, unpack(ids))
+  redis.call('HDEL', OB.ob, unpack(ids))
 end
 return {tostring(#ids)}
 `)
@@ -617,7 +815,7 @@ func (s *Store) PublishEvent(ctx context.Context, event, requestID string, body 
 }
 
 // WatchOutbox calls wake with the shard each time a script queues an
-// email in it, from any daemon, until ctx ends. It returns when the
+// entry in it, from any daemon, until ctx ends. It returns when the
 // subscription is set up; a lost connection is re-established by the
 // client.
 func (s *Store) WatchOutbox(ctx context.Context, wake func(shard int)) error {

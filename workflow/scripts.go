@@ -2,38 +2,62 @@ package workflow
 
 import "github.com/redis/go-redis/v9"
 
-// Every state change of a request is one Lua script below, run on the
-// request's shard. Each script receives the shard's key prefix (ending in
-// the hash tag, e.g. "contactd:{s7}:") as ARGV[1] and the current time in
-// milliseconds as ARGV[2]; it builds the names of the shard's other keys
-// from that prefix, so they all hash to KEYS[1]'s slot. Scripts never read
-// the server clock: time comes from the caller, so tests drive it.
+// Every state change is one Lua script below, run on one shard. The rules
+// every script follows:
+//
+//   - Every key it touches is in KEYS, computed in Go from keys.go; a
+//     script never builds a key name. The per-request scripts take the
+//     same eleven keys (requestKeys): the request, its history, its
+//     service, the shard's due sets and tally, and the shard's outbox.
+//   - ARGV[1] is the time in ms (scripts never read the server clock, so
+//     tests drive it) and ARGV[2] the pub/sub channel that wakes the
+//     mailers when the script queues an entry ("" when it never does).
+//   - It reads and checks everything first, and writes only once nothing
+//     can make it stop half-way: a record it cannot read (its changes not
+//     JSON, say) is reported with nothing written.
 //
 // A request is a HASH with the fields:
 //
 //	svc  service id             req  requester NIC
-//	st   status                 why  reason (failed)
+//	st   status                 why  reason code (failed, see Reason)
 //	c    created (ms)           x    expires (ms)
+//	k    the service's kind when the request was made
 //	chg  JSON {role: {"from","to"}}
 //	apv  approvers, space-separated      inf  informed, space-separated
 //	pay  billing NICs whose payments are re-checked when applying
 //	n    number of approvers who have not accepted yet
+//	ho   id of its hand-over, if it belongs to one
 //	h    history of requests stored before it moved to Keys.History
-//	s:NIC approver status   c:NIC channel   a:NIC answer time (ms)
-//	t:NIC hash of the approver's live token (absent when none)
-//	p:NIC hashes of tokens issued for emails not yet accepted by the mail
-//	      server, space-separated, oldest first (at most maxPending)
+//	s:NIC approver state    c:NIC channel   a:NIC answer time (ms)
 //	r:NIC reminders sent    u:NIC "1" once an email to NIC bounced
+//	t:NIC "E REF REF..." the approver's live tokens: the references of
+//	      the tokens of outbox entry E, the last email to NIC the mail
+//	      server accepted (every attempt of it: a copy may have arrived)
+//	p:NIC "E:REF E:REF..." tokens of emails not yet known to have been
+//	      accepted, with the outbox entry each was issued for
 //
-// Each transition writes the emails it causes to the shard's outbox in the
-// same script (a transactional outbox): an email is never missed and never
-// sent for a change that did not happen.
+// A token works while it is live or pending. When the mail server accepts
+// entry E's email, the tokens of E become the live ones and revoke those
+// of earlier emails; tokens of later entries stay pending. A failed or
+// retried attempt revokes nothing: its token may have reached the
+// approver (a relay that accepted the email but whose answer was lost).
+//
+// Each transition queues the emails it causes in the shard's outbox in
+// the same script (a transactional outbox): one entry per recipient, with
+// the kinds of email it gets, in order. An email is never missed and
+// never sent for a change that did not happen.
 
 // luaLib is prepended to every script.
+//
+// Scripts write through a buffer (hset, hdel, zadd, zrem, append, incr,
+// mail) that commit() turns into one command per key and kind of write,
+// the last write of a field or member winning: a transition that
+// approves and applies a request in one step writes its status once and
+// counts it once in the tally (pending to applied). Reads go to Redis
+// before any write, or to what the script already read (F, SVC).
 const luaLib = `
-local P = ARGV[1]
-local NOW = tonumber(ARGV[2])
-local WOKE = false
+local NOW = tonumber(ARGV[1])
+local WAKE = ARGV[2]
 
 local function split(s)
   local t = {}
@@ -41,256 +65,436 @@ local function split(s)
   return t
 end
 
--- hist appends an event to the history of the request whose key is k.
-local function hist(k, ev, nic, ch)
-  if nic == nil or nic == '' then nic = '-' end
-  redis.call('APPEND', K.hist(k), NOW .. ' ' .. ev .. ' ' .. nic .. ' ' .. ch .. '\n')
-end
-
--- enqueue adds one message to the shard's outbox, ready now, and wakes
--- the mailers (once per script).
-local function enqueue(msg)
-  msg.at = NOW
-  local mid = tostring(redis.call('INCR', K.seq(P)))
-  redis.call('HSET', K.outbox(P), mid, cjson.encode(msg))
-  redis.call('ZADD', K.ready(P), NOW, mid)
-  if not WOKE then
-    redis.call('PUBLISH', K.wake(P), '1')
-    WOKE = true
-  end
-end
-
-local function mail_all(k, id, kind, list)
-  for _, nic in ipairs(split(redis.call('HGET', k, list))) do
-    enqueue({kind = kind, request = id, nic = nic})
-  end
-end
-
--- move_status counts a request leaving status from for status to in the
--- shard's tally (from nil: a new request).
-local function move_status(from, to)
-  if from then redis.call('HINCRBY', K.stats(P), from, -1) end
-  redis.call('HINCRBY', K.stats(P), to, 1)
-end
-
--- has reports whether the space-separated list s holds w.
 local function has(s, w)
   for _, x in ipairs(split(s)) do if x == w then return true end end
   return false
 end
 
--- live_token reports whether hash is a token of nic that still works:
--- the live one, or one whose email may be in the approver's hands.
-local function live_token(k, nic, hash)
-  local f = redis.call('HMGET', k, 't:' .. nic, 'p:' .. nic)
-  return f[1] == hash or has(f[2], hash)
+local function hgetall(k)
+  local t, f = {}, redis.call('HGETALL', k)
+  for i = 1, #f, 2 do t[f[i]] = f[i + 1] end
+  return t
 end
 
--- finish ends a request: status, history, open roles released, due
--- entries removed, tokens dead (they are only live while pending), the
--- ending emails and the event for other systems queued.
-local function finish(k, id, status, nic, ch, reason)
-  move_status(redis.call('HGET', k, 'st'), status)
-  redis.call('HSET', k, 'st', status)
-  if reason ~= nil and reason ~= '' then redis.call('HSET', k, 'why', reason) end
-  hist(k, status, nic, ch)
-  local open = K.open(P, redis.call('HGET', k, 'svc'))
-  for role, _ in pairs(cjson.decode(redis.call('HGET', k, 'chg'))) do
-    if redis.call('HGET', open, role) == id then redis.call('HDEL', open, role) end
+-- The write buffer: per key, in the order keys were first written.
+local WK, WH, WZ, WA, WI = {}, {}, {}, {}, {}
+local function touch(k)
+  if not (WH[k] or WZ[k] or WA[k] or WI[k]) then WK[#WK + 1] = k end
+end
+local R, F = {}, nil
+local function field(t, k, f, v)
+  touch(k)
+  local h = t[k]
+  if not h then h = {o = {}, v = {}}; t[k] = h end
+  if h.v[f] == nil then h.o[#h.o + 1] = f end
+  h.v[f] = v
+  -- F, the request's fields as read, follows what the script writes.
+  if t == WH and F and k == R.k then
+    if v == false then F[f] = nil else F[f] = tostring(v) end
   end
-  redis.call('ZREM', K.due_expire(P), id)
-  redis.call('ZREM', K.due_apply(P), id)
-  for _, a in ipairs(split(redis.call('HGET', k, 'apv'))) do
-    redis.call('ZREM', K.due_remind(P), id .. ' ' .. a)
-    redis.call('HDEL', k, 't:' .. a, 'p:' .. a)
-  end
-  mail_all(k, id, status, 'apv')
-  if status == 'applied' then mail_all(k, id, 'informed', 'inf') end
-  enqueue({kind = 'event', request = id, event = status})
+end
+local function hset(k, ...)
+  local a = {...}
+  for i = 1, #a, 2 do field(WH, k, a[i], a[i + 1]) end
+end
+local function hdel(k, ...)
+  for _, f in ipairs({...}) do field(WH, k, f, false) end
+end
+local function zadd(k, score, m) field(WZ, k, m, score) end
+local function zrem(k, m) field(WZ, k, m, false) end
+local function append(k, text) touch(k); WA[k] = (WA[k] or '') .. text end
+local function incr(k, f, n)
+  touch(k)
+  local h = WI[k]
+  if not h then h = {o = {}, v = {}}; WI[k] = h end
+  if h.v[f] == nil then h.o[#h.o + 1] = f end
+  h.v[f] = (h.v[f] or 0) + n
 end
 
--- live_pending is true while k is pending and not past its expiry; a
--- request found past it is expired on the spot.
-local function live_pending(k, id)
-  if redis.call('HGET', k, 'st') ~= 'pending' then return false end
-  if NOW >= tonumber(redis.call('HGET', k, 'x')) then
-    finish(k, id, 'expired', '', 'system', '')
-    return false
+-- The outbox: OB is bound by outbox(i) to KEYS[i..i+3] (entries,
+-- queue, sequence, dead). mail() collects entries; commit() writes them
+-- with one command per structure and wakes the mailers once.
+local OB = {}
+local function outbox(i)
+  OB.ob, OB.q, OB.seq, OB.dead = KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3]
+end
+local OUT = {}
+local function mail(e) OUT[#OUT + 1] = e end
+
+local function commit()
+  for _, k in ipairs(WK) do
+    local h = WH[k]
+    if h then
+      local set, del = {}, {}
+      for _, f in ipairs(h.o) do
+        local v = h.v[f]
+        if v == false then del[#del + 1] = f else set[#set + 1] = f; set[#set + 1] = v end
+      end
+      if #set > 0 then redis.call('HSET', k, unpack(set)) end
+      if #del > 0 then redis.call('HDEL', k, unpack(del)) end
+    end
+    local z = WZ[k]
+    if z then
+      local add, rem = {}, {}
+      for _, m in ipairs(z.o) do
+        local v = z.v[m]
+        if v == false then rem[#rem + 1] = m else add[#add + 1] = v; add[#add + 1] = m end
+      end
+      if #add > 0 then redis.call('ZADD', k, unpack(add)) end
+      if #rem > 0 then redis.call('ZREM', k, unpack(rem)) end
+    end
+    if WA[k] then redis.call('APPEND', k, WA[k]) end
+    local c = WI[k]
+    if c then
+      for _, f in ipairs(c.o) do
+        if c.v[f] ~= 0 then redis.call('HINCRBY', k, f, c.v[f]) end
+      end
+    end
   end
-  return true
+  if #OUT == 0 then return end
+  local snap = nil
+  if F and R.id then
+    -- The request as it stands after the transition goes with each of its
+    -- emails, so the mailer need not read it again (tokens excepted).
+    snap = {}
+    for f, v in pairs(F) do
+      local p = string.sub(f, 1, 2)
+      if p ~= 't:' and p ~= 'p:' and f ~= 'h' then snap[f] = v end
+    end
+  end
+  for _, e in ipairs(OUT) do
+    if snap and e.request == R.id and e.kinds[1] ~= 'event' then e.snap = snap end
+  end
+  local last = redis.call('INCRBY', OB.seq, #OUT)
+  local h, z = {}, {}
+  for i, e in ipairs(OUT) do
+    e.at = NOW
+    local id = tostring(last - #OUT + i)
+    h[#h + 1] = id
+    h[#h + 1] = cjson.encode(e)
+    z[#z + 1] = NOW
+    z[#z + 1] = id
+  end
+  redis.call('HSET', OB.ob, unpack(h))
+  redis.call('ZADD', OB.q, unpack(z))
+  if WAKE ~= '' then redis.call('PUBLISH', WAKE, '1') end
+end
+
+-- A request: R holds its keys, bound by request(i) to KEYS[i..i+6] and
+-- the outbox at KEYS[i+7..]; load() reads it into F (fields) and CHG (its
+-- changes); svc() reads its service's holders and open roles into SVC
+-- when first needed.
+local CHG, SVC, APPROVED_NOW = nil, nil, false
+local ROLES = {'admin', 'tech', 'billing'}
+local function request(i, id)
+  R.id, R.k, R.h, R.svc, R.exp, R.rem, R.app, R.stats =
+    id, KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3], KEYS[i + 4], KEYS[i + 5], KEYS[i + 6]
+  outbox(i + 7)
+end
+
+-- load returns nil when the request is there and readable, else why not:
+-- 'unknown' (no such request), 'keys' (the caller named another service
+-- than the request's) or 'corrupt'.
+local function load(svcid)
+  F = hgetall(R.k)
+  if F.st == nil then return 'unknown' end
+  if svcid ~= nil and F.svc ~= svcid then return 'keys' end
+  local ok, c = pcall(cjson.decode, F.chg or '')
+  if not ok or type(c) ~= 'table' or tonumber(F.x) == nil or tonumber(F.n) == nil then return 'corrupt' end
+  for role, ch in pairs(c) do
+    if type(ch) ~= 'table' or type(ch.to) ~= 'string' or type(ch.from) ~= 'string' then return 'corrupt' end
+  end
+  CHG = c
+  return nil
+end
+
+local function svc()
+  if SVC then return SVC end
+  SVC = {}
+  local f = redis.call('HMGET', R.svc, 'admin', 'tech', 'billing', 'o:admin', 'o:tech', 'o:billing')
+  for i, role in ipairs(ROLES) do
+    SVC[role] = f[i] or ''
+    SVC['o:' .. role] = f[i + 3] or ''
+  end
+  return SVC
+end
+
+local function hist(ev, nic, ch)
+  if nic == nil or nic == '' then nic = '-' end
+  append(R.h, NOW .. ' ' .. ev .. ' ' .. nic .. ' ' .. ch .. '\n')
+end
+
+-- setst moves the request to status st, in its record and the tally.
+local function setst(st)
+  if F.st then incr(R.stats, F.st, -1) end
+  incr(R.stats, st, 1)
+  hset(R.k, 'st', st)
+  F.st = st
+end
+
+-- live reports whether ref is a token of nic that still works.
+local function live(nic, ref)
+  local t = split(F['t:' .. nic])
+  for i = 2, #t do if t[i] == ref then return true end end
+  for _, p in ipairs(split(F['p:' .. nic])) do
+    if string.sub(p, string.find(p, ':', 1, true) + 1) == ref then return true end
+  end
+  return false
+end
+
+-- holds reports whether the open role field value v names this request.
+local function holds(v) return split(v)[1] == R.id end
+
+-- finish ends the request: status and reason, history, the roles it held
+-- on its service released, its due entries removed, its tokens dead, and
+-- its emails queued: to each approver first[nic] (if any) then the ending
+-- kind, to each informed contact "informed" when applied, and the event.
+-- A request of a hand-over queues only its event: the hand-over sends
+-- one email per person for all its requests.
+local function finish(st, nic, ch, why, first)
+  local was = F.st
+  setst(st)
+  if why ~= nil and why ~= '' then hset(R.k, 'why', why) end
+  hist(st, nic, ch)
+  local s = svc()
+  for role, _ in pairs(CHG) do
+    if holds(s['o:' .. role]) then hdel(R.svc, 'o:' .. role) end
+  end
+  if was == 'pending' then zrem(R.exp, R.id) elseif not APPROVED_NOW then zrem(R.app, R.id) end
+  local apv = split(F.apv)
+  for _, a in ipairs(apv) do
+    if F['s:' .. a] == 'pending' then zrem(R.rem, R.id .. ' ' .. a) end
+    if (F['t:' .. a] or '') ~= '' then hdel(R.k, 't:' .. a) end
+    if (F['p:' .. a] or '') ~= '' then hdel(R.k, 'p:' .. a) end
+  end
+  if F.ho == nil then
+    for _, a in ipairs(apv) do
+      local kinds = {}
+      if first and first[a] then kinds[1] = first[a] end
+      kinds[#kinds + 1] = st
+      mail({kinds = kinds, request = R.id, nic = a})
+    end
+    if st == 'applied' then
+      for _, n in ipairs(split(F.inf)) do mail({kinds = {'informed'}, request = R.id, nic = n}) end
+    end
+  end
+  mail({kinds = {'event'}, request = R.id, event = st})
+end
+
+-- expired reports whether a pending request is past its expiry, and
+-- then expires it on the spot.
+local function expired()
+  if F.st == 'pending' and NOW >= tonumber(F.x) then
+    finish('expired', '', 'system', '')
+    return true
+  end
+  return false
+end
+
+-- applyNow makes an approved request effective if each role is still held
+-- by the contact the request was made against and payments are up to
+-- date (payReason, from the caller, is "" when they are): the service's
+-- contacts change in the same step. first is passed on to finish.
+local function applyNow(payReason, first)
+  local s = svc()
+  for _, role in ipairs(ROLES) do
+    local c = CHG[role]
+    if c and s[role] ~= c.from then
+      finish('failed', '', 'system', 'role_changed:' .. role, first)
+      return 'failed'
+    end
+  end
+  if payReason ~= '' then
+    finish('failed', '', 'system', payReason, first)
+    return 'failed'
+  end
+  for _, role in ipairs(ROLES) do
+    local c = CHG[role]
+    if c then hset(R.svc, role, c.to) end
+  end
+  finish('applied', '', 'system', '', first)
+  return 'applied'
+end
+
+-- result is a script's reply: an outcome, then the request's fields as
+-- they stand after the script (what a caller shows without reading the
+-- request again).
+local function result(outcome)
+  local out = {outcome}
+  for f, v in pairs(F) do out[#out + 1] = f; out[#out + 1] = v end
+  return out
+end
+
+-- approve marks a request approved: it keeps its roles until applied.
+local function approve()
+  APPROVED_NOW = true
+  setst('approved')
+  hist('approved', '', 'system')
+  local s = svc()
+  for role, _ in pairs(CHG) do
+    if holds(s['o:' .. role]) then hset(R.svc, 'o:' .. role, R.id .. ' 0') end
+  end
+  zrem(R.exp, R.id)
 end
 `
 
-// script prepends the key names and luaLib to a script's body.
-func script(body string) *redis.Script { return redis.NewScript(luaKeys() + luaLib + body) }
+// script prepends luaLib to a script's body.
+func script(body string) *redis.Script { return redis.NewScript(luaLib + body) }
 
-// maxPending bounds the tokens of one approver issued for emails whose
-// delivery is not yet known.
-const maxPending = 4
+// The per-request scripts take KEYS = requestKeys(...) and, after
+// ARGV[1] (time) and ARGV[2] (wake channel), ARGV[3] = the request id and
+// ARGV[4] = its service id (the service the caller believes it is on: a
+// request on another one is refused with "keys").
 
 // createScript stores a new request if the service still has the holders
 // the rules were checked against and no open request touches its roles.
 //
-// KEYS[1] request, KEYS[2] service, KEYS[3] open roles of the service.
-// ARGV[3] id, [4] service, [5] requester, [6] expires (ms), [7] changes
+// KEYS: requestKeys. ARGV[5] requester, [6] expires (ms), [7] changes
 // JSON, [8] approvers, [9] informed, [10] payment NICs, [11] channel,
-// [12] first reminder time (ms), then role/from pairs.
-// Returns {"ok"}, {"stale"} (the service changed since it was read), or
+// [12] first reminder time (ms), [13] the service's kind, [14] hand-over
+// id or "", then role/from pairs.
+// Returns {"ok"}, {"stale"} (the service changed since it was read) or
 // {"conflict", other request id}.
 var createScript = script(`
-local k, svc, open = KEYS[1], KEYS[2], KEYS[3]
-local id = ARGV[3]
-for i = 13, #ARGV, 2 do
+request(1, ARGV[3])
+local s = svc()
+for i = 15, #ARGV, 2 do
   local role, from = ARGV[i], ARGV[i + 1]
-  if (redis.call('HGET', svc, role) or '') ~= from then return {'stale'} end
-  local other = redis.call('HGET', open, role)
-  if other then
-    local ok = K.req(P, other)
-    local st = redis.call('HGET', ok, 'st')
-    if st == 'approved' or (st == 'pending' and NOW < tonumber(redis.call('HGET', ok, 'x'))) then
-      return {'conflict', other}
-    end
+  if s[role] ~= from then return {'stale'} end
+  local o = split(s['o:' .. role])
+  if o[1] and o[1] ~= R.id and (o[2] == '0' or NOW < tonumber(o[2] or '0')) then
+    return {'conflict', o[1]}
   end
 end
-local apv = split(ARGV[8])
-redis.call('HSET', k, 'svc', ARGV[4], 'req', ARGV[5], 'st', 'pending', 'c', NOW, 'x', ARGV[6],
-  'chg', ARGV[7], 'apv', ARGV[8], 'inf', ARGV[9], 'pay', ARGV[10], 'n', #apv)
-hist(k, 'created', ARGV[5], ARGV[11])
-move_status(nil, 'pending')
-for i = 13, #ARGV, 2 do redis.call('HSET', open, ARGV[i], id) end
-redis.call('ZADD', K.due_expire(P), ARGV[6], id)
-for _, a in ipairs(apv) do
-  redis.call('HSET', k, 's:' .. a, 'pending', 'r:' .. a, 0)
-  redis.call('ZADD', K.due_remind(P), ARGV[12], id .. ' ' .. a)
-  enqueue({kind = 'validation', request = id, nic = a})
+local apv, ho = split(ARGV[8]), ARGV[14]
+F = {}
+hset(R.k, 'svc', ARGV[4], 'req', ARGV[5], 'c', NOW, 'x', ARGV[6], 'chg', ARGV[7],
+  'apv', ARGV[8], 'inf', ARGV[9], 'pay', ARGV[10], 'n', #apv, 'k', ARGV[13])
+if ho ~= '' then hset(R.k, 'ho', ho) end
+setst('pending')
+for _, a in ipairs(apv) do hset(R.k, 's:' .. a, 'pending', 'r:' .. a, '0') end
+hist('created', ARGV[5], ARGV[11])
+for i = 15, #ARGV, 2 do hset(R.svc, 'o:' .. ARGV[i], R.id .. ' ' .. ARGV[6]) end
+if ho == '' then
+  zadd(R.exp, ARGV[6], R.id)
+  for _, a in ipairs(apv) do
+    zadd(R.rem, ARGV[12], R.id .. ' ' .. a)
+    mail({kinds = {'validation'}, request = R.id, nic = a})
+  end
 end
+commit()
 return {'ok'}
 `)
 
-// tokenScript issues an approver a token for an email about to be sent.
-// The token is pending: it works, but the approver's earlier token is only
-// revoked once the mail server accepts this email (recordSentScript), so
-// an email that never leaves revokes nothing.
+// decideScript records an approver's decision made with a token. When it
+// is the last accept, the request is approved and, unless a billing
+// contact's payments must be checked first (the caller then applies it),
+// applied in the same step.
 //
-// KEYS[1] request, KEYS[2] the new token's key.
-// ARGV[3] id, [4] nic, [5] token hash, [6] how long a dead token is
-// remembered (ms), [7] most pending tokens kept.
-// Returns {"ok"}, {"gone", status} (not pending), {"answered"} (the
-// approver already answered) or {"unknown"}.
-var tokenScript = script(`
-local k, tok = KEYS[1], KEYS[2]
-local id, nic = ARGV[3], ARGV[4]
-if redis.call('EXISTS', k) == 0 then return {'unknown'} end
-if not live_pending(k, id) then return {'gone', redis.call('HGET', k, 'st')} end
-local s = redis.call('HGET', k, 's:' .. nic)
-if s == false then return {'unknown'} end
-if s ~= 'pending' then return {'answered'} end
-local p = split(redis.call('HGET', k, 'p:' .. nic))
-p[#p + 1] = ARGV[5]
-while #p > tonumber(ARGV[7]) do table.remove(p, 1) end
-redis.call('HSET', k, 'p:' .. nic, table.concat(p, ' '))
-redis.call('HSET', tok, 'r', id, 'n', nic, 'k', 'v')
-redis.call('PEXPIRE', tok, tonumber(redis.call('HGET', k, 'x')) - NOW + tonumber(ARGV[6]))
-return {'ok'}
-`)
-
-// decideScript records an approver's decision made with a token.
-//
-// KEYS[1] the token's key. ARGV[3] token hash, [4] accept|decline, [5] channel.
-// Returns {"unknown"} (no such token), {"gone", id, nic} (used, revoked or
-// the request left pending), or {outcome, id, nic} where outcome is
-// accepted (others still awaited), approved or declined.
+// KEYS: requestKeys. ARGV[5] nic, [6] the token's reference (the caller
+// read the token's record: it names this request and approver), [7]
+// accept|decline, [8] channel.
+// Returns {"unknown"} (no such request), {"corrupt"}, {"gone"} (used,
+// revoked or the request left pending), or {outcome, field, value, ...}:
+// the outcome (accepted: others still awaited; approved: to apply;
+// applied, failed or declined) and the request's fields as they stand.
 var decideScript = script(`
-local t = redis.call('HMGET', KEYS[1], 'r', 'n', 'k')
-if not t[1] or t[3] ~= 'v' then return {'unknown'} end
-local id, nic = t[1], t[2]
-local k = K.req(P, id)
-if not live_pending(k, id) then return {'gone', id, nic} end
-if not live_token(k, nic, ARGV[3]) then return {'gone', id, nic} end
-local ch = ARGV[5]
-redis.call('HDEL', k, 't:' .. nic, 'p:' .. nic)
-redis.call('ZREM', K.due_remind(P), id .. ' ' .. nic)
-redis.call('HSET', k, 'c:' .. nic, ch, 'a:' .. nic, NOW)
-if ARGV[4] == 'decline' then
-  redis.call('HSET', k, 's:' .. nic, 'declined')
-  enqueue({kind = 'recorded', request = id, nic = nic})
-  finish(k, id, 'declined', nic, ch, '')
-  return {'declined', id, nic}
+request(1, ARGV[3])
+local nic, ref, ch = ARGV[5], ARGV[6], ARGV[8]
+local why = load(ARGV[4])
+if why == 'keys' or why == 'unknown' then return {'unknown'} end
+if why then return {why} end
+if F.st ~= 'pending' then return {'gone'} end
+if expired() then commit(); return {'gone'} end
+if F['s:' .. nic] ~= 'pending' or not live(nic, ref) then return {'gone'} end
+-- Its tokens die: emptied rather than deleted, written with its answer.
+hset(R.k, 't:' .. nic, '', 'p:' .. nic, '')
+zrem(R.rem, R.id .. ' ' .. nic)
+if ARGV[7] == 'decline' then
+  hset(R.k, 's:' .. nic, 'declined', 'c:' .. nic, ch, 'a:' .. nic, NOW)
+  finish('declined', nic, ch, '', {[nic] = 'recorded'})
+  commit()
+  return result('declined')
 end
-redis.call('HSET', k, 's:' .. nic, 'accepted')
-hist(k, 'accepted', nic, ch)
-enqueue({kind = 'recorded', request = id, nic = nic})
-if redis.call('HINCRBY', k, 'n', -1) > 0 then return {'accepted', id, nic} end
-move_status('pending', 'approved')
-redis.call('HSET', k, 'st', 'approved')
-hist(k, 'approved', '', 'system')
-redis.call('ZREM', K.due_expire(P), id)
-redis.call('ZADD', K.due_apply(P), NOW, id)
-return {'approved', id, nic}
+local n = tonumber(F.n) - 1
+hset(R.k, 's:' .. nic, 'accepted', 'c:' .. nic, ch, 'a:' .. nic, NOW, 'n', n)
+hist('accepted', nic, ch)
+if n > 0 then
+  mail({kinds = {'recorded'}, request = R.id, nic = nic})
+  commit()
+  return result('accepted')
+end
+approve()
+if (F.pay or '') ~= '' then
+  zadd(R.app, NOW, R.id)
+  mail({kinds = {'recorded'}, request = R.id, nic = nic})
+  commit()
+  return result('approved')
+end
+local out = applyNow('', {[nic] = 'recorded'})
+commit()
+return result(out)
 `)
 
-// applyScript makes an approved request effective: the service's contacts
-// change in the same step, after checking each role is still held by the
-// contact the request was made against. Applying twice is a no-op.
+// applyScript makes an approved request effective (see applyNow).
+// Applying twice is a no-op.
 //
-// KEYS[1] request. ARGV[3] id, [4] "" when payments are up to date, else
-// the reason the request fails.
-// Returns {status} when not approved (nothing done), {"applied"} or
-// {"failed", reason}.
+// KEYS: requestKeys. ARGV[5] "" when payments are up to date, else the
+// reason code the request fails with.
+// Returns {status} when not approved (nothing done), {"applied"},
+// {"failed"}, {"unknown"} or {"corrupt"}.
 var applyScript = script(`
-local k, id = KEYS[1], ARGV[3]
-local st = redis.call('HGET', k, 'st')
-if st ~= 'approved' then
-  redis.call('ZREM', K.due_apply(P), id)
-  return {st or 'unknown'}
+request(1, ARGV[3])
+local why = load(ARGV[4])
+if why then
+  if why == 'unknown' then redis.call('ZREM', R.app, R.id) end
+  return {why}
 end
-local sid = redis.call('HGET', k, 'svc')
-local svc = K.svc(P, sid)
-local chg = cjson.decode(redis.call('HGET', k, 'chg'))
-for _, role in ipairs({'admin', 'tech', 'billing'}) do
-  local c = chg[role]
-  if c and (redis.call('HGET', svc, role) or '') ~= c.from then
-    local why = 'the ' .. role .. ' contact of ' .. sid .. ' changed since the request was made'
-    finish(k, id, 'failed', '', 'system', why)
-    return {'failed', why}
-  end
+if F.st ~= 'approved' then
+  redis.call('ZREM', R.app, R.id)
+  return {F.st}
 end
-if ARGV[4] ~= '' then
-  finish(k, id, 'failed', '', 'system', ARGV[4])
-  return {'failed', ARGV[4]}
-end
-for role, c in pairs(chg) do redis.call('HSET', svc, role, c.to) end
-finish(k, id, 'applied', '', 'system', '')
-return {'applied'}
+local out = applyNow(ARGV[5])
+commit()
+return {out}
 `)
 
 // cancelScript ends a pending request at its requester's demand.
 //
-// KEYS[1] request. ARGV[3] id, [4] nic asking, [5] channel.
-// Returns {"cancelled"}, {"unknown"}, {"forbidden"} (not the requester) or
-// {"notpending", status}.
+// KEYS: requestKeys. ARGV[5] nic asking, [6] channel.
+// Returns {"cancelled"}, {"unknown"}, {"corrupt"}, {"forbidden"} (not the
+// requester), {"handover", id} (part of a hand-over) or {"notpending",
+// status}.
 var cancelScript = script(`
-local k, id = KEYS[1], ARGV[3]
-if redis.call('EXISTS', k) == 0 then return {'unknown'} end
-if redis.call('HGET', k, 'req') ~= ARGV[4] then return {'forbidden'} end
-if not live_pending(k, id) then return {'notpending', redis.call('HGET', k, 'st')} end
-finish(k, id, 'cancelled', ARGV[4], ARGV[5], '')
+request(1, ARGV[3])
+local why = load(ARGV[4])
+if why then return {why} end
+if F.req ~= ARGV[5] then return {'forbidden'} end
+if F.ho and F.st == 'pending' then return {'handover', F.ho} end
+if F.st ~= 'pending' then return {'notpending', F.st} end
+if expired() then commit(); return {'notpending', 'expired'} end
+finish('cancelled', ARGV[5], ARGV[6], '')
+commit()
 return {'cancelled'}
 `)
 
 // expireScript expires a request whose time is up; anything else is just
 // taken off the expiry schedule.
 //
-// KEYS[1] request. ARGV[3] id. Returns {status after the call}.
+// KEYS: requestKeys. Returns {status after the call}, {"unknown"} or
+// {"corrupt"}.
 var expireScript = script(`
-local k, id = KEYS[1], ARGV[3]
-if redis.call('EXISTS', k) == 0 then
-  redis.call('ZREM', K.due_expire(P), id)
+request(1, ARGV[3])
+local why = load(ARGV[4])
+if why == 'unknown' then
+  redis.call('ZREM', R.exp, R.id)
   return {'unknown'}
 end
-if live_pending(k, id) then return {'pending'} end
-redis.call('ZREM', K.due_expire(P), id)
-return {redis.call('HGET', k, 'st')}
+if why then return {why} end
+if F.st == 'pending' and not expired() then return {'pending'} end
+zrem(R.exp, R.id)
+commit()
+return {F.st}
 `)
 
 // remindScript queues a reminder to an approver whose reminder is due, if
@@ -298,104 +502,105 @@ return {redis.call('HGET', k, 'st')}
 // re-reads the due time, so sweeps that overlap send one reminder per due
 // time.
 //
-// KEYS[1] request. ARGV[3] id, [4] nic, [5] max reminders, [6] remind
-// after (ms). Returns {"reminded"}, {"notdue"} or {"skipped"}.
+// KEYS: requestKeys. ARGV[5] nic, [6] max reminders, [7] remind after
+// (ms). Returns {"reminded"}, {"notdue"}, {"skipped"}, {"unknown"} or
+// {"corrupt"}.
 var remindScript = script(`
-local k, id, nic = KEYS[1], ARGV[3], ARGV[4]
-local member = id .. ' ' .. nic
-local due = redis.call('ZSCORE', K.due_remind(P), member)
+request(1, ARGV[3])
+local nic = ARGV[5]
+local member = R.id .. ' ' .. nic
+local due = redis.call('ZSCORE', R.rem, member)
 if not due or tonumber(due) > NOW then return {'notdue'} end
-if redis.call('EXISTS', k) == 1 and live_pending(k, id)
-  and redis.call('HGET', k, 's:' .. nic) == 'pending'
-  and redis.call('HGET', k, 'u:' .. nic) ~= '1'
-  and tonumber(redis.call('HGET', k, 'r:' .. nic) or '0') < tonumber(ARGV[5]) then
-  redis.call('HINCRBY', k, 'r:' .. nic, 1)
-  enqueue({kind = 'reminder', request = id, nic = nic})
-  redis.call('ZADD', K.due_remind(P), NOW + tonumber(ARGV[6]), member)
+local why = load(ARGV[4])
+if why == 'unknown' then redis.call('ZREM', R.rem, member); return {'skipped'} end
+if why then return {why} end
+if F.st == 'pending' and not expired() and F['s:' .. nic] == 'pending' and F['u:' .. nic] ~= '1'
+  and tonumber(F['r:' .. nic] or '0') < tonumber(ARGV[6]) then
+  hset(R.k, 'r:' .. nic, tonumber(F['r:' .. nic] or '0') + 1)
+  zadd(R.rem, NOW + tonumber(ARGV[7]), member)
+  mail({kinds = {'reminder'}, request = R.id, nic = nic})
+  commit()
   return {'reminded'}
 end
-redis.call('ZREM', K.due_remind(P), member)
+zrem(R.rem, member)
+commit()
 return {'skipped'}
 `)
 
 // resendScript queues a fresh email to one approver, or to every approver
 // who has not answered, e.g. after a contact fixed its address.
 //
-// KEYS[1] request. ARGV[3] id, [4] nic or "", [5] remind after (ms).
-// Returns {"ok", count}, {"unknown"}, {"notpending", status},
-// {"notapprover"} or {"answered"}.
+// KEYS: requestKeys. ARGV[5] nic or "", [6] remind after (ms).
+// Returns {"ok", count}, {"unknown"}, {"corrupt"}, {"notpending",
+// status}, {"handover", id}, {"notapprover"} or {"answered"}.
 var resendScript = script(`
-local k, id, only = KEYS[1], ARGV[3], ARGV[4]
-if redis.call('EXISTS', k) == 0 then return {'unknown'} end
-if not live_pending(k, id) then return {'notpending', redis.call('HGET', k, 'st')} end
+request(1, ARGV[3])
+local why = load(ARGV[4])
+if why then return {why} end
+local only = ARGV[5]
+if F.ho and F.st == 'pending' then return {'handover', F.ho} end
+if F.st ~= 'pending' then return {'notpending', F.st} end
+if expired() then commit(); return {'notpending', 'expired'} end
 local targets = {}
 if only ~= '' then
-  local s = redis.call('HGET', k, 's:' .. only)
-  if not s then return {'notapprover'} end
-  if s ~= 'pending' then return {'answered'} end
+  local st = F['s:' .. only]
+  if not st then return {'notapprover'} end
+  if st ~= 'pending' then return {'answered'} end
   targets = {only}
 else
-  for _, a in ipairs(split(redis.call('HGET', k, 'apv'))) do
-    if redis.call('HGET', k, 's:' .. a) == 'pending' then targets[#targets + 1] = a end
+  for _, a in ipairs(split(F.apv)) do
+    if F['s:' .. a] == 'pending' then targets[#targets + 1] = a end
   end
 end
 for _, a in ipairs(targets) do
-  redis.call('HDEL', k, 'u:' .. a)
-  redis.call('ZADD', K.due_remind(P), NOW + tonumber(ARGV[5]), id .. ' ' .. a)
-  enqueue({kind = 'resend', request = id, nic = a})
+  if F['u:' .. a] then hdel(R.k, 'u:' .. a) end
+  zadd(R.rem, NOW + tonumber(ARGV[6]), R.id .. ' ' .. a)
+  mail({kinds = {'resend'}, request = R.id, nic = a})
 end
+commit()
 return {'ok', tostring(#targets)}
 `)
 
 // undeliverableScript records that an email to an approver bounced: its
 // reminders stop and the requester is told.
 //
-// KEYS[1] request. ARGV[3] id, [4] nic. Returns {"ok"}, {"unknown"} or
-// {"already"}.
+// KEYS: requestKeys. ARGV[5] nic. Returns {"ok"}, {"unknown"},
+// {"corrupt"} or {"already"}.
 var undeliverableScript = script(`
-local k, id, nic = KEYS[1], ARGV[3], ARGV[4]
-if redis.call('EXISTS', k) == 0 or not redis.call('HGET', k, 's:' .. nic) then return {'unknown'} end
-if redis.call('HGET', k, 'u:' .. nic) == '1' then return {'already'} end
-redis.call('HSET', k, 'u:' .. nic, '1')
-redis.call('ZREM', K.due_remind(P), id .. ' ' .. nic)
-hist(k, 'undeliverable', nic, 'email')
-if redis.call('HGET', k, 'st') == 'pending' then
-  enqueue({kind = 'undeliverable', request = id, nic = redis.call('HGET', k, 'req'), about = nic})
+request(1, ARGV[3])
+local nic = ARGV[5]
+local why = load(ARGV[4])
+if why then return {why} end
+if not F['s:' .. nic] then return {'unknown'} end
+if F['u:' .. nic] == '1' then return {'already'} end
+hset(R.k, 'u:' .. nic, '1')
+zrem(R.rem, R.id .. ' ' .. nic)
+hist('undeliverable', nic, 'email')
+if F.st == 'pending' then
+  mail({kinds = {'undeliverable'}, request = R.id, nic = F.req, about = nic})
 end
-return {'ok'}
-`)
-
-// reportTokenScript gives a previous holder told of an applied change a
-// "this wasn't me" token.
-//
-// KEYS[1] request, KEYS[2] the token's key. ARGV[3] id, [4] nic, [5] token
-// hash, [6] report window (ms), [7] how long a dead token is remembered (ms).
-// Returns {"ok"} or {"unknown"} (no such request or nic not informed).
-var reportTokenScript = script(`
-local k, tok, id, nic = KEYS[1], KEYS[2], ARGV[3], ARGV[4]
-if redis.call('HGET', k, 'st') ~= 'applied' then return {'unknown'} end
-local found = false
-for _, n in ipairs(split(redis.call('HGET', k, 'inf'))) do if n == nic then found = true end end
-if not found then return {'unknown'} end
-redis.call('HSET', tok, 'r', id, 'n', nic, 'k', 'r', 'x', NOW + tonumber(ARGV[6]))
-redis.call('PEXPIRE', tok, tonumber(ARGV[6]) + tonumber(ARGV[7]))
+commit()
 return {'ok'}
 `)
 
 // disputeScript records a "this wasn't me" report made with a report
 // token; the token is single-use.
 //
-// KEYS[1] the token's key. ARGV[3] channel.
-// Returns {"unknown"}, {"gone", id, nic} or {"disputed", id, nic}.
+// KEYS: requestKeys, then [12] the token's record. ARGV[5] nic, [6]
+// channel.
+// Returns {"unknown"}, {"gone"} or {"disputed"}.
 var disputeScript = script(`
-local t = redis.call('HMGET', KEYS[1], 'r', 'n', 'k', 'x', 'used')
-if not t[1] or t[3] ~= 'r' then return {'unknown'} end
-local id, nic = t[1], t[2]
-if t[5] or NOW >= tonumber(t[4]) then return {'gone', id, nic} end
-redis.call('HSET', KEYS[1], 'used', '1')
-local k = K.req(P, id)
-hist(k, 'disputed', nic, ARGV[3])
-enqueue({kind = 'disputed', request = id, nic = nic})
-enqueue({kind = 'event', request = id, event = 'disputed'})
-return {'disputed', id, nic}
+request(1, ARGV[3])
+local raw = redis.call('GET', KEYS[12])
+local t = split(raw)
+if t[1] ~= 'r' or t[2] ~= R.id or t[3] ~= ARGV[5] then return {'unknown'} end
+if t[5] or NOW >= tonumber(t[4] or '0') then return {'gone'} end
+local why = load(ARGV[4])
+if why then return {'unknown'} end
+redis.call('SET', KEYS[12], raw .. ' used', 'KEEPTTL')
+hist('disputed', ARGV[5], ARGV[6])
+mail({kinds = {'disputed'}, request = R.id, nic = ARGV[5]})
+mail({kinds = {'event'}, request = R.id, event = 'disputed'})
+commit()
+return {'disputed'}
 `)

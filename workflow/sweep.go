@@ -73,7 +73,7 @@ func (s *Store) Sweep(ctx context.Context, limit int64) (SweepResult, error) {
 			}
 		}
 		if z := dead[n].Val(); len(z) > 0 && int64(z[0].Score) < cutoff {
-			out, err := s.run(ctx, purgeDeadScript, n, []string{s.keys.OutboxDead(n)}, cutoff)
+			out, err := s.outboxScript(ctx, purgeDeadScript, n, nil, cutoff)
 			if err != nil {
 				return res, err
 			}
@@ -105,7 +105,10 @@ func (s *Store) sweepExpire(ctx context.Context, shard int, id string, res *Swee
 	if !ValidRequestID(id) {
 		return s.quarantine(ctx, shard, s.keys.DueExpire(shard), id, fmt.Errorf("not a request id"), res)
 	}
-	out, err := s.run(ctx, expireScript, shard, []string{s.keys.Request(shard, id)}, id)
+	out, err := s.requestScript(ctx, expireScript, id, nil)
+	if ErrorCode(err) == ENotFound {
+		return s.quarantine(ctx, shard, s.keys.DueExpire(shard), id, err, res)
+	}
 	if err != nil {
 		return s.itemFailed("expire", id, err, res)
 	}
@@ -122,8 +125,10 @@ func (s *Store) sweepRemind(ctx context.Context, shard int, member string, res *
 	if !ValidRequestID(id) || nic == "" {
 		return s.quarantine(ctx, shard, s.keys.DueRemind(shard), member, fmt.Errorf("not a reminder"), res)
 	}
-	out, err := s.run(ctx, remindScript, shard, []string{s.keys.Request(shard, id)}, id, nic,
-		s.opt.MaxReminders, s.opt.RemindAfter.Milliseconds())
+	out, err := s.requestScript(ctx, remindScript, id, nil, nic, s.opt.MaxReminders, s.opt.RemindAfter.Milliseconds())
+	if ErrorCode(err) == ENotFound {
+		return s.quarantine(ctx, shard, s.keys.DueRemind(shard), member, err, res)
+	}
 	if err != nil {
 		return s.itemFailed("remind", member, err, res)
 	}
@@ -135,10 +140,11 @@ func (s *Store) sweepRemind(ctx context.Context, shard int, member string, res *
 
 // quarantineScript moves a member of a due set to the quarantine.
 //
-// KEYS[1] the due set. ARGV[3] member, [4] what the quarantine records.
+// KEYS[1] the due set, [2] the quarantine. ARGV[3] member, [4] what the
+// quarantine records.
 var quarantineScript = script(`
 if redis.call('ZREM', KEYS[1], ARGV[3]) == 1 then
-  redis.call('ZADD', K.quarantine(P), NOW, ARGV[4])
+  redis.call('ZADD', KEYS[2], NOW, ARGV[4])
 end
 return {'ok'}
 `)
@@ -147,7 +153,7 @@ return {'ok'}
 // stops coming back, and logs it.
 func (s *Store) quarantine(ctx context.Context, shard int, set, member string, why error, res *SweepResult) error {
 	s.opt.Logger.Error("sweep: item set aside (quarantined)", "set", set, "item", clip(member), "err", why)
-	if _, err := s.run(ctx, quarantineScript, shard, []string{set}, member, set+" "+member); err != nil {
+	if _, err := s.run(ctx, quarantineScript, []string{set, s.keys.Quarantine(shard)}, "", member, set+" "+member); err != nil {
 		return s.itemFailed("quarantine", member, err, res)
 	}
 	res.Quarantined++

@@ -147,8 +147,8 @@ func TestClaimLeaseAndHeartbeat(t *testing.T) {
 			t.Fatalf("claim = %d entries, %v; want the 2 validation emails", len(mine), err)
 		}
 		c.Advance(10 * time.Second)
-		if err := s.Heartbeat(ctx, mine[:1], 15*time.Second); err != nil {
-			t.Fatal(err)
+		if lost, err := s.Heartbeat(ctx, mine[:1], 15*time.Second); err != nil || len(lost) != 0 {
+			t.Fatalf("heartbeat of a held claim: %d lost, %v", len(lost), err)
 		}
 		c.Advance(10 * time.Second) // the first claim renewed, the second lapsed
 		other, _, back, err := s.ClaimOutbox(ctx, shard, 15*time.Second, 100)
@@ -158,12 +158,19 @@ func TestClaimLeaseAndHeartbeat(t *testing.T) {
 		if back != 1 || len(other) != 1 || other[0].ID != mine[1].ID {
 			t.Fatalf("second claimer: %d taken back, %d claimed; want the one lapsed entry", back, len(other))
 		}
-		// The first daemon's late outcome for the lapsed entry says so.
-		if err := s.RetryOutbox(ctx, mine[1], c.Now()); err != nil && !workflow.IsClaimLost(err) {
-			t.Fatal(err)
+		// The first daemon's late outcome for the lapsed entry is refused,
+		// and so is its heartbeat: the entry is the other daemon's now.
+		if err := s.RetryOutbox(ctx, mine[1], c.Now()); !workflow.IsClaimLost(err) {
+			t.Fatalf("late retry by the old owner = %v, want a lost claim", err)
 		}
-		if err := s.RecordSent(ctx, mine[0], workflow.Sent{}); err != nil {
+		if lost, err := s.Heartbeat(ctx, mine, 15*time.Second); err != nil || len(lost) != 1 || lost[0] != mine[1] {
+			t.Fatalf("old owner's heartbeat: lost %v, %v; want the lapsed entry", lost, err)
+		}
+		if err := s.RecordSent(ctx, mine[0]); err != nil {
 			t.Errorf("record of the renewed claim: %v", err)
+		}
+		if err := s.RecordSent(ctx, other[0]); err != nil {
+			t.Errorf("record by the new owner: %v", err)
 		}
 	})
 }

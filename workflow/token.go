@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/hex"
 	"hash/fnv"
 	"strings"
 	"unicode"
@@ -98,8 +97,29 @@ func validB32(s string, n int) bool {
 	return true
 }
 
-// HashToken is the only form in which a token is stored: hex SHA-256.
+// HashToken is the only form in which a token is stored, its reference:
+// the first 128 bits of its SHA-256, in lower-case base32 (26 characters).
+// A token record is named by it, a request keeps it for the approver's
+// live tokens, and the Message-ID of the email that carried the token
+// shows it, so that a reply or a delivery report quoting that Message-ID
+// finds the token without the token being known.
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
+	return b32.EncodeToString(sum[:16])
+}
+
+// TokenRefLen is the length of a token's reference (HashToken).
+const TokenRefLen = 26
+
+// ValidTokenRef reports whether s has the shape of a token's reference.
+func ValidTokenRef(s string) bool {
+	if len(s) != TokenRefLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(b32Alphabet, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
 }

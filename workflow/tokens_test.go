@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"contactd/internal/outboxtest"
 	"contactd/internal/redistest"
 	"contactd/workflow"
 )
@@ -17,15 +18,6 @@ func created(t *testing.T, s *workflow.Store, service, requester string, changes
 		t.Fatalf("create: %v", err)
 	}
 	return r
-}
-
-func token(t *testing.T, s *workflow.Store, id, nic string, kind workflow.Kind) string {
-	t.Helper()
-	tok, _, err := s.IssueToken(context.Background(), id, nic, kind)
-	if err != nil {
-		t.Fatalf("issue token for %s: %v", nic, err)
-	}
-	return tok
 }
 
 func wantCode(t *testing.T, err error, code string) {
@@ -102,18 +94,26 @@ func TestTokenStates(t *testing.T) {
 		_, err = s.Decide(ctx, "not a token", workflow.Accept, workflow.Web)
 		wantCode(t, err, workflow.ENotFound)
 
-		// A token is single-use; case does not matter.
+		// A token is single-use; case does not matter. An email still
+		// queued to an approver who answered gets no token: the mailer
+		// drops it.
+		if _, err := s.Resend(ctx, r.ID, "nw1-ovh"); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := s.Decide(ctx, strings.ToUpper(live), workflow.Accept, workflow.Email); err != nil {
 			t.Fatal(err)
 		}
 		_, err = s.Decide(ctx, live, workflow.Accept, workflow.Email)
 		wantCode(t, err, workflow.EGone)
-		// An approver who answered gets no new token.
-		_, _, err = s.IssueToken(ctx, r.ID, "nw1-ovh", "resend")
-		wantCode(t, err, workflow.EGone)
+		if issued(t, s, r.ID, "nw1-ovh") {
+			t.Error("a token was issued to an approver who already answered")
+		}
+		if _, err := s.Resend(ctx, r.ID, "ad1-ovh"); err != nil {
+			t.Fatal(err)
+		}
 
 		// All tokens die when the request leaves pending.
-		admin := token(t, s, r.ID, "ad1-ovh", "validation")
+		admin := token(t, s, r.ID, "ad1-ovh", "resend")
 		if _, err := s.Cancel(ctx, r.ID, "ad1-ovh", workflow.API); err != nil {
 			t.Fatal(err)
 		}
@@ -121,8 +121,9 @@ func TestTokenStates(t *testing.T) {
 		wantCode(t, err, workflow.EGone)
 		_, err = s.Decide(ctx, admin, workflow.Accept, workflow.Web)
 		wantCode(t, err, workflow.EGone)
-		_, _, err = s.IssueToken(ctx, r.ID, "ad1-ovh", "reminder")
-		wantCode(t, err, workflow.EGone)
+		if issued(t, s, r.ID, "ad1-ovh") {
+			t.Error("a token was issued for an email of a cancelled request")
+		}
 
 		// A dead token still reads as gone, not unknown, a request_ttl later.
 		c.Advance(ttl + ttl/2)
@@ -235,7 +236,9 @@ func contains(l []string, s string) bool {
 }
 
 // A new token revokes the earlier one only once the mail server accepted
-// its email: an email refused, given up or never concluded kills nothing.
+// its email: an email refused, given up or never concluded kills nothing,
+// and its own token keeps working too (the relay may have taken it
+// although its answer was lost), until a later email is recorded.
 func TestNewTokenLiveOnlyOnceSent(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		ctx := context.Background()
@@ -245,19 +248,17 @@ func TestNewTokenLiveOnlyOnceSent(t *testing.T) {
 		held := deliver(t, s, r.ID)["validation nw1-ovh"]
 		live := func(tok string) bool { _, _, err := s.LookupToken(ctx, tok); return err == nil }
 
+		var unsure []string
 		for _, fate := range []string{"retry", "bury", "release", "crash"} {
 			if _, err := s.Resend(ctx, r.ID, "nw1-ovh"); err != nil {
 				t.Fatal(err)
 			}
 			e := claimOne(t, s, r.ID, "nw1-ovh")
-			tok, hash, err := s.IssueToken(ctx, r.ID, "nw1-ovh", e.Kind)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.TokenHash = hash
+			tok := outboxtest.Issue(t, s, []*workflow.OutboxEntry{e})[0]
 			if !live(tok) || !live(held) {
 				t.Fatalf("%s: while the email is on its way both tokens must work", fate)
 			}
+			var err error
 			switch fate {
 			case "retry":
 				err = s.RetryOutbox(ctx, e, s.Now())
@@ -269,12 +270,10 @@ func TestNewTokenLiveOnlyOnceSent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !live(held) {
-				t.Fatalf("%s: the token of the email the approver holds died", fate)
+			if !live(held) || !live(tok) {
+				t.Fatalf("%s: held token live %v, the unsure email's token live %v; want both", fate, live(held), live(tok))
 			}
-			if fate != "crash" && live(tok) {
-				t.Errorf("%s: the token of an email that never left still works", fate)
-			}
+			unsure = append(unsure, tok)
 			// Clear the outbox for the next round.
 			for _, st := range []workflow.OutboxState{workflow.OutboxReady, workflow.OutboxDead} {
 				es, _ := s.ListOutbox(ctx, st, 100)
@@ -283,7 +282,7 @@ func TestNewTokenLiveOnlyOnceSent(t *testing.T) {
 				}
 			}
 		}
-		// Once an email is accepted, its token is the one that works.
+		// Once a later email is accepted, its token is the one that works.
 		if _, err := s.Resend(ctx, r.ID, "nw1-ovh"); err != nil {
 			t.Fatal(err)
 		}
@@ -291,10 +290,57 @@ func TestNewTokenLiveOnlyOnceSent(t *testing.T) {
 		if !live(newest) || live(held) {
 			t.Errorf("after a sent resend: newest live %v, earlier live %v; want true, false", live(newest), live(held))
 		}
+		for i, tok := range unsure {
+			if live(tok) {
+				t.Errorf("the token of unsure email %d still works after a later email was accepted", i)
+			}
+		}
 		got, _ := s.Get(ctx, r.ID)
 		if n := countEvents(got, "resent"); n != 1 {
 			t.Errorf("history has %d resent events, want 1 (only the email that left)", n)
 		}
+	})
+}
+
+// Every attempt of one email issues a token, and every one of them works
+// once the email is recorded as sent: a daemon that died between the
+// relay's answer and the record sent a copy whose link the approver may
+// use, and the copy the next attempt sends must not revoke it.
+func TestEveryCopyOfAnEmailWorks(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		c := newClock()
+		s := newStore(t, b, c)
+		seed(t, s)
+		r := created(t, s, "example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
+		live := func(tok string) bool { _, _, err := s.LookupToken(ctx, tok); return err == nil }
+		// First attempt: token issued, email accepted by the relay, then the
+		// daemon dies before recording it; its claim lapses.
+		first := claimOne(t, s, r.ID, "nw1-ovh")
+		copy1 := outboxtest.Issue(t, s, []*workflow.OutboxEntry{first})[0]
+		c.Advance(2 * time.Minute)
+		// Second attempt, by another daemon, recorded.
+		second := claimOne(t, s, r.ID, "nw1-ovh")
+		if second.ID != first.ID {
+			t.Fatalf("the retried entry is %s, want %s", second.ID, first.ID)
+		}
+		copy2 := outboxtest.Issue(t, s, []*workflow.OutboxEntry{second})[0]
+		if err := s.RecordSent(ctx, second); err != nil {
+			t.Fatal(err)
+		}
+		if !live(copy1) || !live(copy2) {
+			t.Fatalf("first copy's token live %v, second's %v; want both", live(copy1), live(copy2))
+		}
+		// The first daemon, back, cannot record it a second time.
+		if err := s.RecordSent(ctx, first); !workflow.IsClaimLost(err) {
+			t.Errorf("late record by the first daemon = %v, want a lost claim", err)
+		}
+		// Deciding with either copy works once; then both are dead.
+		if _, err := s.Decide(ctx, copy1, workflow.Accept, workflow.Email); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Decide(ctx, copy2, workflow.Accept, workflow.Web)
+		wantCode(t, err, workflow.EGone)
 	})
 }
 
@@ -310,7 +356,7 @@ func claimOne(t *testing.T, s *workflow.Store, id, nic string) *workflow.OutboxE
 			t.Fatal(err)
 		}
 		for _, e := range es {
-			if found == nil && e.Request == id && e.NIC == nic && e.Kind.CarriesToken() {
+			if found == nil && e.Request == id && e.NIC == nic && e.Kind().CarriesToken() {
 				found = e
 				continue
 			}

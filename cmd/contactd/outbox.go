@@ -10,15 +10,18 @@ import (
 
 // outboxItem is an outbox entry as `contactd outbox list` prints it.
 type outboxItem struct {
-	ID        string        `json:"id"`
-	State     string        `json:"state"`
-	Kind      workflow.Kind `json:"kind"`
-	Request   string        `json:"request,omitempty"`
-	NIC       string        `json:"nic,omitempty"`
-	To        string        `json:"to,omitempty"`
-	Attempts  int           `json:"attempts"`
-	LastError string        `json:"last_error,omitempty"`
-	QueuedAt  time.Time     `json:"queued_at"`
+	ID    string `json:"id"`
+	State string `json:"state"`
+	// Kind is the kind of the entry's next email; Kinds all its emails.
+	Kind      workflow.Kind   `json:"kind"`
+	Kinds     []workflow.Kind `json:"kinds"`
+	Request   string          `json:"request,omitempty"`
+	Handover  string          `json:"handover,omitempty"`
+	NIC       string          `json:"nic,omitempty"`
+	To        string          `json:"to,omitempty"`
+	Attempts  int             `json:"attempts"`
+	LastError string          `json:"last_error,omitempty"`
+	QueuedAt  time.Time       `json:"queued_at"`
 	// At is when it may be sent (ready), when its claim lapses (claimed)
 	// or when it was given up (dead).
 	At time.Time `json:"at"`
@@ -86,7 +89,8 @@ func listOutbox(ctx context.Context, s *workflow.Store, dead bool, limit int64, 
 			return err
 		}
 		for _, e := range es {
-			out = append(out, outboxItem{ID: e.Ref(), State: string(st), Kind: e.Kind, Request: e.Request, NIC: e.NIC,
+			out = append(out, outboxItem{ID: e.Ref(), State: string(st), Kind: e.Kind(), Kinds: e.Kinds, Request: e.Request,
+				Handover: e.Handover, NIC: e.NIC,
 				To: e.To, Attempts: e.Attempts, LastError: e.LastError, QueuedAt: time.UnixMilli(e.At).UTC(), At: e.Due})
 		}
 	}
