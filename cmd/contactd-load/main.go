@@ -129,7 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "longest a lifecycle may take before it counts as failed")
 	fs.StringVar(&o.Sweep, "sweep", "@every 30s", "the daemons' schedule.sweep (the sweep applies requests a crash left approved)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "the daemons' log.level")
-	fs.IntVar(&o.RawMsgs, "raw-msgs", 5000, "messages the raw go-mail baseline sends")
+	fs.IntVar(&o.RawMsgs, "raw-msgs", 20000, "messages each run of the raw go-mail baseline sends (one run after the warm-up, one after the lifecycles)")
 	fs.IntVar(&o.RawConns, "raw-conns", 0, "connections of the raw go-mail baseline (default: the most the daemons held open at once)")
 	fs.DurationVar(&o.RawRedis, "raw-redis", 3*time.Second, "how long the raw EVALSHA baseline runs")
 	fs.Var((*seconds)(&o.ChaosKill), "chaos-kill", "kill -9 a daemon every `N` seconds (restarting it at once) while lifecycles run; 0: never")

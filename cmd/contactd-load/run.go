@@ -30,14 +30,26 @@ func run(ctx context.Context, opt options, progress io.Writer) (*report, error) 
 	var all []*lifecycle
 	if opt.Warmup > 0 {
 		e.say("warm-up: %d lifecycles", opt.Warmup)
+		emails0, bytes0, _ := e.track.counts()
 		all = append(all, e.runLifecycles(ctx, opt.Warmup, time.Time{})...)
+		emails1, bytes1, _ := e.track.counts()
+		if emails1 > emails0 {
+			if err := e.rawGomail(ctx, rep, e.sink.ResetPeak(), int((bytes1-bytes0)/(emails1-emails0))); err != nil {
+				return nil, err
+			}
+		}
 	}
 	measured, err := e.measure(ctx, rep)
 	if err != nil {
 		return nil, err
 	}
 	all = append(all, measured...)
-	if err := e.baselines(ctx, rep); err != nil {
+	if err := e.rawGomail(ctx, rep, rep.Lifecycles.SMTPConns, rep.Lifecycles.AvgEmailBytes); err != nil {
+		return nil, err
+	}
+	rep.fillBound()
+	e.say("raw EVALSHA baseline: %s at %d at once", e.opt.RawRedis, e.opt.Concurrency)
+	if rep.RawRedis, err = e.rawEvalsha(ctx, e.opt.Concurrency, e.opt.RawRedis); err != nil {
 		return nil, err
 	}
 	pending, err := e.pendingBatch(ctx, rep)
@@ -229,35 +241,53 @@ func byCommand(before, after map[string]int64, lifecycles int) []commandCount {
 	return out
 }
 
-// baselines measures raw go-mail to the sink, on as many connections as
-// the daemons held at once, with messages of the daemons' average size;
-// then raw EVALSHA on the same Redis at the run's concurrency.
-func (e *env) baselines(ctx context.Context, rep *report) error {
+// rawGomail runs the raw go-mail baseline once: to the sink, on as many
+// connections as the daemons held at once (or -raw-conns), with messages
+// of the daemons' average size. It runs after the warm-up and after the
+// measured phase, so that the two runs bracket the lifecycles on a
+// machine whose load changes.
+func (e *env) rawGomail(ctx context.Context, rep *report, peakConns, size int) error {
 	conns := e.opt.RawConns
 	if conns == 0 {
-		conns = max(1, rep.Lifecycles.SMTPConns)
+		conns = max(1, peakConns)
 	}
-	size := rep.Lifecycles.AvgEmailBytes
 	if size == 0 {
 		size = 4000
 	}
 	e.say("raw go-mail baseline: %d messages of about %d bytes on %d connections", e.opt.RawMsgs, size, conns)
+	open := e.sink.Sessions()
 	raw, err := e.rawSMTP(ctx, rawJob{Addr: e.sink.Addr, Conns: conns, Msgs: e.opt.RawMsgs, Size: size})
 	if err != nil {
 		return err
 	}
-	rep.RawSMTP = raw
-	rep.Bound.PerSecond = raw.PerSecond / emailsPerLifecycle
-	if rep.Bound.PerSecond > 0 {
-		rep.Bound.Ratio = rep.Lifecycles.PerSecond / rep.Bound.PerSecond
+	rep.RawSMTP.Runs = append(rep.RawSMTP.Runs, raw)
+	// The sender has quit; wait for the sink to see its connections
+	// close, so that they are not counted as the daemons'.
+	for deadline := time.Now().Add(5 * time.Second); e.sink.Sessions() > open && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
-	if raw.CPUMicrosPerMsg > 0 {
-		rep.DaemonCPU.RawMicrosPerEmail = raw.CPUMicrosPerMsg
-		rep.DaemonCPU.Ratio = rep.DaemonCPU.MicrosPerEmail / raw.CPUMicrosPerMsg
+	return nil
+}
+
+// fillBound computes the raw baselines' means, the bound they set and
+// the ratios to them.
+func (r *report) fillBound() {
+	rs := &r.RawSMTP
+	var secs, cpu float64
+	msgs := 0
+	for _, run := range rs.Runs {
+		msgs += run.Msgs
+		secs += run.Seconds
+		cpu += run.CPUMicrosPerMsg * float64(run.Msgs)
 	}
-	e.say("raw EVALSHA baseline: %s at %d at once", e.opt.RawRedis, e.opt.Concurrency)
-	rep.RawRedis, err = e.rawEvalsha(ctx, e.opt.Concurrency, e.opt.RawRedis)
-	return err
+	if msgs == 0 || secs == 0 {
+		return
+	}
+	rs.PerSecond, rs.CPUMicrosPerMsg = float64(msgs)/secs, cpu/float64(msgs)
+	r.Bound.PerSecond = rs.PerSecond / emailsPerLifecycle
+	r.Bound.Ratio = r.Lifecycles.PerSecond / r.Bound.PerSecond
+	r.DaemonCPU.RawMicrosPerEmail = rs.CPUMicrosPerMsg
+	r.DaemonCPU.Ratio = r.DaemonCPU.MicrosPerEmail / rs.CPUMicrosPerMsg
 }
 
 // verify checks what the run made: every lifecycle ended, each request
