@@ -151,7 +151,7 @@ func TestLoadTool(t *testing.T) {
 		if c := rep.Redis.CommandsPerLifecycle; c < 20 || c > 5000 || rep.Redis.ScriptCallsPerLifecycle < 2 {
 			t.Errorf("%.1f commands, %.1f script calls per lifecycle", c, rep.Redis.ScriptCallsPerLifecycle)
 		}
-		if rep.Pending.Requests != 20 || rep.Pending.BytesPerRequest < 200 {
+		if rep.Pending.Requests != 20 || rep.Pending.BytesPerRequest < 200 || rep.Pending.KeysPerRequest < 1 {
 			t.Errorf("pending %+v", rep.Pending)
 		}
 		if rep.DaemonCPU.MicrosPerEmail <= 0 || rep.DaemonCPU.RawMicrosPerEmail <= 0 {

@@ -27,6 +27,10 @@ func (e *env) pendingBatch(ctx context.Context, rep *report) ([]*lifecycle, erro
 	if err != nil {
 		return nil, err
 	}
+	keys0, err := redisserver.Keys(ctx, e.rdb)
+	if err != nil {
+		return nil, err
+	}
 	var batch []*lifecycle
 	for _, s := range e.pendings {
 		batch = append(batch, &lifecycle{svc: s, from: s.tech(), to: s.other()})
@@ -43,6 +47,10 @@ func (e *env) pendingBatch(ctx context.Context, rep *report) ([]*lifecycle, erro
 	if err != nil {
 		return nil, err
 	}
+	keys1, err := redisserver.Keys(ctx, e.rdb)
+	if err != nil {
+		return nil, err
+	}
 	ok := 0
 	for _, p := range batch {
 		if p.err == nil {
@@ -52,6 +60,7 @@ func (e *env) pendingBatch(ctx context.Context, rep *report) ([]*lifecycle, erro
 	rep.Pending.Requests = ok
 	if ok > 0 {
 		rep.Pending.BytesPerRequest = float64(mem1-mem0) / float64(ok)
+		rep.Pending.KeysPerRequest = float64(keys1-keys0) / float64(ok)
 	}
 	return batch, ctx.Err()
 }

@@ -69,6 +69,7 @@ type report struct {
 	Pending struct {
 		Requests        int     `json:"requests"`
 		BytesPerRequest float64 `json:"bytes_per_request"`
+		KeysPerRequest  float64 `json:"keys_per_request"`
 	} `json:"pending"`
 	Chaos struct {
 		Kills      int `json:"kills"`
@@ -195,8 +196,8 @@ func (r *report) writeText(w io.Writer) error {
 	p("daemon CPU      %.0f µs per email (%.1fs in all) vs raw go-mail %.0f µs per email: %.2f×; this tool (clients, sink) %.0f µs per email",
 		r.DaemonCPU.MicrosPerEmail, r.DaemonCPU.Seconds, r.DaemonCPU.RawMicrosPerEmail, r.DaemonCPU.Ratio, r.DaemonCPU.ToolMicrosPerEmail)
 	if r.Pending.Requests > 0 {
-		p("pending         %.0f bytes of used_memory per pending request (%d requests, two approvers, validation emails sent)",
-			r.Pending.BytesPerRequest, r.Pending.Requests)
+		p("pending         %.0f bytes of used_memory and %.2f keys per pending request (%d requests, two approvers, validation emails sent)",
+			r.Pending.BytesPerRequest, r.Pending.KeysPerRequest, r.Pending.Requests)
 	}
 	if s.ChaosKillS > 0 {
 		p("chaos           %d kill(s), one every %gs; %d duplicate emails", r.Chaos.Kills, s.ChaosKillS, r.Chaos.Duplicates)

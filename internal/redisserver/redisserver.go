@@ -176,6 +176,25 @@ func UsedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
 	return strconv.ParseInt(fields["used_memory"], 10, 64)
 }
 
+// Keys reads the number of keys of every database from INFO keyspace.
+func Keys(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
+	fields, err := Info(ctx, rdb, "keyspace")
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, v := range fields {
+		// db0:keys=12,expires=3,avg_ttl=0
+		keys, _, _ := strings.Cut(strings.TrimPrefix(v, "keys="), ",")
+		k, err := strconv.ParseInt(keys, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("redisserver: INFO keyspace: %q", v)
+		}
+		n += k
+	}
+	return n, nil
+}
+
 // CPU reads the server's CPU time (user and system, main thread and
 // others) from INFO cpu.
 func CPU(ctx context.Context, rdb redis.UniversalClient) (time.Duration, error) {

@@ -38,6 +38,9 @@ func TestStartAndInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n, err := Keys(ctx, c); err != nil || n != 0 {
+		t.Errorf("Keys of an empty server = %d, %v", n, err)
+	}
 	for i := range 100 {
 		c.Set(ctx, "k"+string(rune('a'+i%26))+string(rune('a'+i/26)), make([]byte, 1000), 0)
 	}
@@ -58,6 +61,12 @@ func TestStartAndInfo(t *testing.T) {
 	mem1, err := UsedMemory(ctx, c)
 	if err != nil {
 		t.Fatal(err)
+	}
+	c2 := redis.NewClient(&redis.Options{Addr: s.Addr, DB: 2})
+	defer c2.Close()
+	c2.Set(ctx, "elsewhere", 1, 0)
+	if n, err := Keys(ctx, c); err != nil || n != 101 {
+		t.Errorf("Keys = %d, %v; want the 100 of db 0 and 1 of db 2", n, err)
 	}
 	if d := mem1 - mem0; d < 100_000 {
 		t.Errorf("used_memory grew by %d bytes for 100 values of 1000, want at least 100000", d)
