@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -106,7 +107,9 @@ type machine struct {
 }
 
 func newReport(opt options) *report {
-	r := &report{Date: time.Now().UTC().Format(time.RFC3339), Command: strings.Join(os.Args, " ")}
+	// The program's own name: `go run` runs it from a temporary path.
+	args := append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...)
+	r := &report{Date: time.Now().UTC().Format(time.RFC3339), Command: strings.Join(args, " ")}
 	r.Machine = machine{CPUs: runtime.NumCPU(), CPUModel: procField("/proc/cpuinfo", "model name"),
 		Go: runtime.Version(), LoadBefore: loadAverage()}
 	var kib int
