@@ -2,7 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
 
 	"contactd/config"
 )
@@ -11,6 +17,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	f := newFlags("serve")
 	comps := f.String("components", "http,mailer,inbox,scheduler", "comma-separated `LIST` of the components to run")
 	tmpl := f.String("templates", "", "`DIR` of email templates overriding the built-in ones")
+	prof := f.String("pprof", "", "serve Go's runtime profiles (net/http/pprof) on `ADDR`, a host:port kept on loopback; off when empty")
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
@@ -32,6 +39,33 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
+	if *prof != "" {
+		srv, err := servePprof(*prof, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
 	warnEviction(ctx, d.b.rdb, log)
 	return d.Run(ctx)
+}
+
+// servePprof serves the runtime profiles under /debug/pprof/ on addr, on
+// a server of their own: never on http.listen, whose clients must not
+// read them.
+func servePprof(addr string, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("profiles served", "addr", ln.Addr().String(), "path", "/debug/pprof/")
+	return srv, nil
 }
