@@ -43,7 +43,7 @@ func (m *Mailer) publish(ctx context.Context, e *workflow.OutboxEntry) error {
 		return permanent(err)
 	}
 	if !e.Published {
-		if err := m.store.PublishEvent(ctx, e.Event, req.ID, body); err != nil {
+		if err := m.store.PublishEvent(ctx, e.Ref(), e.Event, req.ID, body); err != nil {
 			return fmt.Errorf("mailer: events stream: %w", err)
 		}
 		e.Published = true

@@ -60,7 +60,7 @@ type Outbox interface {
 	Settle(ctx context.Context, batch []workflow.Settlement) ([]*workflow.OutboxEntry, error)
 	IssueTokens(ctx context.Context, shard int, asks []*workflow.TokenAsk) error
 	WatchOutbox(ctx context.Context, wake func(shard int)) error
-	PublishEvent(ctx context.Context, event, requestID string, body []byte) error
+	PublishEvent(ctx context.Context, entryRef, event, requestID string, body []byte) error
 }
 
 // Requests is what the mailer reads of requests and the directory to
@@ -231,9 +231,9 @@ func defaults(p *Params) {
 func (m *Mailer) now() time.Time { return m.p.Now() }
 
 // StopTimeout is the longest Run takes to return once its context is
-// cancelled: an SMTP transaction already begun is finished (each of its
-// exchanges within the SMTP timeout) and recorded.
-func (m *Mailer) StopTimeout() time.Duration { return 2*m.p.Timeout + 10*time.Second }
+// cancelled: an SMTP transaction already begun is finished (within the
+// SMTP timeout) and the outcomes are recorded (within 10 s).
+func (m *Mailer) StopTimeout() time.Duration { return m.p.Timeout + 10*time.Second }
 
 // Kick makes the mailer look at the whole outbox now rather than at its
 // next poll.
@@ -687,21 +687,26 @@ func (m *Mailer) work(ctx context.Context, sendq <-chan *job, doneq chan<- *job)
 		case j.e.Kind() == workflow.KindEvent:
 			m.safely(j, func() { j.err = m.publish(bg, j.e) })
 		default:
-			m.safely(j, func() { m.sendAll(bg, s, j) })
+			m.safely(j, func() { m.sendAll(bg, s, j, ctx.Done()) })
 		}
 		doneq <- j
 	}
 }
 
-// sendAll sends the job's emails in order, stopping at the first failure.
-func (m *Mailer) sendAll(ctx context.Context, s *sender, j *job) {
+// sendAll sends the job's emails in order, stopping at the first failure,
+// or before the next email when the mailer is stopping.
+func (m *Mailer) sendAll(ctx context.Context, s *sender, j *job, stopping <-chan struct{}) {
 	for len(j.mails) > 0 {
-		if m.relay.Down() {
+		if m.relay.Down() || closed(stopping) {
 			j.unsent = true
 			return
 		}
 		l := j.mails[0]
-		if err := m.send(ctx, s, j, l); err != nil {
+		if err := m.send(ctx, s, j, l, stopping); err != nil {
+			if errors.Is(err, errStopping) {
+				j.unsent = true
+				return
+			}
 			j.err = err
 			return
 		}
@@ -710,18 +715,44 @@ func (m *Mailer) sendAll(ctx context.Context, s *sender, j *job) {
 	}
 }
 
-// send hands one email to the relay, unless the job's claim may have
-// lapsed by the time DATA would start.
-func (m *Mailer) send(ctx context.Context, s *sender, j *job, l *letter) error {
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// errStopping leaves an email not begun when the mailer stops.
+var errStopping = errors.New("mailer: stopping before the transaction began")
+
+// send hands one email to the relay, unless the mailer is stopping before
+// the transaction begins, or the job's claim may have lapsed by the time
+// the transaction or DATA would start.
+func (m *Mailer) send(ctx context.Context, s *sender, j *job, l *letter, stopping <-chan struct{}) error {
 	sctx, cancel := context.WithTimeout(ctx, 2*m.p.Timeout)
 	defer cancel()
 	margin := min(m.p.Lease/5, 2*time.Second)
 	start := time.Now()
-	reply, transacted, err := s.send(sctx, l.msg, func() bool { return j.leaseHolds(margin) })
+	began, stopped := false, false
+	mayGoOn := func() bool {
+		if !began {
+			began = true
+			if closed(stopping) {
+				stopped = true
+				return false
+			}
+		}
+		return j.leaseHolds(margin)
+	}
+	reply, transacted, err := s.send(sctx, l.msg, mayGoOn)
 	if transacted {
 		m.met.SMTPSendSeconds.Observe(time.Since(start).Seconds())
 	}
 	switch {
+	case stopped:
+		return errStopping
 	case errors.Is(err, errLeaseLost):
 		return err
 	case isDial(err):

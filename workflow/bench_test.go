@@ -309,7 +309,7 @@ func mailAll(c *callCounter, s *workflow.Store, r *workflow.Request) []string {
 				if err != nil {
 					return err
 				}
-				return s.PublishEvent(ctx, e.Event, req.ID, []byte(`{}`))
+				return s.PublishEvent(ctx, e.Ref(), e.Event, req.ID, []byte(`{}`))
 			})
 			continue
 		case e.Kind().CarriesToken(), e.Kind() == workflow.KindInformed:

@@ -60,6 +60,11 @@ func (k Keys) NICRequests(nic string) string { return k.Prefix + ":nic:" + nic +
 // capped at about EventsMaxLen entries.
 func (k Keys) Events() string { return k.Prefix + ":events" }
 
+// EventPublished is a STRING marking that the outbox entry ref ("shard/id")
+// appended its event to Events. Its hash tag is the stream's name, so it
+// lives in the stream's Cluster slot and one script writes both.
+func (k Keys) EventPublished(ref string) string { return "{" + k.Events() + "}:pub:" + ref }
+
 // NICHandovers is a ZSET of hand-over ids (score: creation time in ms)
 // where nic is the requester or an approver; "My requests" lists their
 // requests as it lists the others.

@@ -805,13 +805,29 @@ end
 return {tostring(#ids)}
 `)
 
+// publishScript appends an event to the events stream once: a marker
+// key, in the stream's slot, remembers the outbox entry that published
+// it, so that a daemon killed between the append and the record of the
+// entry does not append it again when the entry is retried.
+//
+// KEYS[1] the events stream, [2] the entry's marker. ARGV[3] the most
+// entries kept (MAXLEN ~), [4] event, [5] request id, [6] JSON, [7] how
+// long the marker is kept (ms). Returns {"added"} or {"already"}.
+var publishScript = script(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'already'} end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[4], 'request', ARGV[5], 'json', ARGV[6])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[7])
+return {'added'}
+`)
+
 // PublishEvent appends a finished or disputed request to the events
 // stream (capped near EventsMaxLen), as the fields event, request and
-// json.
-func (s *Store) PublishEvent(ctx context.Context, event, requestID string, body []byte) error {
-	err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.Events(), MaxLen: s.opt.EventsMaxLen, Approx: true,
-		Values: []any{"event", event, "request", requestID, "json", string(body)}}).Err()
-	return storeErr(err)
+// json, once for the outbox entry named entryRef whatever retries follow.
+func (s *Store) PublishEvent(ctx context.Context, entryRef, event, requestID string, body []byte) error {
+	keys := []string{s.keys.Events(), s.keys.EventPublished(entryRef)}
+	_, err := s.run(ctx, publishScript, keys, "", s.opt.EventsMaxLen, event, requestID, string(body),
+		(DeadRetention + 5*24*time.Hour).Milliseconds())
+	return err
 }
 
 // WatchOutbox calls wake with the shard each time a script queues an

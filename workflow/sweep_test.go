@@ -184,13 +184,36 @@ func TestEventsStreamCapped(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := 0; i < 500; i++ {
-			if err := s.PublishEvent(ctx, "applied", fmt.Sprint(i), []byte("{}")); err != nil {
+			if err := s.PublishEvent(ctx, fmt.Sprintf("%d/%d", i%32, i), "applied", fmt.Sprint(i), []byte("{}")); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// Approximate trimming drops whole nodes (100 entries by default).
 		if n := b.Client.XLen(ctx, workflow.Keys{Prefix: b.Prefix}.Events()).Val(); n > 200 {
 			t.Errorf("events stream holds %d entries, want about 10", n)
+		}
+	})
+}
+
+// An outbox entry's event is appended once, however many times the entry
+// is tried (a daemon killed between the append and its record).
+func TestEventPublishedOnce(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s, err := workflow.NewStore(b.Client, workflow.Options{KeyPrefix: b.Prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := s.PublishEvent(ctx, "7/12", "applied", "kabcdefghijklmnop", []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.PublishEvent(ctx, "7/13", "disputed", "kabcdefghijklmnop", []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		if n := b.Client.XLen(ctx, workflow.Keys{Prefix: b.Prefix}.Events()).Val(); n != 2 {
+			t.Errorf("events stream holds %d entries, want 2 (one per outbox entry)", n)
 		}
 	})
 }

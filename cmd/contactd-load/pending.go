@@ -23,7 +23,7 @@ func (e *env) pendingBatch(ctx context.Context, rep *report) ([]*lifecycle, erro
 		return nil, nil
 	}
 	e.say("memory: %d requests left pending with their validation emails sent", len(e.pendings))
-	mem0, err := redisserver.UsedMemory(ctx, e.rdb)
+	mem0, err := e.settledMemory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func (e *env) pendingBatch(ctx context.Context, rep *report) ([]*lifecycle, erro
 		}
 		return nil
 	})
-	mem1, err := redisserver.UsedMemory(ctx, e.rdb)
+	mem1, err := e.settledMemory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +63,23 @@ func (e *env) pendingBatch(ctx context.Context, rep *report) ([]*lifecycle, erro
 		rep.Pending.KeysPerRequest = float64(keys1-keys0) / float64(ok)
 	}
 	return batch, ctx.Err()
+}
+
+// settledMemory waits until the daemon has finished what it was doing
+// (the outbox entries of the last emails recorded and forgotten: Redis's
+// used_memory reads the same twice, 200 ms apart, at most for 5 s) and
+// returns used_memory.
+func (e *env) settledMemory(ctx context.Context) (int64, error) {
+	last, err := redisserver.UsedMemory(ctx, e.rdb)
+	for deadline := time.Now().Add(5 * time.Second); err == nil && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		var now int64
+		if now, err = redisserver.UsedMemory(ctx, e.rdb); err == nil && now == last {
+			break
+		}
+		last = now
+	}
+	return last, err
 }
 
 func (e *env) leavePending(ctx context.Context, p *lifecycle, deadline time.Time) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"contactd/config"
@@ -146,15 +145,19 @@ func (d *Daemon) Addr() string {
 func (d *Daemon) Store() *workflow.Store { return d.b.store }
 
 // Run runs every component until ctx ends, each restarted on its own
-// failure, then stops them in order: first the HTTP server and the inbox
-// (no new work comes in), then the scheduler, last the mailer (which sends
-// what the others queued and hands back its claims). Each stage has a
-// bounded time; Run returns when all have stopped or their time is up.
+// failure, then stops them all at once: from that moment no new work
+// starts (no request is served, no mail read, no sweep begun, no SMTP
+// transaction started). Each component has its own bound to finish what
+// it is doing: stopGrace, but the mailer's covers an email the relay is
+// receiving (smtp.timeout) and its record; what was not begun stays in
+// Redis for the next start. Run returns when all have stopped or their
+// time is up.
 func (d *Daemon) Run(ctx context.Context) error {
-	stages := [][]component{{}, {}, {}}
+	var parts []component
+	grace := map[string]time.Duration{}
 	if d.web != nil {
 		ln := d.ln
-		stages[0] = append(stages[0], component{"http", func(ctx context.Context) error {
+		parts = append(parts, component{"http", func(ctx context.Context) error {
 			if ln == nil { // a restart after a failure: the server closed the old listener
 				var err error
 				if ln, err = net.Listen("tcp", d.cfg.HTTP.Listen); err != nil {
@@ -167,45 +170,43 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}})
 	}
 	if d.in != nil {
-		stages[0] = append(stages[0], component{"inbox", d.in.Run})
+		parts = append(parts, component{"inbox", d.in.Run})
 	}
 	if d.cron != nil {
-		stages[1] = append(stages[1], component{"scheduler", d.cron.Run})
+		parts = append(parts, component{"scheduler", d.cron.Run})
 	}
 	if d.mail != nil {
-		stages[2] = append(stages[2], component{"mailer", d.mail.Run})
+		parts = append(parts, component{"mailer", d.mail.Run})
+		grace["mailer"] = d.mail.StopTimeout()
 	}
-	type running struct {
-		cancel context.CancelFunc
-		wg     *sync.WaitGroup
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := map[string]chan struct{}{}
+	for _, c := range parts {
+		ch := make(chan struct{})
+		done[c.name] = ch
+		go func() {
+			defer close(ch)
+			supervise(sctx, d.log, c)
+		}()
 	}
-	var all []running
-	for _, stage := range stages {
-		sctx, cancel := context.WithCancel(context.Background())
-		wg := &sync.WaitGroup{}
-		for _, c := range stage {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				supervise(sctx, d.log, c)
-			}()
-		}
-		all = append(all, running{cancel, wg})
-	}
-	d.log.Info("contactd running", "http", d.Addr(), "components", len(stages[0])+len(stages[1])+len(stages[2]))
+	d.log.Info("contactd running", "http", d.Addr(), "components", len(parts))
 	<-ctx.Done()
 	d.log.Info("stopping")
-	for i, r := range all {
-		r.cancel()
-		done := make(chan struct{})
-		go func() { r.wg.Wait(); close(done) }()
+	cancel()
+	start := time.Now()
+	for _, c := range parts {
+		limit := stopGrace
+		if g, ok := grace[c.name]; ok {
+			limit = g
+		}
 		select {
-		case <-done:
-		case <-time.After(stopGrace):
-			d.log.Warn("stage did not stop in time", "stage", i)
+		case <-done[c.name]:
+		case <-time.After(limit - time.Since(start)):
+			d.log.Warn("component did not stop in time", "component", c.name, "waited", limit.String())
 		}
 	}
-	d.log.Info("stopped")
+	d.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String())
 	return nil
 }
 
