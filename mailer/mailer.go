@@ -387,7 +387,12 @@ func (m *Mailer) heartbeat(ctx context.Context) {
 
 // renew is one heartbeat.
 func (m *Mailer) renew(ctx context.Context) {
-	jobs := m.inflight.list()
+	var jobs []*job
+	for _, j := range m.inflight.list() {
+		if !j.lost.Load() {
+			jobs = append(jobs, j)
+		}
+	}
 	if len(jobs) == 0 {
 		return
 	}
@@ -856,8 +861,11 @@ func (m *Mailer) outcome(j *job) (workflow.Settlement, bool) {
 	log := m.log.With("request_id", e.Request, "outbox_id", e.Ref(), "kind", string(e.Kind()), "attempt", e.Attempts)
 	st := workflow.Settlement{Entry: e}
 	switch {
-	case j.lost.Load() || errors.Is(err, errLeaseLost):
-		// Another daemon holds it now: nothing to write here.
+	case j.lost.Load():
+		// Another daemon holds it now (the heartbeat found out, and said
+		// so): nothing to write here.
+		return workflow.Settlement{}, false
+	case errors.Is(err, errLeaseLost):
 		m.lostClaims(1, "send")
 		return workflow.Settlement{}, false
 	case j.unsent || errors.Is(err, errRelayDown) || isDial(err):
