@@ -48,8 +48,9 @@ type batch struct {
 func (m *Mailer) prepare(ctx context.Context, shard int, entries []*workflow.OutboxEntry) []*job {
 	until := time.Now().Add(m.p.Lease).UnixNano()
 	jobs := make([]*job, len(entries))
+	group := &claimGroup{size: len(entries)}
 	for i, e := range entries {
-		jobs[i] = &job{e: e}
+		jobs[i] = &job{e: e, group: group}
 		jobs[i].leaseEnd.Store(until)
 		e.Attempts++
 	}

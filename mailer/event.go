@@ -31,7 +31,7 @@ func Sign(secret string, body []byte) string {
 // A webhook that does not answer 2xx is retried like an email; the stream
 // entry is written once.
 func (m *Mailer) publish(ctx context.Context, e *workflow.OutboxEntry) error {
-	req, err := m.store.Get(ctx, e.Request)
+	req, err := m.store.EventRequest(ctx, &e.Message)
 	if workflow.ErrorCode(err) == workflow.ENotFound {
 		return errNotDue
 	}

@@ -69,6 +69,7 @@ type Requests interface {
 	Get(ctx context.Context, id string) (*workflow.Request, error)
 	ReadRequests(ctx context.Context, ids []string) (map[string]*workflow.Request, error)
 	Snapshot(m *workflow.Message) *workflow.Request
+	EventRequest(ctx context.Context, m *workflow.Message) (*workflow.Request, error)
 	ReadContacts(ctx context.Context, nics []string) (map[string]*workflow.Contact, error)
 	MarkUndeliverable(ctx context.Context, id, nic string) error
 	Now() time.Time
@@ -351,6 +352,9 @@ func (m *Mailer) Run(ctx context.Context) error {
 		recorder.Wait()
 		stopHeartbeat()
 		hb.Wait()
+		// Whatever a panic left claimed and unsettled is no longer
+		// renewed: its claims lapse and any daemon takes it back.
+		m.inflight.clear()
 	}()
 	go m.watch(ctx)
 	m.dispatch(ctx, sendq, doneq)
@@ -602,6 +606,8 @@ type job struct {
 	// unsent is set for an entry not tried (the mailer stopped, the relay
 	// went down): it goes back as it was.
 	unsent bool
+	// group is the jobs claimed with this one, recorded together.
+	group *claimGroup
 	// lost is set when the heartbeat found the claim taken over;
 	// leaseEnd is when the claim was last known to lapse (unix ns).
 	lost     atomic.Bool
@@ -643,6 +649,12 @@ func (f *inflight) remove(j *job) {
 		default:
 		}
 	}
+}
+
+func (f *inflight) clear() {
+	f.mu.Lock()
+	clear(f.m)
+	f.mu.Unlock()
 }
 
 func (f *inflight) list() []*job {
@@ -792,26 +804,53 @@ func (m *Mailer) safely(j *job, f func()) {
 	f()
 }
 
-// record settles the jobs the workers finished, a batch at a time: all
-// that are waiting are written in one script per shard.
+// record settles the jobs the workers finished. The jobs of one claim are
+// settled together, in one script per shard, once all are done, or
+// settleWait after the first of them finished (a slow email does not hold
+// back the others' records for long).
 func (m *Mailer) record(doneq <-chan *job) {
-	for j := range doneq {
-		batch := []*job{j}
-	more:
-		for len(batch) < 4*m.batch() {
-			select {
-			case j, ok := <-doneq:
-				if !ok {
-					break more
+	groups := map[*claimGroup][]*job{}
+	first := map[*claimGroup]time.Time{}
+	tick := time.NewTicker(settleWait / 2)
+	defer tick.Stop()
+	flush := func(g *claimGroup) {
+		m.settle(groups[g])
+		delete(groups, g)
+		delete(first, g)
+	}
+	for {
+		select {
+		case j, ok := <-doneq:
+			if !ok {
+				for g := range groups {
+					flush(g)
 				}
-				batch = append(batch, j)
-			default:
-				break more
+				return
+			}
+			g := j.group
+			if _, seen := first[g]; !seen {
+				first[g] = time.Now()
+			}
+			groups[g] = append(groups[g], j)
+			if len(groups[g]) == g.size {
+				flush(g)
+			}
+		case <-tick.C:
+			for g, at := range first {
+				if time.Since(at) >= settleWait {
+					flush(g)
+				}
 			}
 		}
-		m.settle(batch)
 	}
 }
+
+// settleWait is how long the record of a finished job may wait for the
+// other jobs of its claim.
+const settleWait = 100 * time.Millisecond
+
+// claimGroup is the jobs of one claim.
+type claimGroup struct{ size int }
 
 // settle decides the outcome of finished jobs and writes them.
 func (m *Mailer) settle(batch []*job) {

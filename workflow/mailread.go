@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"context"
+	"errors"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -18,6 +19,23 @@ func (s *Store) Snapshot(m *Message) *Request {
 	}
 	r.ServiceKind = m.Snap["k"]
 	return r
+}
+
+// EventRequest is the request an event entry publishes, as the API shows
+// it: from the entry's snapshot and the request's history (one read), or
+// read whole for an entry without a snapshot.
+func (s *Store) EventRequest(ctx context.Context, m *Message) (*Request, error) {
+	r := s.Snapshot(m)
+	if r == nil {
+		return s.Get(ctx, m.Request)
+	}
+	shard, _ := shardFromID(r.ID)
+	hist, err := s.rdb.Get(ctx, s.keys.History(shard, r.ID)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, storeErr(err)
+	}
+	r.History = decodeHistory(m.Snap["h"] + hist)
+	return r, nil
 }
 
 // ReadRequests reads the requests named, without their history, in one

@@ -814,9 +814,8 @@ return {tostring(#ids)}
 // entries kept (MAXLEN ~), [4] event, [5] request id, [6] JSON, [7] how
 // long the marker is kept (ms). Returns {"added"} or {"already"}.
 var publishScript = script(`
-if redis.call('EXISTS', KEYS[2]) == 1 then return {'already'} end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[7]) then return {'already'} end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[4], 'request', ARGV[5], 'json', ARGV[6])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[7])
 return {'added'}
 `)
 

@@ -159,11 +159,11 @@ local function commit()
     snap = {}
     for f, v in pairs(F) do
       local p = string.sub(f, 1, 2)
-      if p ~= 't:' and p ~= 'p:' and f ~= 'h' then snap[f] = v end
+      if p ~= 't:' and p ~= 'p:' then snap[f] = v end
     end
   end
   for _, e in ipairs(OUT) do
-    if snap and e.request == R.id and e.kinds[1] ~= 'event' then e.snap = snap end
+    if snap and e.request == R.id then e.snap = snap end
   end
   local last = redis.call('INCRBY', OB.seq, #OUT)
   local h, z = {}, {}

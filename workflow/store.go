@@ -218,7 +218,20 @@ func (s *Store) decodeRequest(id string, h map[string]string) (*Request, error) 
 		}
 		r.Approvals[nic] = a
 	}
-	for _, line := range strings.Split(strings.TrimSpace(h["h"]), "\n") {
+	r.History = decodeHistory(h["h"])
+	if r.Informed == nil {
+		r.Informed = []string{}
+	}
+	return r, nil
+}
+
+// decodeHistory reads a history: one "ms event nic channel" line per
+// event. Events are appended in the order the scripts ran; daemons'
+// clocks may differ by a few milliseconds, so they are returned in time
+// order.
+func decodeHistory(text string) []Event {
+	var out []Event
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
 		f := strings.Fields(line)
 		if len(f) != 4 {
 			continue
@@ -228,15 +241,10 @@ func (s *Store) decodeRequest(id string, h map[string]string) (*Request, error) 
 		if f[2] != "-" {
 			ev.NIC = f[2]
 		}
-		r.History = append(r.History, ev)
+		out = append(out, ev)
 	}
-	// Events are appended in the order the scripts ran; daemons' clocks may
-	// differ by a few milliseconds, so they are shown in time order.
-	sort.SliceStable(r.History, func(i, j int) bool { return r.History[i].At.Before(r.History[j].At) })
-	if r.Informed == nil {
-		r.Informed = []string{}
-	}
-	return r, nil
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
 }
 
 // List returns the requests where nic is requester, approver or informed,
