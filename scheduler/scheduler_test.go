@@ -19,6 +19,7 @@ import (
 func counting(n *atomic.Int64) scheduler.Job {
 	return scheduler.Job{Name: "count", Run: func(context.Context, func() bool) error { n.Add(1); return nil }}
 }
+
 // store opens a workflow store on b.
 func store(t *testing.T, b redistest.Backend) *workflow.Store {
 	t.Helper()

@@ -51,7 +51,8 @@ func startStack(t *testing.T, tweak func(*config.Config)) *stack {
 	}
 	all := map[string]bool{"http": true, "mailer": true, "inbox": true, "scheduler": true}
 	var logs bytes.Buffer
-	d, err := newDaemon(cfg, daemonOptions{components: all, listener: ln}, newLogger(&logs, "debug", "text"))
+	d, err := newDaemon(cfg, daemonOptions{components: all, listener: ln, refreshEvery: 100 * time.Millisecond},
+		newLogger(&logs, "debug", "text"))
 	if err != nil {
 		t.Fatal(err)
 	}

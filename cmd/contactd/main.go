@@ -37,7 +37,7 @@ func main() {
 // refusal or failure (printed as "error: CODE: MESSAGE"), 2 for a bad
 // invocation.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	routeRedisLog(newLogger(stderr, "warn", "text"))
+	routeRedisLog(newLogger(stderr, "warn", "text"), nil)
 	err := dispatch(ctx, args, stdout, stderr)
 	var ue usageError
 	var help helpText

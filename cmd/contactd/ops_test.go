@@ -153,29 +153,6 @@ func TestWarnEvictionRealRedis(t *testing.T) {
 	}
 }
 
-func TestRedisLogIsTheDaemonsLog(t *testing.T) {
-	log, buf := jsonLog()
-	routeRedisLog(log)
-	t.Cleanup(func() { routeRedisLog(slog.New(slog.DiscardHandler)) })
-	// Nothing listens on port 1: go-redis gives up dialing and says so
-	// through its own logger.
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
-	defer rdb.Close()
-	if err := rdb.Ping(context.Background()).Err(); err == nil {
-		t.Fatal("a ping to port 1 succeeded")
-	}
-	lines := logLines(t, buf)
-	if len(lines) == 0 {
-		t.Fatal("go-redis logged nothing into the daemon's log")
-	}
-	for _, l := range lines {
-		msg, _ := l["msg"].(string)
-		if l["component"] != "redis" || l["level"] != "WARN" || strings.HasPrefix(msg, "redis: ") || msg == "" {
-			t.Errorf("line %v: want a WARN of component redis without the \"redis: \" prefix", l)
-		}
-	}
-}
-
 func TestCommandHelp(t *testing.T) {
 	tests := []struct {
 		args  []string

@@ -23,7 +23,6 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
-	routeRedisLog(log)
 	for _, w := range cfg.Warnings() {
 		log.Warn("config: " + w)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -101,12 +100,14 @@ func openStore(ctx context.Context, path string) (*backend, error) {
 	return openBackend(cfg)
 }
 
-func openBackend(cfg config.Config) (*backend, error) {
+func openBackend(cfg config.Config) (*backend, error) { return openBackendWith(cfg, metrics.New()) }
+
+// openBackendWith opens the store of cfg, counting into met.
+func openBackendWith(cfg config.Config, met *metrics.Metrics) (*backend, error) {
 	rdb, mini, err := newRedis(cfg.Redis)
 	if err != nil {
 		return nil, err
 	}
-	met := metrics.New()
 	opt := storeOptions(cfg)
 	opt.Metrics = met
 	st, err := workflow.NewStore(rdb, opt)
@@ -138,16 +139,3 @@ func warnEviction(ctx context.Context, rdb redis.UniversalClient, log *slog.Logg
 			"maxmemory_policy", p)
 	}
 }
-
-// redisLogger writes go-redis's own messages into the daemon's log as
-// warnings, instead of plain-text lines on stderr.
-type redisLogger struct{ log *slog.Logger }
-
-// Printf logs one go-redis message.
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "), "component", "redis")
-}
-
-// routeRedisLog sends go-redis's messages to log. go-redis has one logger
-// per process: the last call wins.
-func routeRedisLog(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
