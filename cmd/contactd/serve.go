@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"io"
-
-	"contactd/config"
 )
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -18,7 +16,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(*f.config)
+	cfg, err := loadConfig(*f.config)
 	if err != nil {
 		return err
 	}
