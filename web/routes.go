@@ -54,6 +54,17 @@ func (s *Server) routeTable() []route {
 	}, s.opsRoutes()...)
 }
 
+// Routes lists "METHOD pattern" for every route the server answers, in
+// the order of its table. docs/reference.md lists them; a test keeps the
+// two in step.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.routeTable() {
+		out = append(out, r.Method+" "+r.Pattern)
+	}
+	return out
+}
+
 // opsRoutes are the routes of the operator's tools: liveness, readiness
 // and metrics, served by every process.
 func (s *Server) opsRoutes() []route {

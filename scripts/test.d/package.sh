@@ -79,7 +79,7 @@ package_check() {
     echo "error: the installed configuration fails contactd config check" >&2
     return 1
   fi
-  for f in copyright README.md operations.md alerts.yml openapi.yaml redis.md config.example.yaml; do
+  for f in copyright README.md operations.md alerts.yml openapi.yaml reference.md redis.md config.example.yaml; do
     [ -s "/usr/share/doc/contactd/$f" ] || { echo "error: the package does not ship /usr/share/doc/contactd/$f" >&2; return 1; }
   done
   grep -q '^License: github.com/redis/go-redis/v9' /usr/share/doc/contactd/copyright ||
