@@ -182,7 +182,16 @@ func (d *Daemon) buildWeb(opt daemonOptions) error {
 		return err
 	}
 	if d.ln = opt.listener; d.ln == nil {
-		if d.ln, err = net.Listen("tcp", d.cfg.HTTP.Listen); err != nil {
+		if d.ln, err = net.Listen("tcp", d.cfg.HTTP.Listen); err != nil && p.HealthOnly {
+			// Before workers served these routes, a web and a worker
+			// process could share one configuration on one machine: keep
+			// such a worker running, and say how to watch it.
+			d.log.Warn("a process without the http component serves /healthz, /readyz and /metrics on http.listen, "+
+				"which is taken (another contactd on this machine?); running without them: give this process an address "+
+				"of its own with serve --listen ADDR", "http_listen", d.cfg.HTTP.Listen, "err", err)
+			d.web, d.ln = nil, nil
+			return nil
+		} else if err != nil {
 			return fmt.Errorf("http.listen: %w", err)
 		}
 	}

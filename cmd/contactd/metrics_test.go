@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"contactd/config"
 	"contactd/internal/mailhub"
 	"contactd/internal/redistest"
 )
@@ -229,5 +230,36 @@ func TestWorkerServesHealthOnly(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("GET %s on a worker = %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// A worker whose http.listen is taken (a web process of the same
+// configuration on the same machine) still runs, and says how to give it
+// an address of its own; a web process in that case does not start.
+func TestWorkerWithTakenAddress(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := config.Default()
+	cfg.Redis.Embedded = true
+	cfg.HTTP.Listen = taken.Addr().String()
+	logs := &lockedBuffer{}
+	d, err := newDaemon(cfg, daemonOptions{components: map[string]bool{"scheduler": true}}, newLogger(logs, "info", "text"))
+	if err != nil {
+		t.Fatalf("a worker with its address taken did not start: %v", err)
+	}
+	d.Close()
+	if d.Addr() != "" || !strings.Contains(logs.String(), "serve --listen ADDR") {
+		t.Errorf("worker listens on %q; log:\n%s\nwant no listener and a warning naming --listen", d.Addr(), logs.String())
+	}
+	if _, err := newDaemon(cfg, daemonOptions{components: map[string]bool{"http": true}}, newLogger(io.Discard, "info", "text")); err == nil ||
+		!strings.Contains(err.Error(), "http.listen") {
+		t.Errorf("a web process with its address taken: %v, want an http.listen error", err)
+	}
+	if code, _, errs := cli(t, "serve", "--listen", "nowhere", "--config", writeConfig(t, "redis: {embedded: true}\n")); code != 2 ||
+		!strings.Contains(errs, "--listen nowhere: must be host:port") {
+		t.Errorf("serve --listen nowhere: exit %d, stderr %q; want 2 and the flag named", code, errs)
 	}
 }

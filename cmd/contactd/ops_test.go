@@ -182,7 +182,7 @@ func TestCommandHelp(t *testing.T) {
 		usage string
 		flags []string
 	}{
-		{[]string{"serve", "--help"}, "usage: contactd serve --config FILE", []string{"--config FILE", "--components LIST", "--templates DIR"}},
+		{[]string{"serve", "--help"}, "usage: contactd serve --config FILE", []string{"--config FILE", "--components LIST", "--templates DIR", "--listen ADDR"}},
 		{[]string{"demo", "-h"}, "usage: contactd demo", []string{"--listen ADDR", "--exit"}},
 		{[]string{"config", "check", "--help"}, "usage: contactd config check --config FILE", []string{"--config FILE", "--probe"}},
 		{[]string{"directory", "import", "--help"}, "usage: contactd directory import --config FILE DATA.yaml", []string{"--config FILE"}},
