@@ -40,7 +40,11 @@ type Metrics struct {
 	HTTPSeconds *prometheus.HistogramVec
 	// SMTPUp is 1 while the SMTP relay answers, 0 during an outage.
 	SMTPUp prometheus.Gauge
-	// SMTPSendSeconds observes how long one email takes to hand to the relay.
+	// SMTPSendSeconds observes how long one email takes to hand to the
+	// relay: one SMTP transaction (MAIL FROM to the relay's reply after
+	// the data) that took place, accepted or refused. A connection that
+	// could not be opened is no transaction and is not observed: it is
+	// the relay's outage (SMTPUp), not a send's duration.
 	SMTPSendSeconds prometheus.Histogram
 	// LastSend is when an email was last accepted by the relay (unix seconds).
 	LastSend prometheus.Gauge
@@ -121,7 +125,7 @@ func New(components ...Component) *Metrics {
 			Name: "contactd_smtp_up", Help: "1 while the SMTP relay can be reached, 0 during an outage.",
 		}),
 		SMTPSendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "contactd_smtp_send_duration_seconds", Help: "Time to hand one email to the SMTP relay.",
+			Name: "contactd_smtp_send_duration_seconds", Help: "Time of one SMTP transaction with the relay (accepted or refused); failed connection attempts are not counted.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}),
 		LastSend: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -81,7 +81,7 @@ func TestHealthyWebProcessFiresNoAlert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startProcess(t, "http", 50*time.Millisecond)
+	p := startProcess(t, "http", 50*time.Millisecond, nil)
 	scrape := p.waitMetrics("refreshed", "contactd_redis_up 1", `contactd_requests{status="pending"}`)
 	var b strings.Builder
 	fmt.Fprintf(&b, "rule_files:\n  - %s\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n", rules)

@@ -19,13 +19,17 @@ import (
 type process struct {
 	t    *testing.T
 	d    *Daemon
+	cfg  config.Config
+	hub  *mailhub.Hub
 	base string
 	logs *lockedBuffer
 }
 
 // startProcess runs a daemon of the components listed (as --components
-// takes them), its Redis figures read every refresh.
-func startProcess(t *testing.T, components string, refresh time.Duration) *process {
+// takes them), its Redis figures read every refresh, its configuration
+// the demo's changed by tweak (when not nil). Its log is shown if the
+// test fails.
+func startProcess(t *testing.T, components string, refresh time.Duration, tweak func(*config.Config)) *process {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,13 +45,16 @@ func startProcess(t *testing.T, components string, refresh time.Duration) *proce
 	if err != nil {
 		t.Fatal(err)
 	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	comps, err := parseComponents(components)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
 	d, err := newDaemon(cfg, daemonOptions{components: comps, listener: ln, refreshEvery: refresh},
-		newLogger(logs, "info", "text"))
+		newLogger(logs, "debug", "text"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +69,7 @@ func startProcess(t *testing.T, components string, refresh time.Duration) *proce
 			t.Logf("daemon log:\n%s", logs.String())
 		}
 	})
-	return &process{t: t, d: d, base: cfg.HTTP.BaseURL, logs: logs}
+	return &process{t: t, d: d, cfg: cfg, hub: hub, base: cfg.HTTP.BaseURL, logs: logs}
 }
 
 // scrape reads /metrics, which must answer 200.
@@ -119,7 +126,7 @@ func metricValue(body, series string) string {
 // time of that read, and the outage is logged by a process that runs
 // nothing but the web component.
 func TestMetricsDuringRedisOutage(t *testing.T) {
-	p := startProcess(t, "http", 50*time.Millisecond)
+	p := startProcess(t, "http", 50*time.Millisecond, nil)
 	body := p.waitMetrics("before the outage", "contactd_redis_up 1", `contactd_requests{status="pending"} 0`)
 	refreshed := metricValue(body, "contactd_store_last_refresh_timestamp_seconds")
 	if refreshed == "" || refreshed == "0" {
@@ -169,7 +176,7 @@ func TestMetricsDuringRedisOutage(t *testing.T) {
 // A scrape reads nothing from Redis: the figures are the refresher's,
 // read on its own interval.
 func TestScrapeDoesNotReachRedis(t *testing.T) {
-	p := startProcess(t, "http,mailer", time.Hour)
+	p := startProcess(t, "http,mailer", time.Hour, nil)
 	p.waitMetrics("first refresh", "contactd_redis_up 1", `contactd_outbox_entries{state="ready"}`)
 	var rt redistest.RoundTrips
 	p.d.b.rdb.AddHook(&rt)
@@ -206,7 +213,7 @@ func TestMetricsOfTheComponentsRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.components, func(t *testing.T) {
-			p := startProcess(t, tt.components, 50*time.Millisecond)
+			p := startProcess(t, tt.components, 50*time.Millisecond, nil)
 			body := p.waitMetrics("refreshed", tt.want...)
 			for _, n := range tt.not {
 				if strings.Contains(body, n) {
@@ -220,7 +227,7 @@ func TestMetricsOfTheComponentsRun(t *testing.T) {
 // A process without the http component still answers /healthz, /readyz
 // and /metrics, and nothing else.
 func TestWorkerServesHealthOnly(t *testing.T) {
-	p := startProcess(t, "mailer,inbox,scheduler", 50*time.Millisecond)
+	p := startProcess(t, "mailer,inbox,scheduler", 50*time.Millisecond, nil)
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/v": 404, "/api/v1/requests": 404} {
 		resp, err := http.Get(p.base + path)
 		if err != nil {
