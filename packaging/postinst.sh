@@ -6,9 +6,9 @@
 # must be edited first.
 set -e
 
-# systemd_running: systemd manages this machine (the test debhelper's
-# scripts make). CONTACTD_SYSTEMD_DIR stands in for the directory in the
-# package's own test.
+# systemd_running: systemd manages this machine (the test Debian's own
+# packaging tools write into maintainer scripts). CONTACTD_SYSTEMD_DIR
+# stands in for the directory in the package's own test.
 systemd_running() { [ -d "${CONTACTD_SYSTEMD_DIR:-/run/systemd/system}" ]; }
 
 if command -v systemd-sysusers >/dev/null 2>&1; then
