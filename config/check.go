@@ -1,8 +1,10 @@
 package config
 
 import (
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -38,11 +41,48 @@ func (c Config) checkAsServeDoes(bad func(key, msg string)) {
 		bad("http.base_url", "must name a host, such as https://contacts.example.com")
 	}
 	if d := c.SMTP.DKIM; d.Domain != "" && d.PrivateKeyFile != "" {
-		if err := checkPrivateKey(d.PrivateKeyFile); err != nil {
+		if _, err := readPrivateKey(d.PrivateKeyFile); err != nil {
 			bad("smtp.dkim.private_key_file", err.Error())
 		}
 	}
+	for key, host := range map[string]string{"smtp.host": c.SMTP.Host, "imap.host": c.IMAP.Host} {
+		if host != "" && !validHost(host) {
+			bad(key, fmt.Sprintf("%q is not a host name or an IP address", host))
+		}
+	}
+	if c.Events.WebhookSecret != "" {
+		if b64, ok := strings.CutPrefix(c.Events.WebhookSecret, "whsec_"); ok {
+			if _, err := base64.StdEncoding.DecodeString(b64); err != nil {
+				bad("events.webhook_secret", "what follows whsec_ must be base64 (the signing key)")
+			}
+		}
+	}
 	c.Redis.check(bad)
+}
+
+// hostname is a DNS name: labels of letters, digits, hyphens (and, as
+// container and internal names have them, underscores), dot-separated.
+var hostname = regexp.MustCompile(`^(?i)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$`)
+
+// validHost accepts a host name or an IP address.
+func validHost(h string) bool {
+	return net.ParseIP(h) != nil || (len(h) <= 253 && hostname.MatchString(h))
+}
+
+// checkHostPort accepts host:port, the host a name or an IP address and
+// the port a number 1-65535.
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q must be host:port, such as 127.0.0.1:6379", addr)
+	}
+	if !validHost(host) {
+		return fmt.Errorf("%q: %q is not a host name or an IP address", addr, host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: the port %q must be a number 1-65535", addr, port)
+	}
+	return nil
 }
 
 // checkListen accepts host:port with a numeric port (the host may be empty).
@@ -57,28 +97,45 @@ func checkListen(addr string) error {
 	return nil
 }
 
-// checkPrivateKey reads a PEM private key as the DKIM signer does (PKCS#1
+// readPrivateKey reads a PEM private key as the DKIM signer does (PKCS#1
 // or PKCS#8, RSA or Ed25519).
-func checkPrivateKey(path string) error {
+func readPrivateKey(path string) (any, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
-		return fmt.Errorf("%s holds no PEM block", path)
+		return nil, fmt.Errorf("%s holds no PEM block", path)
 	}
-	if _, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-		return nil
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		return k, nil
 	}
-	if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return nil
+	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return k, nil
 	}
-	return fmt.Errorf("%s: not a PKCS#1 or PKCS#8 private key", path)
+	return nil, fmt.Errorf("%s: not a PKCS#1 or PKCS#8 private key", path)
 }
 
-// check validates the Sentinel and TLS keys of the redis section.
+// minDKIMBits is the RSA key size RFC 8301 asks signers for; shorter keys
+// are refused or treated as unsigned by some receivers.
+const minDKIMBits = 2048
+
+// check validates the addresses, the Sentinel and the TLS keys of the
+// redis section.
 func (r Redis) check(bad func(key, msg string)) {
+	if !r.Embedded {
+		if r.Addr != "" && len(r.Addrs) == 0 {
+			if err := checkHostPort(r.Addr); err != nil {
+				bad("redis.addr", err.Error())
+			}
+		}
+		for i, a := range r.Addrs {
+			if err := checkHostPort(a); err != nil {
+				bad(fmt.Sprintf("redis.addrs[%d]", i), err.Error())
+			}
+		}
+	}
 	if (r.SentinelUsername != "" || r.SentinelPassword != "") && r.MasterName == "" {
 		bad("redis.sentinel_username", "sentinel_username and sentinel_password need redis.master_name (Sentinel)")
 	}
@@ -153,6 +210,13 @@ func (c Config) Warnings() []string {
 	}
 	if c.Redis.Embedded {
 		w = append(w, "redis.embedded: true: requests and queued email live in this process and are lost when it stops")
+	}
+	if d := c.SMTP.DKIM; d.Domain != "" && d.PrivateKeyFile != "" {
+		if k, err := readPrivateKey(d.PrivateKeyFile); err == nil {
+			if rk, ok := k.(*rsa.PrivateKey); ok && rk.N.BitLen() < minDKIMBits {
+				w = append(w, fmt.Sprintf("smtp.dkim.private_key_file: the RSA key has %d bits: receivers may ignore or refuse a signature under %d bits (RFC 8301); make a key of %d bits or more", rk.N.BitLen(), minDKIMBits, minDKIMBits))
+			}
+		}
 	}
 	for _, m := range []struct {
 		section, host, tls, username string

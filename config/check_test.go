@@ -4,9 +4,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -159,6 +161,32 @@ func TestDKIMKeyIsRead(t *testing.T) {
 	_, err := config.Parse([]byte("smtp: {dkim: {domain: example.com, selector: s1, private_key_file: " + cert + "}}\n"))
 	if diff := cmp.Diff(config.Problems{"smtp.dkim.private_key_file: " + cert + ": not a PKCS#1 or PKCS#8 private key"}, err); diff != "" {
 		t.Errorf("a certificate as key (-want +got):\n%s", diff)
+	}
+}
+
+// An RSA DKIM key under 2048 bits works, with a warning naming its size.
+func TestShortDKIMKeyWarns(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		bits int
+		warn bool
+	}{{1024, true}, {2048, false}} {
+		key, err := rsa.GenerateKey(rand.Reader, tt.bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := writePEM(t, dir, fmt.Sprintf("rsa%d.pem", tt.bits), "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
+		cfg, err := config.Parse([]byte("http: {api_tokens: [0123456789abcdef]}\nsmtp: {dkim: {domain: example.com, selector: s1, private_key_file: " + path + "}}\n"))
+		if err != nil {
+			t.Fatalf("a %d-bit key was refused: %v", tt.bits, err)
+		}
+		want := []string(nil)
+		if tt.warn {
+			want = []string{"smtp.dkim.private_key_file: the RSA key has 1024 bits: receivers may ignore or refuse a signature under 2048 bits (RFC 8301); make a key of 2048 bits or more"}
+		}
+		if diff := cmp.Diff(want, cfg.Warnings()); diff != "" {
+			t.Errorf("%d-bit key: warnings (-want +got):\n%s", tt.bits, diff)
+		}
 	}
 }
 

@@ -77,6 +77,13 @@ func TestRefusals(t *testing.T) {
 		{"log", "log: {format: xml}", "log.format:"},
 		{"not a mapping", "smtp: 3", "smtp: must be a mapping"},
 		{"dkim half set", "smtp: {dkim: {domain: example.com}}", "smtp.dkim:"},
+		{"redis port not a number", "redis: {addr: '127.0.0.1:notaport'}", `redis.addr: "127.0.0.1:notaport": the port "notaport" must be a number 1-65535`},
+		{"redis addr without port", "redis: {addr: localhost}", `redis.addr: "localhost" must be host:port`},
+		{"redis addrs without port", "redis: {addrs: [nohost]}", `redis.addrs[0]: "nohost" must be host:port`},
+		{"redis addrs bad host", "redis: {addrs: ['10.0.0.1:6379', 'bad host:6379']}", `redis.addrs[1]: "bad host:6379": "bad host" is not a host name`},
+		{"imap host with spaces", "imap: {host: 'bad host name'}", `imap.host: "bad host name" is not a host name or an IP address`},
+		{"smtp host with spaces", "smtp: {host: 'bad host name'}", `smtp.host: "bad host name" is not a host name or an IP address`},
+		{"whsec secret not base64", "events: {webhook_url: 'https://hooks.example.com/x', webhook_secret: 'whsec_not base64!'}", "events.webhook_secret: what follows whsec_ must be base64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +92,23 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Addresses and hosts of every form the daemon dials are accepted.
+func TestHostsAccepted(t *testing.T) {
+	for _, yaml := range []string{
+		"redis: {addr: 'localhost:6379'}",
+		"redis: {addr: '[::1]:6379'}",
+		"redis: {addrs: ['10.0.0.1:7000', 'redis-2.internal:7001', 'redis_node_3:7002']}",
+		"redis: {embedded: true, addr: ''}",
+		"smtp: {host: smtp.example.com.}",
+		"imap: {host: '2001:db8::1'}",
+		"events: {webhook_url: 'https://hooks.example.com/x', webhook_secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'}",
+	} {
+		if _, err := config.Parse([]byte(yaml + "\n")); err != nil {
+			t.Errorf("%s refused: %v", yaml, err)
+		}
 	}
 }
 

@@ -121,6 +121,9 @@ type Params struct {
 	OutageLogEvery time.Duration
 	// Metrics receives the mailer's counts (default: a registry of its own).
 	Metrics *metrics.Metrics
+	// Redis follows the store's outages; the daemon shares one among its
+	// components (default: the mailer's own).
+	Redis *outage.Tracker
 }
 
 // Mailer sends the outbox. Create it with New and start it with Run.
@@ -177,7 +180,7 @@ func New(p Params) (*Mailer, error) {
 		domain: from.Address[strings.LastIndexByte(from.Address, '@')+1:], dkim: signer,
 		http: p.HTTPClient, p: p, met: p.Metrics, kick: make(chan struct{}, 1), wakeShards: map[int]bool{},
 		relay:   outage.New("smtp", p.Logger, p.OutageLogEvery),
-		redis:   outage.New("redis", p.Logger, p.OutageLogEvery),
+		redis:   p.Redis,
 		webhook: outage.New("webhook", p.Logger, p.OutageLogEvery),
 	}
 	m.relay.OnChange(func(up bool) {
@@ -224,6 +227,9 @@ func defaults(p *Params) {
 	set(&p.Poll, 5*time.Second)
 	set(&p.OutageLogEvery, 30*time.Second)
 	p.Metrics = metrics.Or(p.Metrics)
+	if p.Redis == nil {
+		p.Redis = outage.New("redis", p.Logger, p.OutageLogEvery)
+	}
 	if p.Config.SMTP.MaxAttempts < 1 {
 		p.Config.SMTP.MaxAttempts = 1
 	}
@@ -551,7 +557,8 @@ func (m *Mailer) relayFailed(ctx context.Context, err error) {
 }
 
 // emailsWaiting is the number of ready and claimed outbox entries, read
-// from the store when a log line shows it.
+// from the store when a log line shows it ("unknown" if the store cannot
+// say, Redis being down too).
 type emailsWaiting struct {
 	ctx   context.Context
 	store Outbox
@@ -563,7 +570,7 @@ func (w emailsWaiting) LogValue() slog.Value {
 	defer cancel()
 	sc, err := w.store.ScanOutbox(ctx)
 	if err != nil {
-		return slog.StringValue("unknown (redis unreachable)")
+		return slog.StringValue("unknown")
 	}
 	return slog.Int64Value(sc.Ready + sc.Claimed)
 }

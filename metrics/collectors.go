@@ -11,6 +11,9 @@ import (
 // StateGauge returns a collector of one gauge per state, read at each
 // scrape with read (bounded by two seconds). A failed read shows as a
 // scrape error of this metric only.
+//
+// Deprecated: a figure read from Redis belongs to the Refresher, so that a
+// scrape never reaches Redis; the daemon registers none of these.
 func StateGauge(name, help, label string, read func(ctx context.Context) (map[string]int64, error)) prometheus.Collector {
 	return &stateGauge{desc: prometheus.NewDesc(name, help, []string{label}, nil), read: read}
 }

@@ -1,7 +1,10 @@
 #!/bin/sh
-# Before the files go: stop the daemon on removal (not on upgrade, where
-# the new version's postinst leaves restarting to the administrator).
+# Before the files go: stop the daemon on removal. On upgrade it keeps
+# running on the old binary until the new version's postinst restarts it.
 set -e
-if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+
+systemd_running() { [ -d "${CONTACTD_SYSTEMD_DIR:-/run/systemd/system}" ]; }
+
+if [ "$1" = remove ] && systemd_running; then
   systemctl disable --now contactd.service || true
 fi

@@ -1,7 +1,8 @@
 // Package scheduler runs contactd's periodic work on a cron schedule:
 // reminders, expiry, approved requests left behind, and whatever other
-// sweeps the daemon registers. A lease in Redis makes each tick run on one
-// daemon only, however many share the store.
+// sweeps the daemon registers. A lease in Redis, one per tick and named
+// by the tick's scheduled time, makes each tick run on one daemon only,
+// however many share the store.
 package scheduler
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +33,8 @@ type Job struct {
 	Run  func(ctx context.Context, stillHeld func() bool) error
 }
 
-// Locker hands out the lease of a tick (workflow.Store does).
+// Locker hands out the lease of a tick (workflow.Store does): it takes
+// the lock name for ttl unless anybody, this owner included, holds it.
 type Locker interface {
 	TryLock(ctx context.Context, name, owner string, ttl time.Duration) (bool, func() bool, error)
 }
@@ -47,14 +50,17 @@ type Params struct {
 	// Metrics receives the jobs' durations and panics (default: a
 	// registry of its own).
 	Metrics *metrics.Metrics
+	// Redis follows the store's outages; the daemon shares one among its
+	// components (default: the scheduler's own).
+	Redis *outage.Tracker
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Scheduler runs the jobs on every tick of the spec.
 type Scheduler struct {
 	p        Params
-	redis    *outage.Tracker
 	schedule cron.Schedule
-	lease    time.Duration
 	ticks    sync.Map // job name -> *atomic.Int64 runs on this daemon
 }
 
@@ -71,49 +77,88 @@ func New(p Params) (*Scheduler, error) {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
 	p.Metrics = metrics.Or(p.Metrics)
 	if p.Owner == "" {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
 		p.Owner = hex.EncodeToString(b)
 	}
-	return &Scheduler{p: p, schedule: sched, lease: Lease(sched, time.Now()),
-		redis: outage.New("redis", p.Logger, 30*time.Second)}, nil
-}
-
-// Lease is how long a tick's lease lasts: nine tenths of the gap between
-// two ticks, so one daemon holds each tick and the lease is gone before
-// the next one.
-func Lease(s cron.Schedule, from time.Time) time.Duration {
-	first := s.Next(from)
-	gap := s.Next(first).Sub(first)
-	if l := gap * 9 / 10; l > 0 {
-		return l
+	if p.Redis == nil {
+		p.Redis = outage.New("redis", p.Logger, 30*time.Second)
 	}
-	return time.Second
+	for _, j := range p.Jobs {
+		p.Metrics.SweepSeconds.WithLabelValues(j.Name) // exported from the start
+	}
+	return &Scheduler{p: p, schedule: aligned(sched)}, nil
 }
 
-// Run runs the jobs on schedule until ctx is cancelled, then waits for a
-// running tick to end.
+// aligned makes an "@every D" schedule tick at the multiples of D since
+// the Unix epoch (@every 30s: at :00 and :30 of each minute), so that
+// every daemon sharing the store ticks at the same times, whenever it
+// started, and names each tick's lease alike. Cron specs are aligned on
+// the clock already.
+func aligned(s cron.Schedule) cron.Schedule {
+	if every, ok := s.(cron.ConstantDelaySchedule); ok {
+		return epochSchedule(every.Delay)
+	}
+	return s
+}
+
+// epochSchedule ticks at the multiples of a duration since the epoch.
+type epochSchedule time.Duration
+
+// Next returns the first multiple after t.
+func (e epochSchedule) Next(t time.Time) time.Time {
+	d := time.Duration(e)
+	return t.Truncate(d).Add(d)
+}
+
+// Next is the first tick after t.
+func (s *Scheduler) Next(t time.Time) time.Time { return s.schedule.Next(t) }
+
+// Lease is how long the lease of the tick at is kept: until the next
+// tick (at least a second), so that a daemon whose clock lags behind
+// cannot run the same tick again, and no tick's lease outlives the next
+// tick's start. The next tick has a lease of its own.
+func (s *Scheduler) Lease(at time.Time) time.Duration {
+	return max(s.schedule.Next(at).Sub(at), time.Second)
+}
+
+// leaseName names the lease of the tick scheduled at.
+func leaseName(at time.Time) string { return "sweep:" + strconv.FormatInt(at.Unix(), 10) }
+
+// Run runs the jobs on schedule until ctx is cancelled, waiting for a
+// running tick to end. A tick that overruns the next makes it skipped.
 func (s *Scheduler) Run(ctx context.Context) error {
-	c := cron.New(cron.WithParser(parser), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
-	c.Schedule(s.schedule, cron.FuncJob(func() { s.Tick(ctx) }))
-	c.Start()
-	<-ctx.Done()
-	<-c.Stop().Done()
-	return nil
+	for {
+		at := s.Next(s.p.Now())
+		t := time.NewTimer(at.Sub(s.p.Now()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		s.Tick(ctx, at)
+	}
 }
 
-// Tick runs every job once if this daemon wins the tick's lease, and
-// reports whether it did. A job that panics is logged and counted; the
-// other jobs still run and the daemon stays up.
-func (s *Scheduler) Tick(ctx context.Context) bool {
-	won, stillHeld, err := s.p.Locker.TryLock(ctx, "sweep", s.p.Owner, s.lease)
+// Tick runs every job once for the tick scheduled at, if this daemon wins
+// that tick's lease, and reports whether it did. A job that panics is
+// logged and counted; the other jobs still run and the daemon stays up.
+func (s *Scheduler) Tick(ctx context.Context, at time.Time) bool {
+	won, stillHeld, err := s.p.Locker.TryLock(ctx, leaseName(at), s.p.Owner, s.Lease(at))
 	if err != nil {
-		s.redis.Fail(err, "tick", "skipped")
+		if ctx.Err() == nil && workflow.ErrorCode(err) != workflow.EUnavailable {
+			s.p.Logger.Warn("scheduler: cannot take the tick's lease; tick skipped", "tick", at, "err", err)
+		}
+		s.p.Redis.Fail(err, "tick", "skipped")
 		return false
 	}
-	s.redis.OK()
+	s.p.Redis.OK()
 	if !won {
 		return false
 	}

@@ -20,8 +20,6 @@ func counting(n *atomic.Int64) scheduler.Job {
 	return scheduler.Job{Name: "count", Run: func(context.Context, func() bool) error { n.Add(1); return nil }}
 }
 
-// TestOneDaemonPerTick: two daemons sharing one Redis; within a tick only
-// the first to ask runs the jobs, and the next tick is free again.
 // store opens a workflow store on b.
 func store(t *testing.T, b redistest.Backend) *workflow.Store {
 	t.Helper()
@@ -32,27 +30,30 @@ func store(t *testing.T, b redistest.Backend) *workflow.Store {
 	return st
 }
 
+func newScheduler(t *testing.T, b redistest.Backend, spec, owner string, jobs ...scheduler.Job) *scheduler.Scheduler {
+	t.Helper()
+	s, err := scheduler.New(scheduler.Params{Locker: store(t, b), Spec: spec, Jobs: jobs, Owner: owner, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestOneDaemonPerTick: two daemons sharing one Redis; each tick runs on
+// the first to ask, once, and the next tick is free at once.
 func TestOneDaemonPerTick(t *testing.T) {
 	b := redistest.Mini(t)
 	var runs atomic.Int64
-	mk := func(owner string) *scheduler.Scheduler {
-		s, err := scheduler.New(scheduler.Params{Locker: store(t, b),
-			Spec: "@every 10s", Jobs: []scheduler.Job{counting(&runs)}, Owner: owner})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	a, c := mk("a"), mk("c")
+	a, c := newScheduler(t, b, "@every 10s", "a", counting(&runs)), newScheduler(t, b, "@every 10s", "c", counting(&runs))
 	ctx := context.Background()
-	if !a.Tick(ctx) {
+	tick := a.Next(time.Now())
+	if !a.Tick(ctx, tick) {
 		t.Fatal("first daemon did not get the tick")
 	}
-	if c.Tick(ctx) || a.Tick(ctx) {
+	if c.Tick(ctx, tick) || a.Tick(ctx, tick) {
 		t.Fatal("a second run in the same tick")
 	}
-	b.Mini.FastForward(9 * time.Second) // the lease is 9/10 of the gap
-	if !c.Tick(ctx) {
+	if !c.Tick(ctx, a.Next(tick)) {
 		t.Fatal("the next tick was not free")
 	}
 	if got := runs.Load(); got != 2 {
@@ -63,6 +64,48 @@ func TestOneDaemonPerTick(t *testing.T) {
 	}
 }
 
+// With a cron spec whose ticks are unevenly spaced, every tick runs: a
+// lease sized on the first gap (started at 10:00, 9:00 -> 17:00 is 16 h)
+// must not swallow the next one.
+func TestEveryTickOfAnUnevenSpecRuns(t *testing.T) {
+	b := redistest.Mini(t)
+	var runs atomic.Int64
+	s := newScheduler(t, b, "0 9,17 * * *", "a", counting(&runs))
+	ctx := context.Background()
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local)
+	var ticks []time.Time
+	for i := 0; i < 4; i++ {
+		at = s.Next(at)
+		ticks = append(ticks, at)
+		if !s.Tick(ctx, at) {
+			t.Errorf("tick %s did not run", at.Format(time.DateTime))
+		}
+	}
+	if got := runs.Load(); got != 4 {
+		t.Errorf("four ticks ran the job %d times", got)
+	}
+	want := []string{"2026-03-02 17:00:00", "2026-03-03 09:00:00", "2026-03-03 17:00:00", "2026-03-04 09:00:00"}
+	for i, tk := range ticks {
+		if got := tk.Format(time.DateTime); got != want[i] {
+			t.Errorf("tick %d at %s, want %s", i, got, want[i])
+		}
+	}
+}
+
+// Daemons started at different moments tick at the same times with
+// "@every", so they share each tick's lease.
+func TestEveryIsAlignedAcrossDaemons(t *testing.T) {
+	b := redistest.Mini(t)
+	a, c := newScheduler(t, b, "@every 30s", "a"), newScheduler(t, b, "@every 30s", "c")
+	t0 := time.Date(2026, 3, 2, 9, 0, 7, 0, time.UTC)
+	if got, want := a.Next(t0), time.Date(2026, 3, 2, 9, 0, 30, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("next tick after 9:00:07 = %s, want %s", got, want)
+	}
+	if x, y := a.Next(t0), c.Next(t0.Add(19*time.Second)); !x.Equal(y) {
+		t.Errorf("daemons started 19 s apart tick at %s and %s", x, y)
+	}
+}
+
 func TestBadSpec(t *testing.T) {
 	_, err := scheduler.New(scheduler.Params{Spec: "every now and then"})
 	if err == nil {
@@ -70,14 +113,14 @@ func TestBadSpec(t *testing.T) {
 	}
 }
 
+// A tick's lease lasts until the next tick, whatever the gaps.
 func TestLease(t *testing.T) {
-	for spec, want := range map[string]time.Duration{"@every 30s": 27 * time.Second, "*/5 * * * *": 270 * time.Second, "@hourly": 54 * time.Minute} {
-		sched, err := cronParse(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := scheduler.Lease(sched, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)); got != want {
-			t.Errorf("lease of %q = %v, want %v", spec, got, want)
+	b := redistest.Mini(t)
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.Local)
+	for spec, want := range map[string]time.Duration{"@every 30s": 30 * time.Second, "*/5 * * * *": 5 * time.Minute,
+		"@hourly": time.Hour, "0 9,17 * * *": 8 * time.Hour} {
+		if got := newScheduler(t, b, spec, "a").Lease(at); got != want {
+			t.Errorf("lease of %q at 9:00 = %v, want %v", spec, got, want)
 		}
 	}
 }
@@ -146,7 +189,7 @@ func TestPanickingJobDoesNotStopTheDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Tick(context.Background()) {
+	if !s.Tick(context.Background(), s.Next(time.Now())) {
 		t.Fatal("the tick did not run")
 	}
 	if runs.Load() != 1 || s.Runs("boom") != 1 {

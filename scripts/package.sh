@@ -6,8 +6,9 @@
 # VERSION defaults to the latest v* tag (without the v) when it names the
 # commit checked out, else 0.0.0+git.TIME.COMMIT. The binary has the version
 # stamped in (contactd version prints it), and nfpm, a tool dependency in
-# go.mod, packs it with the systemd unit, the sysusers.d entry and the
-# configuration (packaging/nfpm.yaml).
+# go.mod, packs it with the systemd unit, the sysusers.d entry, the
+# configuration, the copyright file and the operator's documents
+# (packaging/nfpm.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,10 @@ mkdir -p dist
 # whatever GOFLAGS says.
 CGO_ENABLED=0 go build -trimpath -buildvcs=auto -ldflags "-s -w -X main.version=$version" \
   -o dist/contactd ./cmd/contactd
+
+# The Debian copyright file: contactd's entry and the licence of every Go
+# module compiled in.
+bash packaging/copyright.sh >dist/copyright
 
 export CONTACTD_VERSION=$version CONTACTD_ARCH=$(go env GOARCH)
 target=dist/contactd_${version}_${CONTACTD_ARCH}.deb

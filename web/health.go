@@ -31,7 +31,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		LastPollAgeSec: s.age(s.p.LastPoll), LastSendAgeSec: s.age(s.p.LastSend)}
 	status := http.StatusOK
 	if err := s.p.Store.Ping(ctx); err != nil {
-		s.log.Warn("readiness: redis unreachable", "err", err)
+		// The outage itself is logged by the daemon's Redis tracker, once,
+		// not at each probe of a load balancer.
+		s.log.Debug("readiness: redis unreachable", "err", err)
 		body.Status, body.Redis, status = "unavailable", "unreachable", http.StatusServiceUnavailable
 	} else if s.p.DeadLetters != nil {
 		if n, err := s.p.DeadLetters(ctx); err == nil {

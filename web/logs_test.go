@@ -11,9 +11,11 @@ import (
 
 	"contactd/config"
 	"contactd/internal/redistest"
+	"contactd/metrics"
 	"contactd/web"
 	"contactd/workflow"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -137,7 +139,8 @@ func TestPanicAnswersInTheRouteShape(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.HTTP.APITokens = []string{apiToken}
-	srv, err := web.New(web.Params{Store: store, Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	met := metrics.New(metrics.HTTP)
+	srv, err := web.New(web.Params{Store: store, Config: cfg, Metrics: met, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,4 +155,7 @@ func TestPanicAnswersInTheRouteShape(t *testing.T) {
 		t.Errorf("page that panics = %d %q:\n%s", w.Code, w.Header().Get("Content-Type"), pageText(w.Body.String()))
 	}
 	checkPageHeaders(t, w)
+	if n := testutil.ToFloat64(met.Panics.WithLabelValues("http")); n != 2 {
+		t.Errorf("contactd_panics_recovered_total{component=\"http\"} = %v after two panics, want 2", n)
+	}
 }

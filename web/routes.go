@@ -4,12 +4,14 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"contactd/metrics"
 	"contactd/workflow"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,10 +26,14 @@ type route struct {
 	Handler http.HandlerFunc
 }
 
-// routeTable lists everything the server answers. docs/openapi.yaml
-// describes its API part; a test keeps the two in step.
+// routeTable lists everything the server answers: with Params.HealthOnly,
+// the operations routes alone. docs/openapi.yaml describes its API part;
+// a test keeps the two in step.
 func (s *Server) routeTable() []route {
-	return []route{
+	if s.p.HealthOnly {
+		return s.opsRoutes()
+	}
+	return append([]route{
 		{"GET", "/v", false, s.getCode},
 		{"GET", "/v/{token}", false, s.getValidation},
 		{"POST", "/v/{token}", false, s.postValidation},
@@ -45,11 +51,39 @@ func (s *Server) routeTable() []route {
 		{"PUT", "/api/v1/contacts/{nic}", true, s.putContact},
 		{"GET", "/api/v1/services/{id}", true, s.getService},
 		{"PUT", "/api/v1/services/{id}", true, s.putService},
+	}, s.opsRoutes()...)
+}
 
+// Routes lists "METHOD pattern" for every route the server answers, in
+// the order of its table. docs/reference.md lists them; a test keeps the
+// two in step.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.routeTable() {
+		out = append(out, r.Method+" "+r.Pattern)
+	}
+	return out
+}
+
+// opsRoutes are the routes of the operator's tools: liveness, readiness
+// and metrics, served by every process.
+func (s *Server) opsRoutes() []route {
+	return []route{
 		{"GET", "/healthz", false, s.healthz},
 		{"GET", "/readyz", false, s.readyz},
-		{"GET", "/metrics", false, promhttp.HandlerFor(s.p.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{"GET", "/metrics", false, s.metricsHandler()},
 	}
+}
+
+// metricsHandler is GET /metrics: the registry's collectors serve from
+// memory (what lives in Redis is read by the daemon's metrics.Refresher,
+// never here), and a collector that fails loses its own series, not the
+// scrape.
+func (s *Server) metricsHandler() http.HandlerFunc {
+	return promhttp.HandlerFor(s.p.Metrics.Registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}).ServeHTTP
 }
 
 // routes builds the mux: one handler per pattern that dispatches on the
@@ -75,7 +109,9 @@ func (s *Server) routes() http.Handler {
 		}
 		mux.Handle(p, s.instrument(h))
 	}
-	mux.Handle("/api/", s.instrument(s.authed(http.HandlerFunc(s.apiNotFound))))
+	if !s.p.HealthOnly {
+		mux.Handle("/api/", s.instrument(s.authed(http.HandlerFunc(s.apiNotFound))))
+	}
 	mux.Handle("/", s.instrument(http.HandlerFunc(s.pageNotFound)))
 	return securityHeaders(mux)
 }
@@ -201,6 +237,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
+				s.p.Metrics.Panics.WithLabelValues(string(metrics.HTTP)).Inc()
 				s.log.Error("panic while serving", "route", r.Pattern, "method", r.Method, "panic", v)
 				if sw.status == 0 {
 					s.internalError(sw, r)

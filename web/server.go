@@ -62,6 +62,10 @@ type Params struct {
 	// Metrics is what /metrics serves and where request durations are
 	// observed; nil means a registry of its own.
 	Metrics *metrics.Metrics
+	// HealthOnly serves /healthz, /readyz and /metrics alone, for a
+	// process that runs no http component: its pages and API are another
+	// process's, but it is watched like any other.
+	HealthOnly bool
 }
 
 // Server is contactd's HTTP side.
@@ -96,7 +100,7 @@ func New(p Params) (*Server, error) {
 	if s.cross, err = crossOrigin(origin); err != nil {
 		return nil, err
 	}
-	if len(s.tokens) == 0 {
+	if len(s.tokens) == 0 && !p.HealthOnly {
 		s.log.Warn("http.api_tokens is empty: every API call will be refused with 401")
 	}
 	s.handler = accessLog(s.log, s.routes())

@@ -216,24 +216,3 @@ func (s *Store) IsContactAddress(ctx context.Context, address string) (bool, err
 
 // Ping tells whether the store answers.
 func (s *Store) Ping(ctx context.Context) error { return storeErr(s.rdb.Ping(ctx).Err()) }
-
-// TryLock takes the lock name for ttl if nobody holds it, with a fencing
-// token so that a holder can tell its lock from a later one. It returns
-// whether it won and a function that reports whether the lock is still
-// the one taken.
-func (s *Store) TryLock(ctx context.Context, name, owner string, ttl time.Duration) (bool, func() bool, error) {
-	fence, err := s.rdb.Incr(ctx, s.keys.Fence(name)).Result()
-	if err != nil {
-		return false, nil, storeErr(err)
-	}
-	key := s.keys.Lock(name)
-	value := owner + " " + strconv.FormatInt(fence, 10)
-	won, err := s.rdb.SetNX(ctx, key, value, ttl).Result()
-	if err != nil || !won {
-		return false, nil, storeErr(err)
-	}
-	return true, func() bool {
-		v, err := s.rdb.Get(ctx, key).Result()
-		return err == nil && v == value
-	}, nil
-}

@@ -271,7 +271,7 @@ func checkSentEvents(t *testing.T, st *workflow.Store, ap *approvers) int {
 	for id, r := range reqs {
 		for _, nic := range r.Approvers() {
 			n, got := countEvents(r, "sent", nic), received[id+" "+nic]
-			if n > got || n == 0 {
+			if n > got {
 				t.Errorf("request %s, approver %s: %d sent events for %d emails received", id, nic, n, got)
 			}
 			unrecorded += got - n

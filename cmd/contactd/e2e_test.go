@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sort"
@@ -31,43 +30,15 @@ type stack struct {
 
 func startStack(t *testing.T, tweak func(*config.Config)) *stack {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := mailhub.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hub.Close)
-	hub.AddUser(demoMailbox, demoPassword)
-	cfg, err := demoConfig(hub, ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Schedule.Sweep = "@every 1s"
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	all := map[string]bool{"http": true, "mailer": true, "inbox": true, "scheduler": true}
-	var logs bytes.Buffer
-	d, err := newDaemon(cfg, daemonOptions{components: all, listener: ln}, newLogger(&logs, "debug", "text"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		d.Close()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
+	p := startProcess(t, "http,mailer,inbox,scheduler", 100*time.Millisecond, func(cfg *config.Config) {
+		cfg.Schedule.Sweep = "@every 1s"
+		if tweak != nil {
+			tweak(cfg)
 		}
 	})
-	s := &stack{t: t, cfg: cfg, hub: hub, d: d, w: &walkthrough{out: io.Discard, hub: hub, store: d.Store(), base: cfg.HTTP.BaseURL}}
-	if _, err := d.Store().Import(ctx, examples.Directory); err != nil {
+	s := &stack{t: t, cfg: p.cfg, hub: p.hub, d: p.d,
+		w: &walkthrough{out: io.Discard, hub: p.hub, store: p.d.Store(), base: p.cfg.HTTP.BaseURL}}
+	if _, err := p.d.Store().Import(context.Background(), examples.Directory); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -17,7 +17,7 @@ type command struct {
 }
 
 var commands = []command{
-	{"serve", "--config FILE [--components http,mailer,inbox,scheduler] [--templates DIR] [--pprof ADDR]",
+	{"serve", "--config FILE [--components http,mailer,inbox,scheduler] [--templates DIR] [--listen ADDR] [--pprof ADDR]",
 		"Run the daemon until SIGTERM or SIGINT."},
 	{"demo", "[--listen ADDR] [--exit]",
 		"Run the whole daemon on embedded backends, walk through a change, then serve its pages."},

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
@@ -37,7 +38,7 @@ func main() {
 // refusal or failure (printed as "error: CODE: MESSAGE"), 2 for a bad
 // invocation.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	routeRedisLog(newLogger(stderr, "warn", "text"))
+	routeRedisLog(newLogger(stderr, "warn", "text"), nil)
 	err := dispatch(ctx, args, stdout, stderr)
 	var ue usageError
 	var help helpText
@@ -191,6 +192,17 @@ func (f *flags) parse(args []string, want int) ([]string, error) {
 	return pos, nil
 }
 
+// loadConfig reads the configuration at path. A file that is not there
+// is told with what to do: name one, or make one from the example.
+func loadConfig(path string) (config.Config, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return config.Config{}, config.Problems{fmt.Sprintf("%s: no such file. Name the configuration with --config FILE "+
+			"or $CONTACTD_CONFIG (the package installs /etc/contactd/config.yaml), or make one from config.example.yaml, "+
+			"which lists every key with its default: cp config.example.yaml %s", path, path)}
+	}
+	return config.Load(path)
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -203,7 +215,7 @@ func cmdConfigCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	if _, err := f.parse(args, 0); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*f.config)
+	cfg, err := loadConfig(*f.config)
 	if err != nil {
 		return err
 	}

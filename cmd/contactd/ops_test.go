@@ -35,6 +35,10 @@ func TestConfigCheckRefuses(t *testing.T) {
 		{"cron serve would refuse", "schedule: {sweep: every 30s}\n", "error: config: schedule.sweep: must be a cron spec"},
 		{"unset variable named with its key", "smtp: {password: '${CONTACTD_TEST_UNSET_VAR}'}\n",
 			"error: config: smtp.password: ${CONTACTD_TEST_UNSET_VAR} is not set (line 1)"},
+		{"redis port not a number", "redis: {addr: '127.0.0.1:notaport'}\n", `error: config: redis.addr: "127.0.0.1:notaport": the port`},
+		{"redis cluster node without port", "redis: {addrs: [nohost]}\n", `error: config: redis.addrs[0]: "nohost" must be host:port`},
+		{"imap host with spaces", "imap: {host: 'bad host name'}\n", `error: config: imap.host: "bad host name" is not a host name`},
+		{"smtp host with spaces", "smtp: {host: 'bad host name'}\n", `error: config: smtp.host: "bad host name" is not a host name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,6 +47,25 @@ func TestConfigCheckRefuses(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and stderr starting %q", code, out, errs, tt.want)
 			}
 		})
+	}
+}
+
+// Without a configuration file, serve and config check say how to give
+// one, not only that the file is not there.
+func TestMissingConfigSaysWhatToDo(t *testing.T) {
+	t.Setenv("CONTACTD_CONFIG", "")
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{{"serve"}, {"config", "check"}, {"request", "show", "r1"}} {
+		code, out, errs := cli(t, args...)
+		for _, want := range []string{"error: config: config.yaml: no such file", "--config FILE", "$CONTACTD_CONFIG",
+			"cp config.example.yaml config.yaml"} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("contactd %s: stderr %q lacks %q", strings.Join(args, " "), errs, want)
+			}
+		}
+		if code != 1 || out != "" {
+			t.Errorf("contactd %s: exit %d, stdout %q; want exit 1 and nothing on stdout", strings.Join(args, " "), code, out)
+		}
 	}
 }
 
@@ -153,36 +176,13 @@ func TestWarnEvictionRealRedis(t *testing.T) {
 	}
 }
 
-func TestRedisLogIsTheDaemonsLog(t *testing.T) {
-	log, buf := jsonLog()
-	routeRedisLog(log)
-	t.Cleanup(func() { routeRedisLog(slog.New(slog.DiscardHandler)) })
-	// Nothing listens on port 1: go-redis gives up dialing and says so
-	// through its own logger.
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
-	defer rdb.Close()
-	if err := rdb.Ping(context.Background()).Err(); err == nil {
-		t.Fatal("a ping to port 1 succeeded")
-	}
-	lines := logLines(t, buf)
-	if len(lines) == 0 {
-		t.Fatal("go-redis logged nothing into the daemon's log")
-	}
-	for _, l := range lines {
-		msg, _ := l["msg"].(string)
-		if l["component"] != "redis" || l["level"] != "WARN" || strings.HasPrefix(msg, "redis: ") || msg == "" {
-			t.Errorf("line %v: want a WARN of component redis without the \"redis: \" prefix", l)
-		}
-	}
-}
-
 func TestCommandHelp(t *testing.T) {
 	tests := []struct {
 		args  []string
 		usage string
 		flags []string
 	}{
-		{[]string{"serve", "--help"}, "usage: contactd serve --config FILE", []string{"--config FILE", "--components LIST", "--templates DIR", "--pprof ADDR"}},
+		{[]string{"serve", "--help"}, "usage: contactd serve --config FILE", []string{"--config FILE", "--components LIST", "--templates DIR", "--listen ADDR", "--pprof ADDR"}},
 		{[]string{"demo", "-h"}, "usage: contactd demo", []string{"--listen ADDR", "--exit"}},
 		{[]string{"config", "check", "--help"}, "usage: contactd config check --config FILE", []string{"--config FILE", "--probe"}},
 		{[]string{"directory", "import", "--help"}, "usage: contactd directory import --config FILE DATA.yaml", []string{"--config FILE"}},

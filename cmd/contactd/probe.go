@@ -45,7 +45,7 @@ func probes(cfg config.Config) []probe {
 	}
 	return []probe{
 		{"redis", redisAddr, []string{r.Password, r.SentinelPassword}, func(ctx context.Context) (string, error) {
-			return "PONG", pingRedis(ctx, cfg)
+			return pingRedis(ctx, cfg)
 		}},
 		{"smtp", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), []string{s.Password}, func(ctx context.Context) (string, error) {
 			return login(s.Username), mailer.Probe(ctx, s, probeTimeout)
@@ -56,16 +56,27 @@ func probes(cfg config.Config) []probe {
 	}
 }
 
-// pingRedis opens the store of cfg and pings its server. The client's own
-// error is kept (refused, timed out, WRONGPASS...): the store's would only
-// say the store is unreachable.
-func pingRedis(ctx context.Context, cfg config.Config) error {
+// pingRedis opens the store of cfg, pings its server and reads its
+// eviction policy, which must be noeviction. The client's own error is
+// kept (refused, timed out, WRONGPASS...): the store's would only say the
+// store is unreachable.
+func pingRedis(ctx context.Context, cfg config.Config) (string, error) {
 	b, err := openBackend(cfg)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer b.Close()
-	return b.rdb.Ping(ctx).Err()
+	if err := b.rdb.Ping(ctx).Err(); err != nil {
+		return "", err
+	}
+	policy, err := evictionPolicy(ctx, b.rdb)
+	switch {
+	case err != nil:
+		return "PONG, maxmemory-policy not known (" + err.Error() + "); it must be noeviction", nil
+	case policy != "noeviction":
+		return "", fmt.Errorf("PONG, but maxmemory-policy is %s, not noeviction: %s", policy, evictionLoss)
+	}
+	return "PONG, maxmemory-policy noeviction", nil
 }
 
 // run tries p and returns one line saying what answered, and whether it

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/alicebob/miniredis/v2/server"
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
@@ -134,7 +136,7 @@ func TestConfigCheckProbe(t *testing.T) {
 		wantErr                                 string
 	}{
 		{"all answer", redisAddr, smtpAddr, probeSMTPPassword, probeIMAPPassword, 0, []string{
-			"redis " + redisAddr + ": ok (PONG in ",
+			"redis " + redisAddr + ": ok (PONG, maxmemory-policy not known (CONFIG GET refused: ",
 			"smtp " + smtpAddr + ": ok (logged in as mailer in ",
 			"imap " + imapAddr + ": ok (logged in as reader in ",
 		}, ""},
@@ -195,6 +197,37 @@ func TestConfigCheckProbe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --probe reads Redis's eviction policy: anything but noeviction fails,
+// saying what it would lose.
+func TestConfigCheckProbeEvictionPolicy(t *testing.T) {
+	smtpAddr, imapAddr := startProbeSMTP(t), startProbeIMAP(t)
+	m := miniredis.RunT(t)
+	if err := m.Server().Register("CONFIG", func(c *server.Peer, cmd string, args []string) {
+		c.WriteLen(2)
+		c.WriteBulk("maxmemory-policy")
+		c.WriteBulk("allkeys-lru")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	path := probeConfig(t, m.Addr(), smtpAddr, imapAddr, probeSMTPPassword, probeIMAPPassword)
+	code, out, errs := cli(t, "config", "check", "--probe", "--config", path)
+	lines := probeLines(t, out)
+	want := "PONG, but maxmemory-policy is allkeys-lru, not noeviction: under memory pressure Redis drops keys, and with them tokens, requests and queued email"
+	if code != 1 || len(lines) != 3 || !strings.HasSuffix(lines[0], want) || !strings.Contains(errs, "error: unavailable: redis ") {
+		t.Errorf("exit %d, probes %q, stderr %q; want exit 1 and the redis line ending %q", code, lines, errs, want)
+	}
+}
+
+// Against a real redis-server, whose policy is noeviction by default.
+func TestConfigCheckProbeRealRedis(t *testing.T) {
+	b := redistest.Real(t)
+	path := probeConfig(t, b.Addrs[0], startProbeSMTP(t), startProbeIMAP(t), probeSMTPPassword, probeIMAPPassword)
+	code, out, errs := cli(t, "config", "check", "--probe", "--config", path)
+	if lines := probeLines(t, out); code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "redis "+b.Addrs[0]+": ok (PONG, maxmemory-policy noeviction in ") {
+		t.Errorf("exit %d, probes %q, stderr %q; want exit 0 and noeviction", code, lines, errs)
 	}
 }
 

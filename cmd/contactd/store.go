@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -94,19 +94,21 @@ func storeOptions(cfg config.Config) workflow.Options {
 
 // openStore loads the configuration and opens its store.
 func openStore(ctx context.Context, path string) (*backend, error) {
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, err
 	}
 	return openBackend(cfg)
 }
 
-func openBackend(cfg config.Config) (*backend, error) {
+func openBackend(cfg config.Config) (*backend, error) { return openBackendWith(cfg, metrics.New()) }
+
+// openBackendWith opens the store of cfg, counting into met.
+func openBackendWith(cfg config.Config, met *metrics.Metrics) (*backend, error) {
 	rdb, mini, err := newRedis(cfg.Redis)
 	if err != nil {
 		return nil, err
 	}
-	met := metrics.New()
 	opt := storeOptions(cfg)
 	opt.Metrics = met
 	st, err := workflow.NewStore(rdb, opt)
@@ -121,33 +123,35 @@ func openBackend(cfg config.Config) (*backend, error) {
 	return b, nil
 }
 
+// evictionLoss says what an evicting Redis loses.
+const evictionLoss = "under memory pressure Redis drops keys, and with them tokens, requests and queued email"
+
+// evictionPolicy reads Redis's maxmemory-policy; a server that refuses
+// CONFIG (as managed services do) cannot say.
+func evictionPolicy(ctx context.Context, rdb redis.UniversalClient) (string, error) {
+	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return "", fmt.Errorf("CONFIG GET refused: %w", err)
+	}
+	p, ok := res["maxmemory-policy"]
+	if !ok {
+		return "", errors.New("CONFIG GET did not name it")
+	}
+	return p, nil
+}
+
 // warnEviction logs a warning when Redis may evict keys under memory
-// pressure (maxmemory-policy other than noeviction): it would silently drop
-// tokens, requests and queued email. A server that refuses CONFIG (as
-// managed services do) is not an error: the policy is then not known.
+// pressure (maxmemory-policy other than noeviction). A server that
+// refuses CONFIG is not an error: the policy is then not known.
 func warnEviction(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	res, err := rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	p, err := evictionPolicy(ctx, rdb)
 	if err != nil {
 		log.Debug("redis maxmemory-policy not known", "err", err)
 		return
 	}
-	if p, ok := res["maxmemory-policy"]; ok && p != "noeviction" {
-		log.Warn("redis maxmemory-policy is not noeviction: under memory pressure Redis drops keys, and with them tokens, requests and queued email",
-			"maxmemory_policy", p)
+	if p != "noeviction" {
+		log.Warn("redis maxmemory-policy is not noeviction: "+evictionLoss, "maxmemory_policy", p)
 	}
 }
-
-// redisLogger writes go-redis's own messages into the daemon's log as
-// warnings, instead of plain-text lines on stderr.
-type redisLogger struct{ log *slog.Logger }
-
-// Printf logs one go-redis message.
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "), "component", "redis")
-}
-
-// routeRedisLog sends go-redis's messages to log. go-redis has one logger
-// per process: the last call wins.
-func routeRedisLog(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"contactd/metrics"
 )
 
 // newLogger builds the slog logger of log.level and log.format.
@@ -29,12 +32,16 @@ type component struct {
 
 // supervise runs c until ctx ends. When it fails or panics it is started
 // again after a pause that doubles up to a minute, so one part's trouble
-// (a mail server down, a bug on one message) never stops the others.
-func supervise(ctx context.Context, log *slog.Logger, c component) {
+// (a mail server down, a bug on one message) never stops the others. A
+// panic is counted in contactd_panics_recovered_total.
+func supervise(ctx context.Context, log *slog.Logger, met *metrics.Metrics, c component) {
 	pause := time.Second
 	for {
 		started := time.Now()
 		err := runSafely(ctx, c)
+		if errors.As(err, new(panicked)) {
+			met.Panics.WithLabelValues(c.name).Inc()
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -51,10 +58,15 @@ func supervise(ctx context.Context, log *slog.Logger, c component) {
 	}
 }
 
+// panicked is the error of a component that panicked.
+type panicked string
+
+func (p panicked) Error() string { return string(p) }
+
 func runSafely(ctx context.Context, c component) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+			err = panicked(fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
 		}
 	}()
 	if err = c.run(ctx); err == nil && ctx.Err() == nil {

@@ -57,7 +57,7 @@ func cmdTemplates(name string, args []string, stdout io.Writer) error {
 	}
 	cfg := config.Default()
 	if *cfgPath != "" {
-		if cfg, err = config.Load(*cfgPath); err != nil {
+		if cfg, err = loadConfig(*cfgPath); err != nil {
 			return err
 		}
 	}
