@@ -52,7 +52,7 @@ func (m *Mailer) compose(ctx context.Context, e *workflow.OutboxEntry) (*letter,
 		return nil, err
 	}
 	l := &letter{nic: e.NIC, request: req.ID}
-	d := templates.Data{Kind: string(e.Kind), RequestID: req.ID, Service: req.Service, Requester: people.get(req.Requester),
+	d := templates.Data{Kind: e.Kind, RequestID: req.ID, Service: req.Service, Requester: people.get(req.Requester),
 		Status: string(req.Status), CreatedAt: req.CreatedAt, ExpiresAt: req.ExpiresAt, Reason: req.Reason,
 		ReplyAddress: m.cfg.IMAP.ReplyAddress}
 	d.ServiceKind = serviceKind
@@ -71,7 +71,7 @@ func (m *Mailer) compose(ctx context.Context, e *workflow.OutboxEntry) (*letter,
 	}
 	if e.Kind == workflow.KindDisputed {
 		d.About = people.get(e.NIC)
-		d.Language = m.cfg.Workflow.DefaultLanguage
+		d.Language = m.language("")
 		l.to, l.nic = m.cfg.Workflow.SecurityContact, ""
 		l.data = d
 		return l, nil
@@ -124,17 +124,14 @@ func (m *Mailer) composeNotUnderstood(ctx context.Context, e *workflow.OutboxEnt
 	if strings.TrimSpace(e.To) == "" {
 		return nil, permanent(errors.New("mailer: reply-not-understood entry without an address"))
 	}
-	d := templates.Data{Kind: string(e.Kind), Language: m.language(e.Language), Reason: e.Reason,
+	d := templates.Data{Kind: e.Kind, Language: m.language(e.Language), Reason: e.Reason,
 		ReplyAddress: m.cfg.IMAP.ReplyAddress, RequestID: e.Request}
 	return &letter{to: e.To, data: d, request: e.Request, inReplTo: e.InReplyTo}, nil
 }
 
 // language is lang when it is one of ours, else workflow.default_language.
-func (m *Mailer) language(lang string) string {
-	if workflow.KnownLanguage(lang) {
-		return lang
-	}
-	return m.cfg.Workflow.DefaultLanguage
+func (m *Mailer) language(lang string) workflow.Language {
+	return workflow.Language(lang).Or(workflow.Language(m.cfg.Workflow.DefaultLanguage).Or(workflow.English))
 }
 
 // directory holds the contacts an email names, read once each.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"contactd/internal/redistest"
-	"contactd/templates"
 	"contactd/workflow"
 
 	"github.com/emersion/go-message/mail"
@@ -207,7 +206,7 @@ func checkCommonHeaders(t *testing.T, p parsed, id, kind, root string) {
 	}
 	// A reply quoting the Message-ID of an email with a token acts as the
 	// token: it must not be guessable from the other emails of the request.
-	if got, want := nonceRe.MatchString(mid), templates.TokenKinds[kind] || kind == "informed"; got != want {
+	if got, want := nonceRe.MatchString(mid), workflow.Kind(kind).CarriesToken() || kind == "informed"; got != want {
 		t.Errorf("%s email: Message-ID %q has a random part: %v, want %v", kind, mid, got, want)
 	}
 	if d, err := h.Date(); err != nil || time.Since(d) > time.Minute {

@@ -45,12 +45,3 @@ const (
 	ApprovalAccepted = "accepted"
 	ApprovalDeclined = "declined"
 )
-
-// The languages contactd writes in.
-const (
-	English = "en"
-	French  = "fr"
-)
-
-// KnownLanguage reports whether lang is one contactd writes in.
-func KnownLanguage(lang string) bool { return lang == English || lang == French }
