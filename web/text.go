@@ -42,7 +42,9 @@ func tr(lang workflow.Language, key string, data map[string]any) string {
 }
 
 // roleName names a role in lang.
-func roleName(lang workflow.Language, r workflow.Role) string { return locale.For(lang).Role(string(r)) }
+func roleName(lang workflow.Language, r workflow.Role) string {
+	return locale.For(lang).Role(string(r))
+}
 
 // unbroken wraps, in text already escaped for HTML, each of words (NIC
 // handles) and each validation code in a span that CSS keeps on one line:
