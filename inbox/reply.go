@@ -70,7 +70,9 @@ type Reply struct {
 	// Problem is a Reason* code when reading alone shows the reply cannot
 	// be used; the decision problems come after the token ones.
 	Problem string
-	// Language is a guess of the writer's language (en or fr, "" unknown).
+	// Language is a guess of the writer's language, one of
+	// workflow.Languages, from the quoting markers of their mail client or
+	// else their reply word; "" when nothing tells.
 	Language string
 	// Text is the reply's own text: the lines above the original it
 	// answers, less quoted lines, attributions and signatures, wherever
@@ -117,12 +119,12 @@ func Read(raw []byte, replyAddress string) *Reply {
 	r.readTokens(replyAddress, text)
 	own, lang := ownText(text)
 	r.Text = own
-	r.Language = lang
+	r.Language = string(lang)
 	if r.Problem == "" {
 		r.Decision, r.Problem = decision(own)
 	}
 	if r.Language == "" {
-		r.Language = languageOfWords(own)
+		r.Language = string(languageOfWords(own))
 	}
 	return r
 }

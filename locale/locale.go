@@ -331,7 +331,9 @@ func Words(id string) map[string][]workflow.Language {
 	for _, l := range workflow.Languages {
 		for _, w := range For(l).List(id) {
 			w = Fold(w)
-			out[w] = append(out[w], l)
+			if ls := out[w]; len(ls) == 0 || ls[len(ls)-1] != l {
+				out[w] = append(ls, l)
+			}
 		}
 	}
 	return out
