@@ -190,7 +190,7 @@ var (
 		return out
 	}()
 	attributionVerbs = []string{
-		"skrev",                              // Swedish, Norwegian, Danish
+		"skrev",                             // Swedish, Norwegian, Danish
 		"написал(а)", "написал", "написала", // Russian
 	}
 	// gmailDate is Gmail's attribution in some locales:
