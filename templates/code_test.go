@@ -201,3 +201,28 @@ func TestBrandingAndTimeZone(t *testing.T) {
 		t.Errorf("the embedded set changed with WithOptions:\n%s", plain.Text)
 	}
 }
+
+// Each email that asks for an answer tells its reader the first accept
+// and decline words of their language (SPEC section 4's table), and that
+// ACCEPT and DECLINE work whatever the language, in both parts.
+func TestEmailsNameTheirReplyWords(t *testing.T) {
+	set := templates.MustEmbedded()
+	for _, lang := range workflow.Languages {
+		c := locale.For(lang)
+		for _, kind := range []workflow.Kind{workflow.KindValidation, workflow.KindReminder, workflow.KindResend, workflow.KindNotUnderstood} {
+			for _, d := range []templates.Data{sample(kind, lang), templates.SampleHandover(kind, lang, "https://x.example")} {
+				e, err := set.Render(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for part, body := range map[string]string{"text": e.Text, "html": e.HTML} {
+					for _, w := range []string{c.AcceptWord(), c.DeclineWord(), "ACCEPT", "DECLINE"} {
+						if !strings.Contains(body, w) {
+							t.Errorf("%s/%s %s part does not name the reply word %s", lang, kind, part, w)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -285,6 +285,21 @@ func TestLoadOverridesFromADirectory(t *testing.T) {
 		t.Errorf("a file not in the directory did not come from the embedded set")
 	}
 
+	// A file at the top of the directory replaces the kind in every
+	// language; the language's own file still wins.
+	if err := os.WriteFile(filepath.Join(dir, "applied.txt"), []byte("{{define \"subject\"}}{{t \"applied.subject\" .}}{{end}}{{t \"email.hello\" .}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if set, err = templates.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := set.Render(sample(workflow.KindApplied, workflow.German)); err != nil || e.Text != "Guten Tag Nora New,\n" {
+		t.Errorf("top-level override in German: %v %q", err, e.Text)
+	}
+	if e, _ := set.Render(sample(workflow.KindApplied, workflow.French)); e.Text != "Bonjour Nora New, c'est fait.\n" {
+		t.Errorf("the French override lost to the top-level one: %q", e.Text)
+	}
+
 	if err := os.WriteFile(filepath.Join(dir, "fr", "expired.html"), []byte("{{if}}"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ form.code input{display:block;width:100%;font:1.15rem/1.4 ui-monospace,Menlo,Con
 form.code input:focus-visible{outline:3px solid #1e3a8a;outline-offset:1px}
 .hint{color:#4b5563;font-size:.9rem;margin-top:1.5rem}
 .brand{max-width:40rem;margin:1rem auto -1rem;font-weight:700;color:#1e3a8a}.support{max-width:40rem;margin:0 auto;font-size:.85rem;color:#374151;text-align:center}.support a{color:#1e3a8a}
-@media (max-width:30rem){body{padding:.5rem}.card{margin:.5rem auto;padding:1rem}.buttons button{flex:1}.changes th:nth-child(3),.changes td.arrow{display:none}}
+@media (max-width:30rem){body{padding:.5rem}.brand{margin:.5rem auto 0}.card{margin:.5rem auto;padding:1rem}.buttons button{flex:1}details.confirm summary{display:block}.changes th:nth-child(3),.changes td.arrow{display:none}}
 `
 
 // styleHash is the CSP source for style.
