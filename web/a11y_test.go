@@ -29,13 +29,13 @@ var axeSource string
 // levels A and AA, and axe's best practices.
 const axeTags = `["wcag2a","wcag2aa","wcag21a","wcag21aa","wcag22aa","best-practice"]`
 
-// widths are the viewports every page is audited at: a desktop and a
-// phone.
+// widths are the viewports every page is audited at: a desktop, the same
+// desktop zoomed to 200 % (WCAG 1.4.4), and a phone.
 var widths = []struct {
 	name          string
 	width, height int64
 	mobile        bool
-}{{"desktop", 1280, 900, false}, {"phone", 375, 812, true}}
+}{{"desktop", 1280, 900, false}, {"zoom200", 640, 450, false}, {"phone", 375, 812, true}}
 
 // auditPage is one page of the audit: open says which address to load
 // for it (after setting up what it needs in the store), and steps what to
@@ -172,7 +172,7 @@ func audit(ctx context.Context) ([]violation, error) {
 // best practices on it: no violation of impact serious or critical may
 // remain (lesser ones are logged). It also checks what axe does not:
 // that no NIC handle or code breaks across lines and that nothing
-// scrolls sideways on a phone.
+// scrolls sideways on a phone or at 200 % zoom.
 func TestAccessibilityAudit(t *testing.T) {
 	bctx := browser(t)
 	for _, w := range widths {
@@ -220,10 +220,10 @@ func TestAccessibilityAudit(t *testing.T) {
 				if len(broken) > 0 {
 					t.Errorf("broken across lines: %q", broken)
 				}
-				if w.mobile {
+				if w.width < 1280 {
 					wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
 					if err != nil || wide {
-						t.Errorf("the page scrolls sideways on a phone (%v)", err)
+						t.Errorf("the page scrolls sideways at %d px (%v)", w.width, err)
 					}
 				}
 			})
