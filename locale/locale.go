@@ -195,7 +195,7 @@ func (c *Catalogue) Typography(s string) string {
 
 // Date writes t, in its own time zone, as the language writes a date and
 // a time: "Monday 2 March 2026 at 10:00 CET", "lundi 2 mars 2026 à
-// 10:00 CET", "poniedziałek, 2 marca 2026 o godz. 10:00 CET".
+// 10:00 CET", "2 marca 2026 (poniedziałek), godz. 10:00 CET".
 func (c *Catalogue) Date(t time.Time) string {
 	days, months := c.List("date.weekdays"), c.List("date.months")
 	if len(days) != 7 || len(months) != 12 {

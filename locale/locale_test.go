@@ -77,7 +77,7 @@ func TestDates(t *testing.T) {
 		workflow.Spanish:    "domingo, 1 de marzo de 2026, a las 10:00 CET",
 		workflow.Italian:    "domenica 1 marzo 2026 alle 10:00 CET",
 		workflow.Dutch:      "zondag 1 maart 2026 om 10:00 CET",
-		workflow.Polish:     "niedziela, 1 marca 2026 o godz. 10:00 CET",
+		workflow.Polish:     "1 marca 2026 (niedziela), godz. 10:00 CET",
 		workflow.Portuguese: "domingo, 1 de março de 2026, às 10:00 CET",
 	} {
 		if got := locale.For(l).Date(at); got != want {

@@ -182,7 +182,7 @@ func TestBrandingAndTimeZone(t *testing.T) {
 		workflow.Spanish:    {"lunes, 2 de marzo de 2026, a las 10:00 CET"},
 		workflow.Italian:    {"lunedì 2 marzo 2026 alle 10:00 CET"},
 		workflow.Dutch:      {"maandag 2 maart 2026 om 10:00 CET"},
-		workflow.Polish:     {"poniedziałek, 2 marca 2026 o godz. 10:00 CET"},
+		workflow.Polish:     {"2 marca 2026 (poniedziałek), godz. 10:00 CET"},
 		workflow.Portuguese: {"segunda-feira, 2 de março de 2026, às 10:00 CET"},
 	}
 	for lang, wants := range cases {
