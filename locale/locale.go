@@ -264,6 +264,15 @@ func (c *Catalogue) Reason(stored, service string) string {
 	return s
 }
 
+// Refusal writes why a request (a service of a hand-over) was refused,
+// from its error code (SPEC section 2); an unknown code as written.
+func (c *Catalogue) Refusal(code string) string {
+	if id := "refusal." + code; c.ids[id] {
+		return c.Must(id)
+	}
+	return code
+}
+
 // Problem writes why a reply could not be used (a workflow.ReplyProblem);
 // an unknown one as written.
 func (c *Catalogue) Problem(p string) string {

@@ -118,3 +118,18 @@ func TestFirstReplyWords(t *testing.T) {
 		}
 	}
 }
+
+// Every refusal of SPEC section 2 has words in every language, not the
+// English ones.
+func TestRefusals(t *testing.T) {
+	for _, code := range []string{workflow.EInvalidRequest, workflow.EInvalidNIC, workflow.EUnknownService, workflow.EUnknownContact,
+		workflow.ENotAContact, workflow.ERoleNotAllowed, workflow.ENoChange, workflow.EPaymentOverdue, workflow.EConflict} {
+		en := locale.For(workflow.English).Refusal(code)
+		for _, l := range workflow.Languages {
+			got := locale.For(l).Refusal(code)
+			if got == code || (l != workflow.English && got == en) {
+				t.Errorf("%s: refusal %s = %q", l, code, got)
+			}
+		}
+	}
+}
