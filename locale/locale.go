@@ -282,9 +282,12 @@ func (c *Catalogue) Problem(p string) string {
 	return p
 }
 
-// AcceptWord and DeclineWord are the first reply words of the language,
-// the ones its emails suggest.
-func (c *Catalogue) AcceptWord() string  { return first(c.List("reply.accept")) }
+// AcceptWord is the language's first word to accept, the one its emails
+// suggest (SPEC section 4's table).
+func (c *Catalogue) AcceptWord() string { return first(c.List("reply.accept")) }
+
+// DeclineWord is the language's first word to decline, the one its
+// emails suggest.
 func (c *Catalogue) DeclineWord() string { return first(c.List("reply.decline")) }
 
 func first(l []string) string {

@@ -70,7 +70,7 @@ const maxFormBody = 4 << 10
 // HTML in which NIC handles and codes are kept on one line (unbroken).
 type view struct {
 	Lang  workflow.Language
-	T     map[string]string
+	T     map[string]template.HTML
 	CSS   template.CSS
 	Title string
 	// Tone colours the card: "" (a question), ok, warn or bad.

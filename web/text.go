@@ -14,16 +14,17 @@ import (
 // catalogue (package locale).
 
 // pageTexts holds, by language, the page messages that take no data, by
-// their key without the "page." prefix: the page templates' .T.
-var pageTexts = func() map[workflow.Language]map[string]string {
-	out := map[workflow.Language]map[string]string{}
+// their key without the "page." prefix: the page templates' .T. The
+// example of a code some of them show is kept on one line.
+var pageTexts = func() map[workflow.Language]map[string]template.HTML {
+	out := map[workflow.Language]map[string]template.HTML{}
 	for _, l := range workflow.Languages {
 		c := locale.For(l)
-		m := map[string]string{}
+		m := map[string]template.HTML{}
 		for _, id := range locale.Keys(l) {
 			if key, ok := strings.CutPrefix(id, "page."); ok {
 				if s, err := c.T(id, nil); err == nil && !strings.Contains(s, "<no value>") {
-					m[key] = s
+					m[key] = unbroken(s, nil)
 				}
 			}
 		}
