@@ -168,10 +168,17 @@ func hyphens(l string) bool {
 }
 
 // attributionForm is one language's attribution line, as a pattern on
-// the folded line: "on * wrote:", "am * schrieb *:".
+// the folded line: "on * wrote:", "am * schrieb *:". Its literal start
+// and end are checked first, the pattern only when they match.
 type attributionForm struct {
-	re    *regexp.Regexp
-	langs langs
+	prefix, suffix string
+	re             *regexp.Regexp
+	langs          langs
+}
+
+// match reports whether the folded line l has the form.
+func (f attributionForm) match(l string) bool {
+	return strings.HasPrefix(l, f.prefix) && strings.HasSuffix(l, f.suffix) && f.re.MatchString(l)
 }
 
 // attributionForms are the attribution lines of the catalogues. Beside
@@ -182,10 +189,12 @@ var (
 		var out []attributionForm
 		for pattern, ls := range locale.Words("quote.attributions") {
 			parts := strings.Split(pattern, "*")
+			f := attributionForm{prefix: parts[0], suffix: parts[len(parts)-1], langs: ls}
 			for i, p := range parts {
 				parts[i] = regexp.QuoteMeta(p)
 			}
-			out = append(out, attributionForm{regexp.MustCompile(`^` + strings.Join(parts, `.*`) + `$`), ls})
+			f.re = regexp.MustCompile(`^` + strings.Join(parts, `.*`) + `$`)
+			out = append(out, f)
 		}
 		return out
 	}()
@@ -236,7 +245,7 @@ func attributionLine(l string) (langs, bool) {
 	low := locale.Fold(strings.TrimSpace(l))
 	dated := strings.ContainsAny(low, "0123456789@")
 	for _, f := range attributionForms {
-		if f.re.MatchString(low) && (dated || !strings.HasPrefix(f.re.String(), "^.*")) {
+		if f.match(low) && (dated || f.prefix != "") {
 			return f.langs, true
 		}
 	}

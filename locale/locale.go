@@ -26,6 +26,7 @@ import (
 	"text/template"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"contactd/workflow"
 
@@ -327,6 +328,13 @@ func (c *Catalogue) funcMap() template.FuncMap {
 // accents removed ("SÍ", "si" and "Sì" are all "si"; "AKCEPTUJĘ" is
 // "akceptuje").
 func Fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s) && ascii; i++ {
+		ascii = s[i] < utf8.RuneSelf
+	}
+	if ascii {
+		return strings.ToLower(s)
+	}
 	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 	out, _, err := transform.String(t, strings.ToLower(s))
 	if err != nil {
