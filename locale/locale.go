@@ -23,7 +23,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"text/template"
+	texttemplate "text/template"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -31,6 +31,7 @@ import (
 	"contactd/workflow"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"github.com/nicksnyder/go-i18n/v2/i18n/template"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/text/language"
 	"golang.org/x/text/runes"
@@ -49,7 +50,11 @@ type Catalogue struct {
 	ids  map[string]bool
 	// plural holds the ids of the messages written in plural forms.
 	plural map[string]bool
-	funcs  template.FuncMap
+	funcs  texttemplate.FuncMap
+	// parser parses each message once, with the functions of this
+	// catalogue (go-i18n parses a message at each use when it is given
+	// functions).
+	parser *cachedParser
 	// typography: the punctuation that takes a no-break space before
 	// it, and after it.
 	spaceBefore, spaceAfter string
@@ -87,6 +92,7 @@ func load() error {
 			c.plural[m.ID] = m.One != "" || m.Few != "" || m.Many != ""
 		}
 		c.funcs = c.funcMap()
+		c.parser = &cachedParser{template.TextParser{Funcs: c.funcs}}
 		catalogues[l] = c
 		c.spaceBefore = strings.TrimPrefix(c.raw("typography.space_before"), "none")
 		c.spaceAfter = strings.TrimPrefix(c.raw("typography.space_after"), "none")
@@ -121,29 +127,50 @@ func (c *Catalogue) Has(id string) bool { return c.ids[id] }
 func (c *Catalogue) Plural(id string) bool { return c.plural[id] }
 
 // T writes the message id with data, in the catalogue's language and its
-// typography. A message missing from the catalogue is an error (the
-// English words are returned with it).
+// typography. A message missing from the catalogue is an error, and the
+// English words are returned with it.
 func (c *Catalogue) T(id string, data any) (string, error) {
-	s, err := c.loc.Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data, Funcs: c.funcs})
-	if err == nil && !c.ids[id] {
-		err = fmt.Errorf("locale: %s has no message %s", c.Lang, id)
+	if !c.ids[id] {
+		return c.missing(id, func(en *Catalogue) (string, error) { return en.T(id, data) })
 	}
+	s, err := c.loc.Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data, TemplateParser: c.parser})
 	return c.Typography(s), err
 }
 
 // N writes the plural message id for count n: the form the language's
 // CLDR rule gives n. Inside the message, .Count is n and .Data is data.
 func (c *Catalogue) N(id string, n int, data any) (string, error) {
+	if !c.ids[id] {
+		return c.missing(id, func(en *Catalogue) (string, error) { return en.N(id, n, data) })
+	}
 	s, err := c.loc.Localize(&i18n.LocalizeConfig{MessageID: id, PluralCount: n,
 		TemplateData: struct {
 			Count int
 			Data  any
-		}{n, data}, Funcs: c.funcs})
-	if err == nil && !c.ids[id] {
-		err = fmt.Errorf("locale: %s has no message %s", c.Lang, id)
-	}
+		}{n, data}, TemplateParser: c.parser})
 	return c.Typography(s), err
 }
+
+// missing answers for a message the catalogue lacks: English's words,
+// written by the English catalogue itself (a message is parsed with the
+// functions of the catalogue that owns it), and an error.
+func (c *Catalogue) missing(id string, english func(*Catalogue) (string, error)) (string, error) {
+	err := fmt.Errorf("locale: %s has no message %s", c.Lang, id)
+	en := catalogues[workflow.English]
+	if c == en || !en.ids[id] {
+		return "", err
+	}
+	s, _ := english(en)
+	return s, err
+}
+
+// cachedParser is go-i18n's text/template parser with the catalogue's
+// functions, whose parsed messages go-i18n may keep: each catalogue
+// only ever parses its own messages (see missing).
+type cachedParser struct{ template.TextParser }
+
+// Cacheable implements go-i18n's template.Parser.
+func (*cachedParser) Cacheable() bool { return true }
 
 // Must is T for messages that take no data and are known to exist (the
 // package's tests check every key in every language): it returns the
@@ -299,8 +326,8 @@ func first(l []string) string {
 }
 
 // funcMap is what messages may call.
-func (c *Catalogue) funcMap() template.FuncMap {
-	return template.FuncMap{
+func (c *Catalogue) funcMap() texttemplate.FuncMap {
+	return texttemplate.FuncMap{
 		"date":    c.Date,
 		"kind":    c.Kind,
 		"role":    c.Role,
