@@ -133,3 +133,12 @@ func TestRefusals(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingMessage(t *testing.T) {
+	if s, err := locale.For(workflow.German).T("no.such.message", nil); err == nil || s != "" {
+		t.Errorf("unknown message: %q, %v", s, err)
+	}
+	if got := locale.For(workflow.Language("xx")).Must("page.accept"); got != "Accept" {
+		t.Errorf("an unknown language is not English: %q", got)
+	}
+}
