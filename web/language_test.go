@@ -81,3 +81,14 @@ func TestNICHandlesNeverBreak(t *testing.T) {
 		t.Errorf("ad1-ovh is wrapped %d times, want in the message and in the table", n)
 	}
 }
+
+// The code page follows the browser's Accept-Language among the eight,
+// else workflow.default_language.
+func TestCodePageFollowsTheBrowser(t *testing.T) {
+	e := newEnv(t, redistest.Mini(t))
+	for header, want := range map[string]workflow.Language{"pl-PL,pl;q=0.9": workflow.Polish, "nl": workflow.Dutch,
+		"pt-BR": workflow.Portuguese, "it-CH": workflow.Italian, "es-AR,en;q=0.5": workflow.Spanish, "ja": workflow.English} {
+		w := e.do("GET", "/v", "", "Accept-Language", header)
+		contains(t, w.Body.String(), `<html lang="`+string(want)+`">`, esc(locale.For(want).Must("page.code_title")))
+	}
+}
