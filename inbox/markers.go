@@ -249,10 +249,13 @@ func attributionLine(l string) (langs, bool) {
 			return f.langs, true
 		}
 	}
+	if !strings.HasSuffix(low, ":") {
+		return nil, false
+	}
 	if gmailDate.MatchString(l) {
 		return nil, true
 	}
-	if !strings.HasSuffix(low, ":") || !dated {
+	if !dated {
 		return nil, false
 	}
 	for _, v := range attributionVerbs {
