@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"contactd/workflow"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -202,7 +204,7 @@ func Default() Config {
 		Inbox: Inbox{RequireSenderMatch: true, MaxMessageBytes: 1 << 20},
 		HTTP:  HTTP{Listen: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080"},
 		Workflow: Workflow{RequestTTL: Duration(336 * time.Hour), RemindAfter: Duration(48 * time.Hour),
-			MaxReminders: 2, NICPattern: `^[a-z]{2}[0-9]+-ovh$`, DefaultLanguage: "en",
+			MaxReminders: 2, NICPattern: `^[a-z]{2}[0-9]+-ovh$`, DefaultLanguage: string(workflow.English),
 			ReportWindow: Duration(720 * time.Hour), MaxHandoverServices: 10000},
 		Schedule: Schedule{Sweep: "@every 30s"},
 		Log:      Log{Level: "info", Format: "text"},
@@ -449,8 +451,8 @@ func (c Config) Validate() error {
 	if _, err := regexp.Compile(w.NICPattern); err != nil || w.NICPattern == "" {
 		bad("workflow.nic_pattern", "must be a valid regular expression")
 	}
-	if w.DefaultLanguage != "en" && w.DefaultLanguage != "fr" {
-		bad("workflow.default_language", "must be en or fr")
+	if l, ok := workflow.ParseLanguage(w.DefaultLanguage); !ok || string(l) != w.DefaultLanguage {
+		bad("workflow.default_language", "must be one of "+workflow.LanguageNames())
 	}
 	if w.ReportWindow.D() <= 0 {
 		bad("workflow.report_window", "must be positive")

@@ -14,33 +14,27 @@ import (
 )
 
 // Reasons a reply cannot be used, as logged and as named in the Reason
-// of the not_understood email (the templates explain each one; the two
-// marked below are sent as no_decision).
+// of the not_understood email: the names of workflow.ReplyProblem, kept
+// here as strings for the code that passes them around as such.
 const (
-	ReasonUnreadable       = "unreadable"    // not a parseable email (sent as no_decision)
-	ReasonTooLarge         = "too_large"     // over inbox.max_message_bytes
-	ReasonNoToken          = "no_token"      // no token anywhere, no reference to our emails
-	ReasonTwoTokens        = "conflict"      // two carriers name different tokens
-	ReasonUnknownToken     = "unknown_token" // a token that never existed
-	ReasonUsedToken        = "dead_token"    // used, revoked, or its request has ended
-	ReasonNoDecision       = "no_decision"   // the first line is not a decision word
-	ReasonTwoDecisions     = "two_decisions" // the first line says both (sent as no_decision)
-	ReasonWrongSender      = "wrong_sender"  // From is not the approver's email on file
-	ReasonNotAuthenticated = "not_authentic" // no dmarc or dkim pass from inbox.authserv_id
+	ReasonUnreadable       = string(workflow.ReplyUnreadable)
+	ReasonTooLarge         = string(workflow.ReplyTooLarge)
+	ReasonNoToken          = string(workflow.ReplyNoToken)
+	ReasonTwoTokens        = string(workflow.ReplyTwoTokens)
+	ReasonUnknownToken     = string(workflow.ReplyUnknownToken)
+	ReasonUsedToken        = string(workflow.ReplyDeadToken)
+	ReasonNoDecision       = string(workflow.ReplyNoDecision)
+	ReasonTwoDecisions     = string(workflow.ReplyTwoDecisions)
+	ReasonWrongSender      = string(workflow.ReplyWrongSender)
+	ReasonNotAuthenticated = string(workflow.ReplyNotAuthentic)
 	// ReasonBadFrom: no From field, several, several addresses in it, or
 	// none that parses. From is then "": there is nobody to answer.
-	ReasonBadFrom = "bad_from"
+	ReasonBadFrom = string(workflow.ReplyBadFrom)
 )
 
 // mailReason is the reason the not_understood email names.
 func mailReason(reason string) string {
-	switch reason {
-	case ReasonUnreadable, ReasonTwoDecisions:
-		return ReasonNoDecision
-	case ReasonBadFrom: // never sent, there being no sender; worded as the closest
-		return ReasonWrongSender
-	}
-	return reason
+	return string(workflow.ReplyProblem(reason).Mailed())
 }
 
 // Reply is what a received email says, read without trusting any of it.
@@ -76,7 +70,9 @@ type Reply struct {
 	// Problem is a Reason* code when reading alone shows the reply cannot
 	// be used; the decision problems come after the token ones.
 	Problem string
-	// Language is a guess of the writer's language (en or fr, "" unknown).
+	// Language is a guess of the writer's language, one of
+	// workflow.Languages, from the quoting markers of their mail client or
+	// else their reply word; "" when nothing tells.
 	Language string
 	// Text is the reply's own text: the lines above the original it
 	// answers, less quoted lines, attributions and signatures, wherever
@@ -123,12 +119,12 @@ func Read(raw []byte, replyAddress string) *Reply {
 	r.readTokens(replyAddress, text)
 	own, lang := ownText(text)
 	r.Text = own
-	r.Language = lang
+	r.Language = string(lang)
 	if r.Problem == "" {
 		r.Decision, r.Problem = decision(own)
 	}
 	if r.Language == "" {
-		r.Language = languageOfWords(own)
+		r.Language = string(languageOfWords(own))
 	}
 	return r
 }

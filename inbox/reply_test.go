@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"contactd/locale"
 	"contactd/workflow"
 
 	"github.com/google/go-cmp/cmp"
@@ -97,27 +98,27 @@ var fixtures = map[string]want{
 	"gmail_wrapped_attribution_en.eml":        {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "yes", quoted: "wrote"},
 	"gmail_wrapped_attribution_fr.eml":        {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "NON", quoted: "écrit"},
 	"gmail_wrapped_three_lines_fr.eml":        {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "Valider", quoted: "écrit"},
-	"gmail_wrapped_attribution_de.eml":        {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Decline", quoted: "schrieb"},
+	"gmail_wrapped_attribution_de.eml":        {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "de", refs: refs, text: "Decline", quoted: "schrieb"},
 	"gmail_locale_date.eml":                   {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "DECLINE", quoted: "GMT"},
-	"attribution_de.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "schrieb"},
-	"attribution_nl.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "schreef"},
-	"attribution_es.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "escribió"},
-	"attribution_pt.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "escreveu"},
-	"attribution_it.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "ha scritto"},
+	"attribution_de.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "de", refs: refs, text: "ACCEPT", quoted: "schrieb"},
+	"attribution_nl.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "nl", refs: refs, text: "ACCEPT", quoted: "schreef"},
+	"attribution_es.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "es", refs: refs, text: "ACCEPT", quoted: "escribió"},
+	"attribution_pt.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "pt", refs: refs, text: "ACCEPT", quoted: "escreveu"},
+	"attribution_it.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "it", refs: refs, text: "ACCEPT", quoted: "ha scritto"},
 	"attribution_sv.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "skrev"},
 	"attribution_no.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "skrev"},
-	"attribution_pl.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "napisał"},
+	"attribution_pl.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "pl", refs: refs, text: "ACCEPT", quoted: "napisał"},
 	"attribution_ru.eml":                      {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "написал"},
 	"outlook_block_de.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Gesendet"},
 	"outlook_block_es.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Asunto"},
-	"outlook_block_it.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Oggetto"},
+	"outlook_block_it.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "it", refs: refs, quoted: "Oggetto"},
 	"outlook_block_sv.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Ämne"},
-	"outlook_block_nl.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Onderwerp"},
+	"outlook_block_nl.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "nl", refs: refs, quoted: "Onderwerp"},
 	"outlook_block_pt.eml":                    {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", refs: refs, quoted: "Assunto"},
 	"outlook_block_fr_nothing_typed.eml":      {from: "tech@example.com", problem: ReasonNoDecision, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, quoted: "OUI"},
 	"hotmail_date_block.eml":                  {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Accept", quoted: "YES or NO"},
 	"outlook_hyphen_rule.eml":                 {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "No", quoted: "YES"},
-	"original_message_de.eml":                 {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "ACCEPT", quoted: "DECLINE"},
+	"original_message_de.eml":                 {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "de", refs: refs, text: "ACCEPT", quoted: "DECLINE"},
 	"sent_from_iphone_en.eml":                 {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Sent from my iPhone"},
 	"get_outlook_ios.eml":                     {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Get Outlook"},
 	"sent_from_galaxy.eml":                    {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "Galaxy"},
@@ -125,6 +126,25 @@ var fixtures = map[string]want{
 	"von_meinem_iphone_de.eml":                {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "iPhone"},
 	"enviado_desde_iphone_es.eml":             {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "iPhone"},
 	"signature_first_then_answer.eml":         {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "oui", quoted: "Outlook"},
+	// Each language's Gmail (attribution line, quoted original) and
+	// Outlook (header block, unquoted original) reply to our email in
+	// that language, with that language's words, accents left out or not.
+	"gmail_en.eml":   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "Yes", quoted: "wrote"},
+	"outlook_en.eml": {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "en", refs: refs, text: "DECLINE", quoted: "Sent:"},
+	"gmail_fr.eml":   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "Accepter", quoted: "a écrit"},
+	"outlook_fr.eml": {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "fr", refs: refs, text: "non.", quoted: "Envoyé"},
+	"gmail_de.eml":   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "de", refs: refs, text: "Ja", quoted: "schrieb"},
+	"outlook_de.eml": {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "de", refs: refs, text: "ABLEHNEN", quoted: "Gesendet"},
+	"gmail_es.eml":   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "es", refs: refs, text: "si", quoted: "escribió"},
+	"outlook_es.eml": {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "es", refs: refs, text: "Rechazar", quoted: "Enviado el"},
+	"gmail_it.eml":   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "it", refs: refs, text: "Sì!", quoted: "ha scritto"},
+	"outlook_it.eml": {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "it", refs: refs, text: "rifiuto", quoted: "Inviato"},
+	"gmail_nl.eml":   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "nl", refs: refs, text: "accepteren", quoted: "schreef"},
+	"outlook_nl.eml": {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "nl", refs: refs, text: "Nee", quoted: "Verzonden"},
+	"gmail_pl.eml":   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "pl", refs: refs, text: "akceptuje", quoted: "pisze"},
+	"outlook_pl.eml": {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "pl", refs: refs, text: "NIE", quoted: "Wysłano"},
+	"gmail_pt.eml":   {from: "tech@example.com", decision: workflow.Accept, token: fixtureToken, tokenFrom: "address", language: "pt", refs: refs, text: "Aceito", quoted: "escreveu"},
+	"outlook_pt.eml": {from: "tech@example.com", decision: workflow.Decline, token: fixtureToken, tokenFrom: "address", language: "pt", refs: refs, text: "nao", quoted: "Enviada em"},
 }
 
 func TestReadFixtures(t *testing.T) {
@@ -194,12 +214,50 @@ func TestDecisionGrammar(t *testing.T) {
 		{"non-stop", "", ReasonNoDecision},
 		{"yes 2", "", ReasonNoDecision},
 		{"no 1/2", "", ReasonNoDecision},
+		{"AKCEPTUJĘ", workflow.Accept, ""},
+		{"akceptuje.", workflow.Accept, ""},
+		{"¡Sí!", workflow.Accept, ""},
+		{"sì", workflow.Accept, ""},
+		{"Tak", workflow.Accept, ""},
+		{"Ja!", workflow.Accept, ""},
+		{"NÃO", workflow.Decline, ""},
+		{"nao", workflow.Decline, ""},
+		{"Nein.", workflow.Decline, ""},
+		{"weigeren", workflow.Decline, ""},
+		{"Rifiuto", workflow.Decline, ""},
+		{"Recuso", workflow.Decline, ""},
+		{"tak / nie", "", ReasonTwoDecisions},
+		{"Si, pero", "", ReasonNoDecision},
+		{"Niet", "", ReasonNoDecision},
 	}
 	for _, c := range cases {
 		d, p := decision(c.text)
 		if d != c.want || p != c.problem {
 			t.Errorf("decision(%q) = %q, %q; want %q, %q", c.text, d, p, c.want, c.problem)
 		}
+	}
+}
+
+// Every reply word of every language's catalogue is read as its decision,
+// whatever the reader's own language: in capitals, in lower case, without
+// its accents, with trailing punctuation.
+func TestReplyWordsOfEveryLanguage(t *testing.T) {
+	n := 0
+	for _, l := range workflow.Languages {
+		c := locale.For(l)
+		for id, want := range map[string]workflow.Decision{"reply.accept": workflow.Accept, "reply.decline": workflow.Decline} {
+			for _, w := range c.List(id) {
+				for _, typed := range []string{w, strings.ToLower(w), locale.Fold(w) + "!", strings.ToUpper(locale.Fold(w)) + "."} {
+					n++
+					if d, p := decision(typed); d != want || p != "" {
+						t.Errorf("%s: %q read as %q %q, want %s", l, typed, d, p, want)
+					}
+				}
+			}
+		}
+	}
+	if n < 8*4*4 {
+		t.Errorf("only %d words tried", n)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode"
 
+	"contactd/locale"
 	"contactd/workflow"
 
 	"github.com/jaytaylor/html2text"
@@ -24,15 +25,16 @@ func htmlText(html string) string {
 // reply (an Outlook-style header block, an original or forwarded message
 // separator, a signature delimiter), without the quoted lines, the
 // attribution lines and the phone signatures, wherever they stand; and
-// the language of the first marker that says one ("" when none does).
-func ownText(text string) (string, string) {
+// the language of the first marker that names one alone ("" when none
+// does).
+func ownText(text string) (string, workflow.Language) {
 	p := newPage(text)
 	var own []string
-	lang := ""
+	var lang workflow.Language
 	for i := 0; i < len(p.raw); i++ {
 		if end, marker := p.endsReply(i); end {
 			if lang == "" {
-				lang = marker
+				lang = marker.one()
 			}
 			break
 		}
@@ -41,7 +43,7 @@ func ownText(text string) (string, string) {
 		}
 		if n, marker := p.attribution(i); n > 0 {
 			if lang == "" {
-				lang = marker
+				lang = marker.one()
 			}
 			if !p.quotedNext(i + n) {
 				// The original follows unmarked: it is never the reply's.
@@ -96,14 +98,14 @@ func (p *page) quotedNext(i int) bool {
 
 // endsReply reports whether lines[i] ends the reply's own text: what
 // follows is a signature, or an original or forwarded message that is
-// not marked as quoted. It returns the language the marker is in.
-func (p *page) endsReply(i int) (bool, string) {
+// not marked as quoted. It returns the languages the marker is of.
+func (p *page) endsReply(i int) (bool, langs) {
 	raw := strings.TrimRight(p.raw[i], " \t\r")
 	if raw == "--" || raw == "-- " || rule(raw) {
-		return true, ""
+		return true, nil
 	}
-	if lang, ok := separator(p.clean[i]); ok {
-		return true, lang
+	if ls, ok := separator(p.clean[i]); ok {
+		return true, ls
 	}
 	return p.headerBlock(i)
 }
@@ -115,14 +117,27 @@ func rule(raw string) bool {
 	return len(t) >= 5 && strings.Trim(t, "_") == ""
 }
 
-// decisionWords is the grammar of SPEC section 4.
-var decisionWords = map[string]workflow.Decision{
-	"accept": workflow.Accept, "accepter": workflow.Accept, "yes": workflow.Accept,
-	"oui": workflow.Accept, "valider": workflow.Accept,
-	"decline": workflow.Decline, "refuser": workflow.Decline, "no": workflow.Decline, "non": workflow.Decline,
-}
-
-var frenchWords = map[string]bool{"accepter": true, "oui": true, "valider": true, "refuser": true, "non": true}
+// decisionWords is the grammar of SPEC section 4: the reply words of
+// every language's catalogue, folded (lower case, no accents), each with
+// its decision and the languages it is a word of.
+var decisionWords = func() map[string]struct {
+	decision workflow.Decision
+	langs    langs
+} {
+	out := map[string]struct {
+		decision workflow.Decision
+		langs    langs
+	}{}
+	for id, d := range map[string]workflow.Decision{"reply.accept": workflow.Accept, "reply.decline": workflow.Decline} {
+		for w, ls := range locale.Words(id) {
+			out[w] = struct {
+				decision workflow.Decision
+				langs    langs
+			}{d, ls}
+		}
+	}
+	return out
+}()
 
 // decision reads the first non-empty line of own. The line must be a
 // decision word, with trailing punctuation allowed; a line made only of
@@ -135,7 +150,9 @@ func decision(own string) (workflow.Decision, string) {
 			break
 		}
 	}
-	words := strings.FieldsFunc(strings.ToLower(first), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	// Spanish opens an exclamation with its own mark: "¡Sí!".
+	first = strings.TrimPrefix(first, "¡")
+	words := strings.FieldsFunc(locale.Fold(first), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 	if len(words) == 0 || !unicode.IsLetter([]rune(first)[0]) {
 		return "", ReasonNoDecision
 	}
@@ -145,23 +162,31 @@ func decision(own string) (workflow.Decision, string) {
 		if !ok {
 			return "", ReasonNoDecision
 		}
-		kinds[d] = true
+		kinds[d.decision] = true
 	}
 	if len(kinds) > 1 {
 		return "", ReasonTwoDecisions
 	}
-	return decisionWords[words[0]], ""
+	return decisionWords[words[0]].decision, ""
 }
 
-// languageOfWords guesses the language of a reply from its first words.
-func languageOfWords(own string) string {
-	for _, w := range strings.FieldsFunc(strings.ToLower(own), func(r rune) bool { return !unicode.IsLetter(r) }) {
-		if frenchWords[w] {
-			return "fr"
+// languageOfWords guesses the language of a reply from its first reply
+// word: the language it belongs to alone ("oui": French), or English when
+// English is among several ("no": English, Spanish, Italian), else none
+// ("ja": German or Dutch).
+func languageOfWords(own string) workflow.Language {
+	for _, w := range strings.FieldsFunc(locale.Fold(own), func(r rune) bool { return !unicode.IsLetter(r) }) {
+		d, ok := decisionWords[w]
+		if !ok {
+			continue
 		}
-		if _, ok := decisionWords[w]; ok {
-			return "en"
+		if l := d.langs.one(); l != "" {
+			return l
 		}
+		if len(d.langs.and(langs{workflow.English})) == 1 {
+			return workflow.English
+		}
+		return ""
 	}
 	return ""
 }

@@ -21,14 +21,14 @@ func TestOwnText(t *testing.T) {
 		{"bare signature delimiter ends", "oui\n--\nJean", "oui", ""},
 		{"gmail wrapped over two lines", "On Mon, Mar 2, 2026 at 10:00 AM Contacts <\ncontacts@example.com> wrote:\n> q\nYes", "Yes", "en"},
 		{"french wrapped over three lines", "Le lun. 2 mars 2026 à 10:00, Contacts\n<contacts@example.com> a\nécrit :\n> q\nNon", "Non", "fr"},
-		{"german", "Am 02.03.26 um 10:00 schrieb Contacts:\n> q\nACCEPT", "ACCEPT", ""},
-		{"german, name first", "Contacts <contacts@example.com> schrieb am Mo., 2. März 2026, 10:00:\n> q\nACCEPT", "ACCEPT", ""},
-		{"dutch", "Op 2 mrt. 2026 om 10:00 schreef Contacts <contacts@example.com>:\n> q\nno", "no", ""},
-		{"spanish", "El lun, 2 mar 2026 a las 10:00, Contacts (<contacts@example.com>) escribió:\n> q\nno", "no", ""},
-		{"portuguese", "Em seg., 2 de mar. de 2026 às 10:00, Contacts <contacts@example.com> escreveu:\n> q\nno", "no", ""},
-		{"italian", "Il giorno lun 2 mar 2026 alle ore 10:00 Contacts <contacts@example.com> ha scritto:\n> q\nno", "no", ""},
+		{"german", "Am 02.03.26 um 10:00 schrieb Contacts:\n> q\nACCEPT", "ACCEPT", "de"},
+		{"german, name first", "Contacts <contacts@example.com> schrieb am Mo., 2. März 2026, 10:00:\n> q\nACCEPT", "ACCEPT", "de"},
+		{"dutch", "Op 2 mrt. 2026 om 10:00 schreef Contacts <contacts@example.com>:\n> q\nno", "no", "nl"},
+		{"spanish", "El lun, 2 mar 2026 a las 10:00, Contacts (<contacts@example.com>) escribió:\n> q\nno", "no", "es"},
+		{"portuguese", "Em seg., 2 de mar. de 2026 às 10:00, Contacts <contacts@example.com> escreveu:\n> q\nno", "no", "pt"},
+		{"italian", "Il giorno lun 2 mar 2026 alle ore 10:00 Contacts <contacts@example.com> ha scritto:\n> q\nno", "no", "it"},
 		{"swedish", "Den mån 2 mars 2026 kl 10:00 skrev Contacts <contacts@example.com>:\n> q\nno", "no", ""},
-		{"polish", "pon., 2 mar 2026 o 10:00 Contacts <contacts@example.com> napisał(a):\n> q\nno", "no", ""},
+		{"polish", "pon., 2 mar 2026 o 10:00 Contacts <contacts@example.com> napisał(a):\n> q\nno", "no", "pl"},
 		{"russian", "пн, 2 мар. 2026 г. в 10:00, Contacts <contacts@example.com> написал:\n> q\nno", "no", ""},
 		{"gmail locale date", "2016-10-24 15:36 GMT+02:00 Contacts <contacts@example.com>:\n> q\nno", "no", ""},
 		{"a sentence with wrote is text", "I wrote:\nyes", "I wrote:|yes", ""},
@@ -38,19 +38,19 @@ func TestOwnText(t *testing.T) {
 		{"outlook block, bold from html", "No.\n\n*From:* Contacts\n*Sent:* Monday\n\nACCEPT", "No.", "en"},
 		{"outlook block french", "\nDe : Contacts\nEnvoyé : lundi\nÀ : Tom\nObjet : x\n\nOUI", "", "fr"},
 		{"outlook block spanish", "\nDe: Contacts\nEnviado: lunes\nPara: Tom\nAsunto: x\n\nYES", "", ""},
-		{"outlook block german", "\nVon: Contacts\nGesendet: Montag\nAn: Tom\nBetreff: x\n\nYES", "", ""},
-		{"outlook block italian", "\nDa: Contacts\nInviato: lunedì\nA: Tom\nOggetto: x\n\nYES", "", ""},
+		{"outlook block german", "\nVon: Contacts\nGesendet: Montag\nAn: Tom\nBetreff: x\n\nYES", "", "de"},
+		{"outlook block italian", "\nDa: Contacts\nInviato: lunedì\nA: Tom\nOggetto: x\n\nYES", "", "it"},
 		{"outlook block swedish", "\nFrån: Contacts\nSkickat: måndag\nTill: Tom\nÄmne: x\n\nYES", "", ""},
-		{"outlook block dutch", "\nVan: Contacts\nVerzonden: maandag\nAan: Tom\nOnderwerp: x\n\nYES", "", ""},
-		{"outlook block polish", "\nOd: Contacts\nWysłano: poniedziałek\nDo: Tom\nTemat: x\n\nYES", "", ""},
+		{"outlook block dutch", "\nVan: Contacts\nVerzonden: maandag\nAan: Tom\nOnderwerp: x\n\nYES", "", "nl"},
+		{"outlook block polish", "\nOd: Contacts\nWysłano: poniedziałek\nDo: Tom\nTemat: x\n\nYES", "", "pl"},
 		{"hotmail block", "\nDate: Mon, 2 Mar 2026\nFrom: contacts@example.com\nTo: tom\nSubject: x\n\nYES", "", "en"},
 		{"underscore rule", "\n________________________________\nYES", "", ""},
 		{"hyphen rule above a block", "ok\n-----\nFrom: Contacts\nSent: Monday\n\nYES", "ok", "en"},
 		{"hyphen line alone is text", "-----\nyes", "-----|yes", ""},
 		{"a From line alone is text", "From: me\n\nyes", "From: me||yes", ""},
 		{"original message", "\n-----Original Message-----\nYES", "", "en"},
-		{"original message german", "\n-----Ursprüngliche Nachricht-----\nYES", "", ""},
-		{"original message spanish", "\n-----Mensaje original-----\nYES", "", ""},
+		{"original message german", "\n-----Ursprüngliche Nachricht-----\nYES", "", "de"},
+		{"original message spanish", "\n-----Mensaje original-----\nYES", "", "es"},
 		{"forwarded", "\n---------- Forwarded message ---------\nYES", "", "en"},
 		{"forwarded french", "\n---------- Message transféré ---------\nOUI", "", "fr"},
 		{"apple forward", "\nBegin forwarded message:\n\nYES", "", "en"},
@@ -75,7 +75,7 @@ func TestOwnText(t *testing.T) {
 			if got := strings.ReplaceAll(own, "\n", "|"); got != c.own {
 				t.Errorf("own text = %q, want %q", got, c.own)
 			}
-			if lang != c.lang {
+			if string(lang) != c.lang {
 				t.Errorf("language = %q, want %q", lang, c.lang)
 			}
 		})

@@ -243,7 +243,7 @@ func (m *Mailer) compose(j *job, kind workflow.Kind, b *batch) (*letter, error) 
 	}
 	people := directory{contacts: b.contacts}
 	l := &letter{kind: kind, nic: e.NIC, request: req.ID}
-	d := templates.Data{Kind: string(kind), RequestID: req.ID, Service: req.Service, Requester: people.get(req.Requester),
+	d := templates.Data{Kind: kind, RequestID: req.ID, Service: req.Service, Requester: people.get(req.Requester),
 		Status: string(req.Status), CreatedAt: req.CreatedAt, ExpiresAt: req.ExpiresAt, Reason: req.Why.String(),
 		ReplyAddress: m.cfg.IMAP.ReplyAddress, ServiceKind: req.ServiceKind}
 	for _, r := range workflow.Roles {
@@ -261,7 +261,7 @@ func (m *Mailer) compose(j *job, kind workflow.Kind, b *batch) (*letter, error) 
 	}
 	if kind == workflow.KindDisputed {
 		d.About = people.get(e.NIC)
-		d.Language = m.cfg.Workflow.DefaultLanguage
+		d.Language = m.language("")
 		l.to, l.nic = m.cfg.Workflow.SecurityContact, ""
 		l.data = d
 		return l, nil
@@ -295,17 +295,14 @@ func (m *Mailer) composeNotUnderstood(e *workflow.OutboxEntry) (*letter, error) 
 	if strings.TrimSpace(e.To) == "" {
 		return nil, permanent(errors.New("mailer: reply-not-understood entry without an address"))
 	}
-	d := templates.Data{Kind: string(workflow.KindNotUnderstood), Language: m.language(e.Language), Reason: e.Reason,
+	d := templates.Data{Kind: workflow.KindNotUnderstood, Language: m.language(e.Language), Reason: e.Reason,
 		ReplyAddress: m.cfg.IMAP.ReplyAddress, RequestID: e.Request}
 	return &letter{kind: workflow.KindNotUnderstood, to: e.To, data: d, request: e.Request, inReplTo: e.InReplyTo}, nil
 }
 
 // language is lang when it is one of ours, else workflow.default_language.
-func (m *Mailer) language(lang string) string {
-	if workflow.KnownLanguage(lang) {
-		return lang
-	}
-	return m.cfg.Workflow.DefaultLanguage
+func (m *Mailer) language(lang string) workflow.Language {
+	return workflow.Language(lang).Or(workflow.Language(m.cfg.Workflow.DefaultLanguage).Or(workflow.English))
 }
 
 // directory holds the contacts an email names, read once each.

@@ -47,7 +47,7 @@ func TestAutomaticHeaders(t *testing.T) {
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			l := &letter{kind: workflow.Kind(tc.kind), to: "zed@example.net", toName: "Zed", request: "r1"}
-			if templates.TokenKinds[tc.kind] {
+			if workflow.Kind(tc.kind).CarriesToken() {
 				l.token = "abcdefghijklmnopqrstuvwxyz2345672"
 			}
 			msg, _, err := m.buildMsg(l, testEntry(tc.kind, "r1"),

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"contactd/internal/redistest"
-	"contactd/templates"
 	"contactd/workflow"
 
 	"github.com/emersion/go-message/mail"
@@ -208,7 +207,7 @@ func checkCommonHeaders(t *testing.T, p parsed, id, kind, root string) {
 	// A reply quoting the Message-ID of an email with an approver's token
 	// acts as the token: the Message-ID names the token's reference, which
 	// no other email of the request shows.
-	if got, want := nonceRe.MatchString(mid), templates.TokenKinds[kind]; got != want {
+	if got, want := nonceRe.MatchString(mid), workflow.Kind(kind).CarriesToken(); got != want {
 		t.Errorf("%s email: Message-ID %q has a random part: %v, want %v", kind, mid, got, want)
 	}
 	if d, err := h.Date(); err != nil || time.Since(d) > time.Minute {

@@ -12,12 +12,13 @@ import (
 	"contactd/workflow"
 )
 
-// Preview returns the email of kind in lang about a made-up request
-// (templates.Sample) exactly as the mailer writes it for the relay: every
+// Preview returns the email of a made-up request or hand-over (data, from
+// templates.Sample or templates.SampleHandover, its links starting with
+// http.base_url) exactly as the mailer writes it for the relay: every
 // header, both parts, and the DKIM signature when smtp.dkim is set. An
 // operator reads it to check templates, branding and signing before
 // anything is sent.
-func Preview(cfg config.Config, set *templates.Set, kind workflow.Kind, lang string, now time.Time) ([]byte, error) {
+func Preview(cfg config.Config, set *templates.Set, data templates.Data, now time.Time) ([]byte, error) {
 	if set == nil {
 		return nil, errors.New("mailer: no templates")
 	}
@@ -31,7 +32,7 @@ func Preview(cfg config.Config, set *templates.Set, kind workflow.Kind, lang str
 	}
 	m := &Mailer{cfg: cfg, set: set, from: from, domain: from.Address[strings.LastIndexByte(from.Address, '@')+1:],
 		dkim: signer, p: Params{Now: func() time.Time { return now }}}
-	data := templates.Sample(string(kind), lang, strings.TrimRight(cfg.HTTP.BaseURL, "/"))
+	kind := data.Kind
 	data.ReplyAddress = cfg.IMAP.ReplyAddress
 	rendered, err := set.Render(data)
 	if err != nil {
@@ -41,8 +42,12 @@ func Preview(cfg config.Config, set *templates.Set, kind workflow.Kind, lang str
 	if kind == workflow.KindDisputed && cfg.Workflow.SecurityContact != "" {
 		to = cfg.Workflow.SecurityContact
 	}
-	l := &letter{kind: kind, to: to, toName: name, nic: data.Recipient.NIC, data: data, token: data.Token, request: data.RequestID}
-	e := &workflow.OutboxEntry{Message: workflow.Message{Kinds: []workflow.Kind{kind}, Request: data.RequestID, NIC: data.Recipient.NIC,
+	request := data.RequestID
+	if request == "" {
+		request = data.Handover
+	}
+	l := &letter{kind: kind, to: to, toName: name, nic: data.Recipient.NIC, data: data, token: data.Token, request: request}
+	e := &workflow.OutboxEntry{Message: workflow.Message{Kinds: []workflow.Kind{kind}, Request: request, NIC: data.Recipient.NIC,
 		At: now.UnixMilli()}, ID: "1"}
 	if kind.CarriesToken() && data.Token != "" {
 		e.TokenRef = workflow.HashToken(data.Token)

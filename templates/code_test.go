@@ -6,7 +6,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"contactd/locale"
 	"contactd/templates"
+	"contactd/workflow"
 )
 
 func TestGroupCode(t *testing.T) {
@@ -29,10 +31,13 @@ func TestTokenEmailsShowTheCode(t *testing.T) {
 	set := templates.MustEmbedded()
 	const codePage = "https://contacts.example.com/v"
 	code := templates.GroupCode(token)
-	panel := map[string]string{"en": "My requests", "fr": "Mes demandes"}
-	for kind := range templates.TokenKinds {
-		for _, lang := range templates.Languages {
-			t.Run(kind+"."+lang, func(t *testing.T) {
+	for _, kind := range workflow.EmailKinds {
+		if !kind.CarriesToken() {
+			continue
+		}
+		for _, lang := range workflow.Languages {
+			t.Run(string(kind)+"."+string(lang), func(t *testing.T) {
+				panel := panelTab(t, lang)
 				d := sample(kind, lang)
 				e, err := set.Render(d)
 				if err != nil {
@@ -40,7 +45,7 @@ func TestTokenEmailsShowTheCode(t *testing.T) {
 				}
 				for part, body := range map[string]string{"text": e.Text, "html": e.HTML} {
 					flat := strings.NewReplacer("\n", " ", "\u00a0", " ").Replace(body)
-					for _, want := range []string{code, panel[lang], token} {
+					for _, want := range []string{code, panel, token} {
 						if !strings.Contains(flat, want) {
 							t.Errorf("%s part lacks %q", part, want)
 						}
@@ -70,8 +75,8 @@ func TestTokenEmailsShowTheCode(t *testing.T) {
 func TestTextBodiesWrapAt78ExceptLinks(t *testing.T) {
 	set := templates.MustEmbedded()
 	long := templates.Person{NIC: "nw1-ovh", Name: "Nora Marguerite Élisabeth de la Tour d'Auvergne-Lauragais"}
-	for _, kind := range templates.Kinds {
-		for _, lang := range templates.Languages {
+	for _, kind := range workflow.EmailKinds {
+		for _, lang := range workflow.Languages {
 			d := sample(kind, lang)
 			d.Recipient, d.Requester = long, long
 			e, err := set.Render(d)
@@ -87,35 +92,76 @@ func TestTextBodiesWrapAt78ExceptLinks(t *testing.T) {
 	}
 }
 
+// panelTab is the name of the control panel's "My requests" tab as the
+// language's emails quote it.
+func panelTab(t *testing.T, lang workflow.Language) string {
+	t.Helper()
+	s, err := locale.For(lang).T("email.code_where", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range [][2]string{{"“", "”"}, {"«\u00a0", "\u00a0»"}, {"„", "“"}, {"„", "”"}, {"«", "»"}, {"‘", "’"}} {
+		if _, rest, ok := strings.Cut(s, q[0]); ok {
+			if name, _, ok := strings.Cut(rest, q[1]); ok {
+				return name
+			}
+		}
+	}
+	t.Fatalf("%s: no quoted tab name in %q", lang, s)
+	return ""
+}
+
 func TestFrenchAsAFrenchReaderExpects(t *testing.T) {
 	set := templates.MustEmbedded()
-	render := func(kind string) *templates.Email {
-		e, err := set.Render(sample(kind, "fr"))
+	render := func(d templates.Data) *templates.Email {
+		e, err := set.Render(d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return e
 	}
-	informed := render("informed")
-	for _, want := range []string{"À la demande d'Alice Admin", "mercredi 1er avril 2026 à 09:00 UTC", "ont changé\u00a0:"} {
+	informed := render(sample(workflow.KindInformed, workflow.French))
+	for _, want := range []string{"mercredi 1er avril 2026 à 09:00 UTC", "ont changé\u00a0:"} {
 		if !strings.Contains(informed.Text, want) {
 			t.Errorf("informed text lacks %q:\n%s", want, informed.Text)
 		}
 	}
-	if v := render("validation"); !strings.Contains(v.Text, "(nom de domaine)") || !strings.Contains(v.Subject, "example.com\u00a0: votre accord") {
+	if v := render(sample(workflow.KindValidation, workflow.French)); !strings.Contains(v.Text, "(nom de domaine)") || !strings.Contains(v.Subject, "example.com\u00a0: votre accord") {
 		t.Errorf("validation: service kind or subject spacing:\n%s\n%s", v.Subject, v.Text)
 	}
-	d := sample("expired", "fr")
-	d.Awaited = []templates.Person{{NIC: "bi1-ovh", Name: "Bob Billing"}}
-	if e, _ := set.Render(d); !strings.Contains(e.Text, "la réponse de Bob Billing") {
-		t.Errorf("no elision before a consonant expected:\n%s", e.Text)
+	// No hand-written elision: names that start with a vowel, an h or a y
+	// never follow "de" or "d'".
+	for _, name := range []string{"Yann Le Goff", "Hélène Roux", "Alice Admin", "Bob Billing"} {
+		for _, kind := range workflow.EmailKinds {
+			d := sample(kind, workflow.French)
+			p := templates.Person{NIC: "yl1-ovh", Name: name}
+			d.Requester, d.About, d.Awaited, d.Decliners = p, p, []templates.Person{p}, []templates.Person{p}
+			e := render(d)
+			for _, bad := range []string{"d'" + name, "d’" + name, "de " + name} {
+				if strings.Contains(strings.ReplaceAll(e.Text, "\n", " "), bad) {
+					t.Errorf("fr/%s writes %q", kind, bad)
+				}
+			}
+		}
 	}
-	for _, kind := range templates.Kinds {
-		e := render(kind)
-		for part, body := range map[string]string{"subject": e.Subject, "text": e.Text, "html": e.HTML} {
-			for _, p := range []string{" :", " ?", " !", " ;"} {
-				if strings.Contains(body, p) {
-					t.Errorf("fr/%s %s has a breaking space before %q", kind, part, p[1:])
+	// A service kind with a space is translated too.
+	d := sample(workflow.KindValidation, workflow.French)
+	d.ServiceKind = "web hosting"
+	if e := render(d); !strings.Contains(e.Text, "(hébergement web)") || strings.Contains(e.Text, "(web hosting)") {
+		t.Errorf("the kind web hosting is not translated:\n%s", e.Text)
+	}
+	// The reason of a failed request is in French.
+	if e := render(sample(workflow.KindFailed, workflow.French)); !strings.Contains(strings.ReplaceAll(e.Text, "\n", " "), "bi1-ovh n’est pas à jour de ses paiements") {
+		t.Errorf("failed: the reason is not in French:\n%s", e.Text)
+	}
+	for _, kind := range workflow.EmailKinds {
+		for _, d := range []templates.Data{sample(kind, workflow.French), templates.SampleHandover(kind, workflow.French, "https://x.example")} {
+			e := render(d)
+			for part, body := range map[string]string{"subject": e.Subject, "text": e.Text, "html": e.HTML} {
+				for _, p := range []string{" :", " ?", " !", " ;", "« ", " »"} {
+					if strings.Contains(body, p) {
+						t.Errorf("fr/%s %s has a breaking space at %q", kind, part, p)
+					}
 				}
 			}
 		}
@@ -129,12 +175,18 @@ func TestBrandingAndTimeZone(t *testing.T) {
 	}
 	set := templates.MustEmbedded().WithOptions(templates.Options{
 		Brand: "Example Hosting", SupportURL: "https://help.example.com/contacts", Location: paris})
-	cases := map[string][]string{
-		"en": {"Example Hosting, contact management", "https://help.example.com/contacts", "Monday 2 March 2026, 10:00 CET"},
-		"fr": {"Example Hosting, gestion des contacts", "https://help.example.com/contacts", "lundi 2 mars 2026 à 10:00 CET"},
+	cases := map[workflow.Language][]string{
+		workflow.English:    {"Example Hosting, contact management", "https://help.example.com/contacts", "Monday 2 March 2026 at 10:00 CET"},
+		workflow.French:     {"Example Hosting, gestion des contacts", "https://help.example.com/contacts", "lundi 2 mars 2026 à 10:00 CET"},
+		workflow.German:     {"Montag, 2. März 2026 um 10:00 CET"},
+		workflow.Spanish:    {"lunes, 2 de marzo de 2026, a las 10:00 CET"},
+		workflow.Italian:    {"lunedì 2 marzo 2026 alle 10:00 CET"},
+		workflow.Dutch:      {"maandag 2 maart 2026 om 10:00 CET"},
+		workflow.Polish:     {"2 marca 2026 (poniedziałek), godz. 10:00 CET"},
+		workflow.Portuguese: {"segunda-feira, 2 de março de 2026, às 10:00 CET"},
 	}
 	for lang, wants := range cases {
-		e, err := set.Render(sample("validation", lang))
+		e, err := set.Render(sample(workflow.KindValidation, lang))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,8 +196,33 @@ func TestBrandingAndTimeZone(t *testing.T) {
 			}
 		}
 	}
-	plain, _ := templates.MustEmbedded().Render(sample("validation", "en"))
+	plain, _ := templates.MustEmbedded().Render(sample(workflow.KindValidation, workflow.English))
 	if strings.Contains(plain.Text, "Example Hosting") || !strings.Contains(plain.Text, "09:00 UTC") {
 		t.Errorf("the embedded set changed with WithOptions:\n%s", plain.Text)
+	}
+}
+
+// Each email that asks for an answer tells its reader the first accept
+// and decline words of their language (SPEC section 4's table), and that
+// ACCEPT and DECLINE work whatever the language, in both parts.
+func TestEmailsNameTheirReplyWords(t *testing.T) {
+	set := templates.MustEmbedded()
+	for _, lang := range workflow.Languages {
+		c := locale.For(lang)
+		for _, kind := range []workflow.Kind{workflow.KindValidation, workflow.KindReminder, workflow.KindResend, workflow.KindNotUnderstood} {
+			for _, d := range []templates.Data{sample(kind, lang), templates.SampleHandover(kind, lang, "https://x.example")} {
+				e, err := set.Render(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for part, body := range map[string]string{"text": e.Text, "html": e.HTML} {
+					for _, w := range []string{c.AcceptWord(), c.DeclineWord(), "ACCEPT", "DECLINE"} {
+						if !strings.Contains(body, w) {
+							t.Errorf("%s/%s %s part does not name the reply word %s", lang, kind, part, w)
+						}
+					}
+				}
+			}
+		}
 	}
 }

@@ -45,7 +45,7 @@ func GroupCode(code string) string {
 // address of the code page (from the token and the link the mailer gives),
 // the branding, and every date in the set's time zone.
 func (s *Set) fill(d Data) Data {
-	if d.Token != "" && TokenKinds[d.Kind] {
+	if d.Token != "" && d.Kind.CarriesToken() {
 		if d.Code == "" {
 			d.Code = GroupCode(d.Token)
 		}

@@ -1,23 +1,27 @@
-// Package templates renders contactd's emails: every kind of SPEC section
-// 3, in English and French, each as a subject, a text/plain body and an
-// HTML alternative.
+// Package templates renders contactd's emails: every kind of
+// workflow.EmailKinds, in every language of workflow.Languages, each as a
+// subject, a text/plain body and an HTML alternative.
 //
-// The templates are embedded in the binary. Load can read a directory laid
-// out the same way (en/validation.txt, fr/common.html, ...): a file found
-// there replaces the embedded one of the same name, the others stay.
+// The templates (mail/KIND.txt, mail/KIND.html and the shared pieces in
+// mail/common.txt and mail/common.html) hold no words: they lay out the
+// messages of the language's catalogue (package locale), so the text and
+// the HTML part say the same thing in every language, and adding a
+// language is adding its catalogue. KIND.txt defines "subject" and is the
+// text body. Text templates use text/template, HTML ones html/template,
+// so names and service ids from the directory are escaped in HTML; in
+// every part they are first reduced to one line of printable text.
 //
-// Each kind is two files per language: KIND.txt defines "subject" and is
-// the text body; KIND.html is the HTML body. common.txt and common.html hold
-// the pieces every kind shares. Text templates use text/template, HTML ones
-// html/template, so names and service ids from the directory are escaped in
-// HTML; in every part they are first reduced to one line of printable text.
+// Load can read a directory of overrides: DIR/KIND.txt (or .html,
+// common.txt, ...) replaces the built-in file for every language, and
+// DIR/LANG/KIND.txt for that language alone, so an operator can rewrite
+// one email, in words of their own, without touching the others.
 //
 // Render adds what the mailer need not compute: the approver's token
 // grouped as a validation code for typing and the page where it is typed
 // (Data.Code, Data.CodeURL), and, from the set's Options, the provider's
 // name and support address and the time zone of the dates. Text bodies
-// are wrapped at 78 columns, links whole; French ones get the no-break
-// spaces of French typography.
+// are wrapped at 78 columns, links whole; every part gets its language's
+// typography (French no-break spaces).
 package templates
 
 import (
@@ -34,21 +38,13 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"contactd/locale"
+	"contactd/workflow"
 )
 
-//go:embed en fr
+//go:embed mail
 var embedded embed.FS
-
-// Kinds lists every email kind, in the order of SPEC section 3 and then
-// the notices to the requester and to the security contact.
-var Kinds = []string{"validation", "reminder", "resend", "recorded", "applied", "informed",
-	"declined", "expired", "cancelled", "failed", "not_understood", "undeliverable", "disputed"}
-
-// Languages lists the languages every kind is written in.
-var Languages = []string{"en", "fr"}
-
-// TokenKinds are the kinds whose email carries an approver's token.
-var TokenKinds = map[string]bool{"validation": true, "reminder": true, "resend": true}
 
 // Person is a contact as an email names it.
 type Person struct {
@@ -99,8 +95,8 @@ type Item struct {
 // Data is everything an email may show. Fields a kind does not use stay
 // empty.
 type Data struct {
-	Kind     string
-	Language string
+	Kind     workflow.Kind
+	Language workflow.Language
 	// Recipient is who the email goes to.
 	Recipient   Person
 	RequestID   string
@@ -173,21 +169,20 @@ type Set struct {
 }
 
 // Load parses the templates, taking each file from dir when it is there
-// and from the embedded set otherwise. An empty dir means the embedded set
-// alone. Every kind of every language is parsed at once, so a broken
-// override is reported at start, naming the file.
+// (DIR/LANG/NAME first, then DIR/NAME) and from the embedded set
+// otherwise. An empty dir means the embedded set alone. Every kind of
+// every language is parsed at once, so a broken override is reported at
+// start, naming the file.
 func Load(dir string) (*Set, error) {
-	files := fs.FS(embedded)
 	if dir != "" {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("templates: %s is not a readable directory", dir)
 		}
-		files = overlay{dir: dir}
 	}
 	s := &Set{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
-	for _, lang := range Languages {
-		for _, kind := range Kinds {
-			if err := s.parse(files, lang, kind); err != nil {
+	for _, lang := range workflow.Languages {
+		for _, kind := range workflow.EmailKinds {
+			if err := s.parse(dir, lang, kind); err != nil {
 				return nil, err
 			}
 		}
@@ -205,21 +200,32 @@ func MustEmbedded() *Set {
 	return s
 }
 
-func (s *Set) parse(files fs.FS, lang, kind string) error {
-	read := func(name string) (string, error) {
-		b, err := fs.ReadFile(files, lang+"/"+name)
-		if err != nil {
-			return "", fmt.Errorf("templates: %s/%s: %w", lang, name, err)
+// read returns the source of a template file of lang and where it came
+// from: dir/LANG/NAME, dir/NAME or the embedded mail/NAME.
+func read(dir string, lang workflow.Language, name string) (string, string, error) {
+	if dir != "" {
+		for _, p := range []string{filepath.Join(dir, string(lang), name), filepath.Join(dir, name)} {
+			b, err := os.ReadFile(p)
+			if err == nil {
+				return string(b), p, nil
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return "", p, fmt.Errorf("templates: %w", err)
+			}
 		}
-		return string(b), nil
 	}
-	funcs := funcsFor(lang)
+	b, err := embedded.ReadFile("mail/" + name)
+	return string(b), string(lang) + "/" + name, err
+}
+
+func (s *Set) parse(dir string, lang workflow.Language, kind workflow.Kind) error {
+	funcs := funcsFor(locale.For(lang))
 	t := texttemplate.New("_").Funcs(funcs).Option("missingkey=error")
 	h := htmltemplate.New("_").Funcs(funcs).Option("missingkey=error")
-	for _, name := range []string{"common.txt", kind + ".txt", "common.html", kind + ".html"} {
-		src, err := read(name)
+	for _, name := range []string{"common.txt", string(kind) + ".txt", "common.html", string(kind) + ".html"} {
+		src, where, err := read(dir, lang, name)
 		if err != nil {
-			return err
+			return fmt.Errorf("templates: %s: %w", where, err)
 		}
 		if strings.HasSuffix(name, ".txt") {
 			_, err = t.New(name).Parse(src)
@@ -227,26 +233,24 @@ func (s *Set) parse(files fs.FS, lang, kind string) error {
 			_, err = h.New(name).Parse(src)
 		}
 		if err != nil {
-			return fmt.Errorf("templates: %s/%s: %w", lang, name, err)
+			return fmt.Errorf("templates: %s: %w", where, err)
 		}
 	}
 	if t.Lookup("subject") == nil {
 		return fmt.Errorf("templates: %s/%s.txt: no {{define \"subject\"}}", lang, kind)
 	}
-	s.text[lang+"/"+kind] = t
-	s.html[lang+"/"+kind] = h
+	s.text[string(lang)+"/"+string(kind)] = t
+	s.html[string(lang)+"/"+string(kind)] = h
 	return nil
 }
 
 // Render writes the email of d.Kind in d.Language (English when it is
-// neither en nor fr). Every string of d is first reduced to printable text
-// on one line.
+// not one of workflow.Languages). Every string of d is first reduced to
+// printable text on one line.
 func (s *Set) Render(d Data) (*Email, error) {
 	d = s.fill(clean(d))
-	if d.Language != "fr" {
-		d.Language = "en"
-	}
-	key := d.Language + "/" + d.Kind
+	d.Language = d.Language.Or(workflow.English)
+	key := string(d.Language) + "/" + string(d.Kind)
 	t, ok := s.text[key]
 	if !ok {
 		return nil, fmt.Errorf("templates: no email of kind %q", d.Kind)
@@ -256,18 +260,23 @@ func (s *Set) Render(d Data) (*Email, error) {
 		return nil, fmt.Errorf("templates: %s subject: %w", key, err)
 	}
 	d.Subject = OneLine(subject.String())
-	if err := t.ExecuteTemplate(&text, d.Kind+".txt", d); err != nil {
+	if err := t.ExecuteTemplate(&text, string(d.Kind)+".txt", d); err != nil {
 		return nil, fmt.Errorf("templates: %s text: %w", key, err)
 	}
-	if err := s.html[key].ExecuteTemplate(&html, d.Kind+".html", d); err != nil {
+	if err := s.html[key].ExecuteTemplate(&html, string(d.Kind)+".html", d); err != nil {
 		return nil, fmt.Errorf("templates: %s html: %w", key, err)
 	}
-	e := &Email{Subject: d.Subject, Text: wrap(tidy(text.String()), textWidth), HTML: tidy(html.String())}
-	if d.Language == "fr" {
-		e.Subject, e.Text, e.HTML = frenchSpacing(e.Subject), frenchSpacing(e.Text), frenchSpacing(e.HTML)
-	}
-	return e, nil
+	c := locale.For(d.Language)
+	return &Email{Subject: c.Typography(d.Subject), Text: c.Typography(wrap(tidy(text.String()), textWidth)),
+		HTML: c.Typography(tidy(html.String()))}, nil
 }
+
+// Total is how many services a hand-over's email is about: those it
+// lists and those it counts.
+func (d Data) Total() int { return len(d.Items) + d.More }
+
+// CarriesToken reports whether the email carries an approver's token.
+func (d Data) CarriesToken() bool { return d.Kind.CarriesToken() }
 
 // OneLine reduces s to one line of printable text: control characters
 // (CR and LF included) become spaces, runs of spaces one space, and the
@@ -326,7 +335,9 @@ func clean(d Data) Data {
 		items[i] = Item{Service: OneLine(it.Service), ServiceKind: OneLine(it.ServiceKind), Changes: cs, Reason: OneLine(it.Reason)}
 	}
 	d.Items = items
-	for _, f := range []*string{&d.Kind, &d.Handover, &d.Language, &d.RequestID, &d.Service, &d.ServiceKind,
+	d.Kind = workflow.Kind(OneLine(string(d.Kind)))
+	d.Language = workflow.Language(OneLine(string(d.Language)))
+	for _, f := range []*string{&d.Handover, &d.RequestID, &d.Service, &d.ServiceKind,
 		&d.Status, &d.Answer, &d.Reason, &d.Token, &d.Link, &d.ReplyAddress,
 		&d.Code, &d.CodeURL, &d.Brand, &d.SupportURL} {
 		*f = OneLine(*f)
@@ -355,20 +366,4 @@ func tidy(s string) string {
 		out = append(out, l)
 	}
 	return strings.TrimRight(strings.Join(out, "\n"), "\n") + "\n"
-}
-
-// overlay reads a file from dir when it exists there, else from the
-// embedded templates.
-type overlay struct{ dir string }
-
-// Open implements fs.FS.
-func (o overlay) Open(name string) (fs.File, error) {
-	f, err := os.Open(filepath.Join(o.dir, filepath.FromSlash(name)))
-	if err == nil {
-		return f, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	return embedded.Open(name)
 }

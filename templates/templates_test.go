@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"contactd/locale"
 	"contactd/templates"
+	"contactd/workflow"
 
 	"github.com/jaytaylor/html2text"
 )
@@ -19,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 const token = "kabcdefghijklmnopqrstuvwxyz234567"
 
 // sample is the data of one email of each kind, as the mailer fills it.
-func sample(kind, lang string) templates.Data {
+func sample(kind workflow.Kind, lang workflow.Language) templates.Data {
 	created := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	d := templates.Data{
 		Kind: kind, Language: lang, RequestID: "kq7vxkz2mfa3b4c5d",
@@ -34,30 +36,30 @@ func sample(kind, lang string) templates.Data {
 		ReplyAddress: "contacts@example.com",
 	}
 	switch kind {
-	case "validation", "reminder", "resend":
+	case workflow.KindValidation, workflow.KindReminder, workflow.KindResend:
 		d.Token, d.Link = token, "https://contacts.example.com/v/"+token
-	case "informed":
+	case workflow.KindInformed:
 		d.Recipient = templates.Person{NIC: "te1-ovh", Name: "Tom Tech"}
 		d.Status = "applied"
 		d.Token, d.Link = token, "https://contacts.example.com/r/"+token
 		d.LinkUntil = created.Add(720 * time.Hour)
-	case "recorded":
+	case workflow.KindRecorded:
 		d.Answer = "accepted"
 		d.Awaited = []templates.Person{{NIC: "ad1-ovh", Name: "Alice Admin"}}
-	case "declined":
+	case workflow.KindDeclined:
 		d.Status = "declined"
 		d.Decliners = []templates.Person{{NIC: "nw1-ovh", Name: "Nora New"}}
-	case "expired":
+	case workflow.KindExpired:
 		d.Status = "expired"
 		d.Awaited = []templates.Person{{NIC: "nw1-ovh", Name: "Nora New"}, {NIC: "ad1-ovh", Name: "Alice Admin"}}
-	case "failed":
-		d.Status, d.Reason = "failed", "the billing contact bi1-ovh is not up to date with payments"
-	case "not_understood":
+	case workflow.KindFailed:
+		d.Status, d.Reason = "failed", workflow.Reason{Code: workflow.ReasonPaymentOverdue, Arg: "bi1-ovh"}.String()
+	case workflow.KindNotUnderstood:
 		d.Recipient, d.Reason = templates.Person{}, "no_decision"
-	case "undeliverable":
+	case workflow.KindUndeliverable:
 		d.Recipient = d.Requester
 		d.About = templates.Person{NIC: "nw1-ovh", Name: "Nora New"}
-	case "disputed":
+	case workflow.KindDisputed:
 		d.Recipient = templates.Person{Name: "Security team"}
 		d.About = templates.Person{NIC: "te1-ovh", Name: "Tom Tech"}
 		d.Status = "applied"
@@ -65,20 +67,37 @@ func sample(kind, lang string) templates.Data {
 	return d
 }
 
+// TestGolden renders every kind in every language, about one request and
+// (for the kinds a hand-over sends) about a hand-over, and compares each
+// with its golden file: a change of wording shows as a diff to review.
 func TestGolden(t *testing.T) {
 	set, err := templates.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range templates.Kinds {
-		for _, lang := range templates.Languages {
-			t.Run(kind+"."+lang, func(t *testing.T) {
+	for _, kind := range workflow.EmailKinds {
+		for _, lang := range workflow.Languages {
+			name := string(kind) + "." + string(lang)
+			t.Run(name, func(t *testing.T) {
 				e, err := set.Render(sample(kind, lang))
 				if err != nil {
 					t.Fatal(err)
 				}
-				golden(t, kind+"."+lang+".txt", "Subject: "+e.Subject+"\n\n"+e.Text)
-				golden(t, kind+"."+lang+".html", e.HTML)
+				golden(t, name+".txt", "Subject: "+e.Subject+"\n\n"+e.Text)
+				golden(t, name+".html", e.HTML)
+			})
+		}
+	}
+	for _, kind := range workflow.HandoverKinds {
+		for _, lang := range workflow.Languages {
+			name := "handover/" + string(kind) + "." + string(lang)
+			t.Run(name, func(t *testing.T) {
+				e, err := set.Render(templates.SampleHandover(kind, lang, "https://contacts.example.com"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden(t, name+".txt", "Subject: "+e.Subject+"\n\n"+e.Text)
+				golden(t, name+".html", e.HTML)
 			})
 		}
 	}
@@ -88,6 +107,9 @@ func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -105,14 +127,26 @@ func golden(t *testing.T, name, got string) {
 // decisionWord matches a line whose first word is one of the reply words
 // of SPEC section 4: a client that sends our text back without quoting it
 // must not turn it into a decision.
-var decisionWord = regexp.MustCompile(`(?i)^[\s>*_\-–•]*(accept|accepter|yes|oui|valider|decline|refuser|no|non)\b`)
+var decisionWord = func() *regexp.Regexp {
+	var words []string
+	for _, id := range []string{"reply.accept", "reply.decline"} {
+		for w := range locale.Words(id) {
+			words = append(words, regexp.QuoteMeta(w))
+		}
+	}
+	return regexp.MustCompile(`^[\s>*_\-–•¿¡«„"]*(` + strings.Join(words, "|") + `)([^\pL]|$)`)
+}()
+
+// firstLine folds a line as the inbox reads a reply's first line.
+func firstLine(l string) string { return locale.Fold(l) }
 
 func TestNoLineStartsWithADecisionWord(t *testing.T) {
 	set := templates.MustEmbedded()
-	hostile := templates.Person{NIC: "yes", Name: "ACCEPT\nOUI"}
-	for _, kind := range templates.Kinds {
-		for _, lang := range templates.Languages {
-			for _, d := range []templates.Data{sample(kind, lang), withEveryone(sample(kind, lang), hostile)} {
+	hostile := templates.Person{NIC: "yes", Name: "ACCEPT\nOUI\nTAK"}
+	for _, kind := range workflow.EmailKinds {
+		for _, lang := range workflow.Languages {
+			for _, d := range []templates.Data{sample(kind, lang), withEveryone(sample(kind, lang), hostile),
+				templates.SampleHandover(kind, lang, "https://contacts.example.com")} {
 				e, err := set.Render(d)
 				if err != nil {
 					t.Fatal(err)
@@ -123,7 +157,7 @@ func TestNoLineStartsWithADecisionWord(t *testing.T) {
 				}
 				for part, body := range map[string]string{"text": e.Text, "html": plain} {
 					for i, line := range strings.Split(body, "\n") {
-						if decisionWord.MatchString(line) {
+						if decisionWord.MatchString(firstLine(line)) {
 							t.Errorf("%s/%s %s line %d starts with a decision word: %q", lang, kind, part, i+1, line)
 						}
 					}
@@ -144,7 +178,7 @@ func withEveryone(d templates.Data, p templates.Person) templates.Data {
 }
 
 func TestUntrustedNamesAreEscapedAndKeptOnOneLine(t *testing.T) {
-	d := sample("validation", "en")
+	d := sample(workflow.KindValidation, workflow.English)
 	d.Requester = templates.Person{NIC: "ad1-ovh", Name: "Eve <script>alert(1)</script>\r\nBcc: victim@example.net"}
 	d.Service = "evil.example\r\nX-Injected: 1"
 	e, err := templates.MustEmbedded().Render(d)
@@ -172,15 +206,15 @@ func TestUntrustedNamesAreEscapedAndKeptOnOneLine(t *testing.T) {
 
 func TestEveryEmailCarriesWhatItMust(t *testing.T) {
 	set := templates.MustEmbedded()
-	for _, lang := range templates.Languages {
-		for _, kind := range []string{"validation", "reminder", "resend", "informed"} {
+	for _, lang := range workflow.Languages {
+		for _, kind := range []workflow.Kind{workflow.KindValidation, workflow.KindReminder, workflow.KindResend, workflow.KindInformed} {
 			e, err := set.Render(sample(kind, lang))
 			if err != nil {
 				t.Fatal(err)
 			}
 			link := sample(kind, lang).Link
 			for part, body := range map[string]string{"subject": e.Subject, "text": e.Text, "html": e.HTML} {
-				if !strings.Contains(body, token) && (part != "subject" || templates.TokenKinds[kind]) {
+				if !strings.Contains(body, token) && (part != "subject" || kind.CarriesToken()) {
 					t.Errorf("%s/%s: %s has no token", lang, kind, part)
 				}
 			}
@@ -193,15 +227,15 @@ func TestEveryEmailCarriesWhatItMust(t *testing.T) {
 				t.Errorf("%s/%s: link %s missing from a part", lang, kind, link)
 			}
 		}
-		for _, kind := range templates.Kinds {
+		for _, kind := range workflow.EmailKinds {
 			e, err := set.Render(sample(kind, lang))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if kind != "not_understood" && !strings.Contains(e.Text, "example.com") {
+			if kind != workflow.KindNotUnderstood && !strings.Contains(e.Text, "example.com") {
 				t.Errorf("%s/%s: text does not name the service", lang, kind)
 			}
-			if kind != "not_understood" && (!strings.Contains(e.Text, "te1-ovh") || !strings.Contains(e.Text, "→")) {
+			if kind != workflow.KindNotUnderstood && (!strings.Contains(e.Text, "te1-ovh") || !strings.Contains(e.Text, "→")) {
 				t.Errorf("%s/%s: text does not show the role changes from → to", lang, kind)
 			}
 		}
@@ -210,15 +244,15 @@ func TestEveryEmailCarriesWhatItMust(t *testing.T) {
 
 func TestLanguageFallsBackToEnglish(t *testing.T) {
 	set := templates.MustEmbedded()
-	de, err := set.Render(sample("applied", "de"))
+	xx, err := set.Render(sample(workflow.KindApplied, "xx"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	en, _ := set.Render(sample("applied", "en"))
-	if de.Text != en.Text {
+	en, _ := set.Render(sample(workflow.KindApplied, workflow.English))
+	if xx.Text != en.Text {
 		t.Errorf("an unknown language did not fall back to English")
 	}
-	if _, err := set.Render(sample("nonsense", "en")); err == nil || !strings.Contains(err.Error(), "nonsense") {
+	if _, err := set.Render(sample("nonsense", workflow.English)); err == nil || !strings.Contains(err.Error(), "nonsense") {
 		t.Errorf("unknown kind: err = %v, want one naming the kind", err)
 	}
 }
@@ -236,7 +270,7 @@ func TestLoadOverridesFromADirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := set.Render(sample("applied", "fr"))
+	e, err := set.Render(sample(workflow.KindApplied, workflow.French))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,9 +280,24 @@ func TestLoadOverridesFromADirectory(t *testing.T) {
 	if got, want := e.Text, "Bonjour Nora New, c'est fait.\n"; got != want {
 		t.Errorf("overridden text = %q, want %q", got, want)
 	}
-	embeddedEN, _ := templates.MustEmbedded().Render(sample("applied", "en"))
-	if e, _ := set.Render(sample("applied", "en")); e.Text != embeddedEN.Text {
+	embeddedEN, _ := templates.MustEmbedded().Render(sample(workflow.KindApplied, workflow.English))
+	if e, _ := set.Render(sample(workflow.KindApplied, workflow.English)); e.Text != embeddedEN.Text {
 		t.Errorf("a file not in the directory did not come from the embedded set")
+	}
+
+	// A file at the top of the directory replaces the kind in every
+	// language; the language's own file still wins.
+	if err := os.WriteFile(filepath.Join(dir, "applied.txt"), []byte("{{define \"subject\"}}{{t \"applied.subject\" .}}{{end}}{{t \"email.hello\" .}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if set, err = templates.Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := set.Render(sample(workflow.KindApplied, workflow.German)); err != nil || e.Text != "Guten Tag Nora New,\n" {
+		t.Errorf("top-level override in German: %v %q", err, e.Text)
+	}
+	if e, _ := set.Render(sample(workflow.KindApplied, workflow.French)); e.Text != "Bonjour Nora New, c'est fait.\n" {
+		t.Errorf("the French override lost to the top-level one: %q", e.Text)
 	}
 
 	if err := os.WriteFile(filepath.Join(dir, "fr", "expired.html"), []byte("{{if}}"), 0o644); err != nil {

@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"contactd/locale"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -62,21 +63,24 @@ func fit(words []string, i, width int) int {
 	return j
 }
 
-// replyWords are the decision words of a reply (SPEC section 4).
-var replyWords = map[string]bool{"accept": true, "accepter": true, "yes": true, "oui": true, "valider": true,
-	"decline": true, "refuser": true, "no": true, "non": true}
+// replyWords are the decision words of a reply in every language (SPEC
+// section 4), folded as the inbox reads them.
+var replyWords = func() map[string]bool {
+	out := map[string]bool{}
+	for _, id := range []string{"reply.accept", "reply.decline"} {
+		for w := range locale.Words(id) {
+			out[w] = true
+		}
+	}
+	return out
+}()
 
 // replyWord tells whether a line starting with w would read as a reply.
 func replyWord(w string) bool {
-	w = strings.TrimLeft(w, ">*_-–•")
+	w = strings.TrimLeft(w, ">*_-–•¿¡«„\"'(")
 	end := strings.IndexFunc(w, func(r rune) bool { return !unicode.IsLetter(r) })
 	if end >= 0 {
 		w = w[:end]
 	}
-	return replyWords[strings.ToLower(w)]
+	return replyWords[locale.Fold(w)]
 }
-
-// frenchSpacing puts the no-break space French typography wants before
-// ":", ";", "?" and "!", and inside « guillemets ».
-var frenchSpacing = strings.NewReplacer(" :", "\u00a0:", " ;", "\u00a0;", " ?", "\u00a0?", " !", "\u00a0!",
-	"« ", "«\u00a0", " »", "\u00a0»").Replace

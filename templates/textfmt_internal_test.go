@@ -30,10 +30,15 @@ func TestWrap(t *testing.T) {
 	}
 }
 
-func TestFrenchOf(t *testing.T) {
-	for in, want := range map[string]string{"Alice": "d'Alice", "Émile": "d'Émile", "Bob": "de Bob", "yann": "d'yann", "": "de "} {
-		if got := frenchOf(in); got != want {
-			t.Errorf("frenchOf(%q) = %q, want %q", in, got, want)
+func TestReplyWordsOfEveryLanguage(t *testing.T) {
+	for _, w := range []string{"ACCEPT", "oui,", "Ja", "sí", "SI", "Sì.", "TAK", "nie", "NÃO", "nao", "akceptuję", "AKCEPTUJE", "Nee", "¡Sí!"} {
+		if !replyWord(w) {
+			t.Errorf("replyWord(%q) = false, want true", w)
+		}
+	}
+	for _, w := range []string{"Alice", "accepted", "nobody", "Takeover", ""} {
+		if replyWord(w) {
+			t.Errorf("replyWord(%q) = true, want false", w)
 		}
 	}
 }

@@ -231,7 +231,7 @@ func TestAPIErrors(t *testing.T) {
 		{"bad nic services", "GET", "/api/v1/contacts/alice/services", "", 400, "invalid_nic"},
 		{"contact nic mismatch", "PUT", "/api/v1/contacts/zz1-ovh", `{"nic":"zz2-ovh","email":"a@b.example","name":"A"}`, 400, "invalid_request"},
 		{"contact bad email", "PUT", "/api/v1/contacts/zz1-ovh", `{"email":"nope","name":"A"}`, 400, "invalid_request"},
-		{"contact bad language", "PUT", "/api/v1/contacts/zz1-ovh", `{"email":"a@b.example","name":"A","language":"de"}`, 400, "invalid_request"},
+		{"contact bad language", "PUT", "/api/v1/contacts/zz1-ovh", `{"email":"a@b.example","name":"A","language":"xx"}`, 400, "invalid_request"},
 		{"contact payment_ok not bool", "PUT", "/api/v1/contacts/zz1-ovh", `{"email":"a@b.example","payment_ok":"yes"}`, 400, "invalid_request"},
 		{"unknown service read", "GET", "/api/v1/services/nope.example", "", 404, "unknown_service"},
 		{"service id mismatch", "PUT", "/api/v1/services/a.example", `{"id":"b.example","kind":"x","admin":"ad1-ovh","tech":"ad1-ovh","billing":"ad1-ovh"}`, 400, "invalid_request"},

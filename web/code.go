@@ -14,7 +14,7 @@ import (
 // so reveals nothing about any request.
 func (s *Server) getCode(w http.ResponseWriter, r *http.Request) {
 	lang := s.language(r, nil)
-	v := newView(lang, tr(lang, "code_title"), "")
+	v := newView(lang, tr(lang, "code_title", nil), "")
 	q := r.URL.Query()
 	if !q.Has("code") {
 		s.render(w, r, http.StatusOK, "code", v)
@@ -22,9 +22,11 @@ func (s *Server) getCode(w http.ResponseWriter, r *http.Request) {
 	}
 	code, ok := workflow.NormalizeToken(q.Get("code"))
 	if !ok {
-		v.Tone, v.Messages = "warn", []string{tr(lang, "code_invalid")}
+		v.Tone = "warn"
 		if strings.TrimSpace(q.Get("code")) == "" {
-			v.Messages = []string{tr(lang, "code_empty")}
+			v.say(tr(lang, "code_empty", nil))
+		} else {
+			v.say(tr(lang, "code_invalid", nil))
 		}
 		s.render(w, r, http.StatusBadRequest, "code", v)
 		return

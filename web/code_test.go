@@ -51,7 +51,7 @@ func TestCodePage(t *testing.T) {
 			if w.Code != 400 {
 				t.Errorf("GET /v?code=%q = %d, want 400", in, w.Code)
 			}
-			contains(t, w.Body.String(), "Ce code n&#39;est pas valide", `name="code"`)
+			contains(t, w.Body.String(), "Ce code n’est pas valide", `name="code"`)
 			lacks(t, w.Body.String(), "example.com", "Alice", in)
 		}
 		w := e.do("GET", "/v?code=", "")
@@ -66,7 +66,7 @@ func TestCodePage(t *testing.T) {
 			t.Fatalf("GET /v?code=unknown = %d, want 303", w.Code)
 		}
 		w = e.do("GET", w.Header().Get("Location"), "")
-		if w.Code != 404 || !strings.Contains(w.Body.String(), "This link is not valid") || !strings.Contains(w.Body.String(), `<a href="/v" id="code-page">`) {
+		if w.Code != 404 || !strings.Contains(w.Body.String(), "This link or code is not valid") || !strings.Contains(w.Body.String(), `<a href="/v" id="code-page">`) {
 			t.Errorf("unknown code's page = %d, want 404 leading back to /v:\n%s", w.Code, pageText(w.Body.String()))
 		}
 	})

@@ -34,13 +34,13 @@ func (s *Server) postDecision(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if strings.TrimSpace(b.NIC) != "" {
 		if err := s.codeBelongsTo(ctx, b.Token, b.NIC); err != nil {
-			s.apiError(w, r, err)
+			s.apiError(w, r, codeError(err))
 			return
 		}
 	}
 	out, err := s.p.Store.Decide(ctx, b.Token, d, workflow.API)
 	if err != nil {
-		s.apiError(w, r, err)
+		s.apiError(w, r, codeError(err))
 		return
 	}
 	s.log.Info("decision recorded", "request_id", out.Request.ID, "nic", out.NIC, "decision", string(d),
@@ -85,6 +85,18 @@ func (s *Server) codeBelongsTo(ctx context.Context, token, nic string) error {
 	}
 	if owner != nic {
 		return workflow.Errorf(workflow.ENotAContact, "this validation code was not sent to %s", nic)
+	}
+	return err
+}
+
+// codeError words the store's refusal of a token as one of a typed
+// validation code: no link was used, so the message must not speak of one.
+func codeError(err error) error {
+	switch workflow.ErrorCode(err) {
+	case workflow.ENotFound:
+		return workflow.Errorf(workflow.ENotFound, "this validation code is not valid")
+	case workflow.EGone:
+		return workflow.Errorf(workflow.EGone, "this validation code is no longer valid: it was used already, replaced by a newer email, or its request has ended")
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,13 +100,20 @@ func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, f.Status, b)
 }
 
-// writeJSON answers with v as JSON.
+// writeJSON answers with v as JSON. The body is application/json, never
+// HTML, so <, > and & are written as they are ("Bearer <token>"), not
+// escaped for a page as json.Marshal does.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status, body = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	body := []byte(`{"error":{"code":"internal","message":"internal error"}}` + "\n")
+	if err := enc.Encode(v); err == nil {
+		body = buf.Bytes()
+	} else {
+		status = http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(body)
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"contactd/locale"
 	"contactd/workflow"
 )
 
@@ -19,9 +20,9 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	}
 	who := s.parties(ctx, req)
 	lang := s.language(r, who.contacts[nic])
-	v := newView(lang, tr(lang, "report_title")+" — "+req.Service, "warn")
+	v := newView(lang, tr(lang, "report_title", nil)+" — "+req.Service, "warn")
 	describe(v, req, who)
-	v.Intro = tr(lang, "report_intro", formatTime(lang, appliedAt(req).In(s.loc)))
+	v.Intro = v.html(tr(lang, "report_intro", map[string]any{"Date": locale.For(lang).Date(appliedAt(req).In(s.loc))}))
 	s.render(w, r, http.StatusOK, "report", v)
 }
 
@@ -41,9 +42,9 @@ func (s *Server) postReport(w http.ResponseWriter, r *http.Request) {
 	s.log.Warn("change disputed", "request_id", req.ID, "nic", nic, "service", req.Service, "channel", string(workflow.Web))
 	who := s.parties(ctx, req)
 	lang := s.language(r, who.contacts[nic])
-	v := newView(lang, tr(lang, "done_title"), "ok")
-	v.Messages = []string{tr(lang, "reported")}
+	v := newView(lang, tr(lang, "done_title", nil), "ok")
 	describe(v, req, who)
+	v.say(tr(lang, "reported", nil))
 	s.render(w, r, http.StatusOK, "message", v)
 }
 

@@ -2,8 +2,8 @@ package web
 
 import (
 	"net/http"
-	"strings"
 
+	"contactd/locale"
 	"contactd/workflow"
 )
 
@@ -19,14 +19,16 @@ func (s *Server) getValidation(w http.ResponseWriter, r *http.Request) {
 	}
 	who := s.parties(ctx, req)
 	lang := s.language(r, who.contacts[nic])
-	v := newView(lang, tr(lang, "validate_title")+" — "+req.Service, "")
+	v := newView(lang, tr(lang, "validate_title", nil)+" — "+req.Service, "")
 	describe(v, req, who)
-	v.Parts = approverPart(lang, req, nic)
+	for _, p := range approverPart(lang, req, nic) {
+		v.Parts = append(v.Parts, v.html(p))
+	}
 	for _, a := range req.Approvers() {
 		st := req.Approvals[a].Status
-		v.Approvals = append(v.Approvals, approvalRow{Who: who.of(a), Status: tr(lang, "st_"+string(st)), Class: string(st)})
+		v.Approvals = append(v.Approvals, approvalRow{Who: v.html(who.of(a)), Status: locale.For(lang).Must("approval." + string(st)), Class: string(st)})
 	}
-	v.Expires = tr(lang, "expires", formatTime(lang, req.ExpiresAt.In(s.loc)))
+	v.Expires = tr(lang, "expires", map[string]any{"Date": locale.For(lang).Date(req.ExpiresAt.In(s.loc))})
 	s.render(w, r, http.StatusOK, "validate", v)
 }
 
@@ -53,43 +55,52 @@ func (s *Server) postValidation(w http.ResponseWriter, r *http.Request) {
 		"status", string(out.Request.Status), "channel", string(workflow.Web))
 	who := s.parties(ctx, out.Request)
 	lang := s.language(r, who.contacts[out.NIC])
-	v := newView(lang, tr(lang, "done_title"), "ok")
-	v.Messages = []string{outcomeText(lang, out, who)}
+	v := newView(lang, tr(lang, "done_title", nil), "ok")
+	describe(v, out.Request, who)
+	v.say(outcomeText(lang, out, who))
 	switch out.Request.Status {
 	case workflow.Declined, workflow.Failed:
 		v.Tone = "warn"
 	}
-	describe(v, out.Request, who)
 	s.render(w, r, http.StatusOK, "message", v)
 }
 
 // outcomeText says where the request stands after a decision.
-func outcomeText(lang string, out *workflow.Outcome, who parties) string {
+func outcomeText(lang workflow.Language, out *workflow.Outcome, who parties) string {
 	req := out.Request
 	switch {
 	case out.Decision == workflow.Decline:
-		return tr(lang, "out_declined")
+		return tr(lang, "out_declined", nil)
 	case req.Status == workflow.Pending:
 		var waiting []string
 		for _, nic := range req.Awaited() {
 			waiting = append(waiting, who.of(nic))
 		}
-		return tr(lang, "out_waiting", strings.Join(waiting, ", "))
+		return tr(lang, "out_waiting", map[string]any{"Waiting": locale.For(lang).Join(waiting)})
 	case req.Status == workflow.Approved:
-		return tr(lang, "out_approved")
+		return tr(lang, "out_approved", nil)
 	case req.Status == workflow.Applied:
-		return tr(lang, "out_applied")
+		return tr(lang, "out_applied", nil)
 	case req.Status == workflow.Failed:
-		return tr(lang, "out_failed", req.Reason)
+		return tr(lang, "out_failed", map[string]any{"Reason": whyFailed(lang, req)})
 	}
-	return tr(lang, "out_ended", tr(lang, "status_"+string(req.Status)))
+	return tr(lang, "out_ended", map[string]any{"Status": locale.For(lang).Status(string(req.Status))})
+}
+
+// whyFailed says, in lang, why a request failed: from its reason code, or
+// from the English words a request failed before reasons were codes kept.
+func whyFailed(lang workflow.Language, req *workflow.Request) string {
+	if req.Why.Code == "" && req.Reason != "" {
+		return req.Reason
+	}
+	return locale.For(lang).Reason(req.Why.String(), req.Service)
 }
 
 // approverPart says why this approver is asked.
-func approverPart(lang string, req *workflow.Request, nic string) []string {
+func approverPart(lang workflow.Language, req *workflow.Request, nic string) []string {
 	var parts []string
 	if nic == req.Requester {
-		parts = append(parts, tr(lang, "part_requester"))
+		parts = append(parts, tr(lang, "part_requester", nil))
 	}
 	var roles []string
 	for _, role := range workflow.Roles {
@@ -98,25 +109,32 @@ func approverPart(lang string, req *workflow.Request, nic string) []string {
 		}
 	}
 	if len(roles) > 0 {
-		and := map[string]string{"en": " and ", "fr": " et "}[lang]
-		parts = append(parts, tr(lang, "part_new", strings.Join(roles, and)))
+		parts = append(parts, tr(lang, "part_new", map[string]any{"Roles": locale.For(lang).Join(roles)}))
 	}
 	if len(parts) == 0 {
-		parts = append(parts, tr(lang, "part_approver"))
+		parts = append(parts, tr(lang, "part_approver", nil))
 	}
 	return parts
 }
 
-// describe fills in the service, the requester and the changes.
+// describe fills in the service, the requester and the changes, in the
+// view's language, and notes the NIC handles the page names.
 func describe(v *view, req *workflow.Request, who parties) {
-	v.Service = req.Service
-	if who.service != nil {
-		v.ServiceKind = who.service.Kind
-	}
-	v.Requester = who.of(req.Requester)
+	v.nics = append(v.nics, req.Requester)
 	for _, role := range workflow.Roles {
 		if c, ok := req.Changes[role]; ok {
-			v.Changes = append(v.Changes, changeRow{Role: roleName(v.Lang, role), From: who.of(c.From), To: who.of(c.To)})
+			v.nics = append(v.nics, c.From, c.To)
+		}
+	}
+	v.nics = append(v.nics, req.Approvers()...)
+	v.Service = req.Service
+	if who.service != nil && who.service.Kind != "" {
+		v.ServiceKind = locale.For(v.Lang).Kind(who.service.Kind)
+	}
+	v.Requester = v.html(who.of(req.Requester))
+	for _, role := range workflow.Roles {
+		if c, ok := req.Changes[role]; ok {
+			v.Changes = append(v.Changes, changeRow{Role: roleName(v.Lang, role), From: v.html(who.of(c.From)), To: v.html(who.of(c.To))})
 		}
 	}
 }

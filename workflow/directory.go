@@ -46,9 +46,11 @@ func (s *Store) CheckContact(c Contact) (Contact, error) {
 	if c.Language == "" {
 		c.Language = s.opt.DefaultLanguage
 	}
-	if c.Language != "en" && c.Language != "fr" {
-		return c, Errorf(EInvalidRequest, "contact %s: language must be en or fr, not %q", nic, clip(c.Language))
+	lang, ok := ParseLanguage(c.Language)
+	if !ok {
+		return c, Errorf(EInvalidRequest, "contact %s: language must be one of %s, not %q", nic, LanguageNames(), clip(c.Language))
 	}
+	c.Language = string(lang)
 	return c, nil
 }
 

@@ -57,7 +57,7 @@ func TestImportRejectsWholeFile(t *testing.T) {
 	}{
 		{"bad nic", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\n  - {nic: bad, email: b@example.com}\n", "line 3:"},
 		{"bad email", "contacts:\n  - {nic: ok1-ovh, email: not-an-address}\n", "line 2:"},
-		{"bad language", "contacts:\n  - nic: ok1-ovh\n    email: a@example.com\n    language: de\n", "line 2:"},
+		{"bad language", "contacts:\n  - nic: ok1-ovh\n    email: a@example.com\n    language: xx\n", "line 2:"},
 		{"unknown field", "contacts:\n  - nic: ok1-ovh\n    email: a@example.com\n    phone: 123\n", "line 4: unknown field \"phone\""},
 		{"unknown contact in service", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\nservices:\n  - {id: x.example, admin: ok1-ovh, tech: zz1-ovh, billing: ok1-ovh}\n", "line 4:"},
 		{"missing role", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\nservices:\n  - {id: x.example, admin: ok1-ovh, tech: ok1-ovh}\n", "line 4:"},

@@ -52,12 +52,3 @@ const (
 
 // ApprovalStates lists every approval state.
 var ApprovalStates = []ApprovalState{ApprovalPending, ApprovalAccepted, ApprovalDeclined}
-
-// The languages contactd writes in.
-const (
-	English = "en"
-	French  = "fr"
-)
-
-// KnownLanguage reports whether lang is one contactd writes in.
-func KnownLanguage(lang string) bool { return lang == English || lang == French }

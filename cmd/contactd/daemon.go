@@ -13,7 +13,6 @@ import (
 	"contactd/mailer"
 	"contactd/metrics"
 	"contactd/scheduler"
-	"contactd/templates"
 	"contactd/web"
 	"contactd/workflow"
 )
@@ -99,7 +98,11 @@ func vocabulary() metrics.Vocabulary {
 		workflow.Cancelled, workflow.Failed} {
 		events = append(events, string(st))
 	}
-	return metrics.Vocabulary{Events: events, Kinds: templates.Kinds,
+	var kinds []string
+	for _, k := range workflow.EmailKinds {
+		kinds = append(kinds, string(k))
+	}
+	return metrics.Vocabulary{Events: events, Kinds: kinds,
 		Outcomes: []string{string(inbox.Processed), string(inbox.Rejected), string(inbox.Ignored)}}
 }
 

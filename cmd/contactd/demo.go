@@ -119,6 +119,11 @@ type walkthrough struct {
 
 func (w *walkthrough) say(format string, args ...any) { fmt.Fprintf(w.out, format+"\n", args...) }
 
+// quoted shows a subject as its reader sees it, between quotes: its
+// letters and no-break spaces as they are (Go's %q would write French
+// subjects' no-break spaces as \u00a0), reduced to one line.
+func quoted(subject string) string { return "“" + templates.OneLine(subject) + "”" }
+
 func (w *walkthrough) run(ctx context.Context) error {
 	st := w.store
 	d, err := st.Import(ctx, examples.Directory)
@@ -147,8 +152,8 @@ func (w *walkthrough) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.say("   to david@example.org: %q", david.Subject)
-	w.say("   to alice@example.com: %q\n", alice.Subject)
+	w.say("   to david@example.org: %s", quoted(david.Subject))
+	w.say("   to alice@example.com: %s\n", quoted(alice.Subject))
 	w.say("   Each email carries a personal validation code (also the end of its link), shown")
 	w.say("   grouped for typing: David's is %s, Alice's %s.", templates.GroupCode(tokenOf(david.Link)), templates.GroupCode(tokenOf(alice.Link)))
 	w.say("   It is not the request id (%s), which names the request for everyone.", r.ID)
@@ -188,7 +193,7 @@ func (w *walkthrough) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		w.say("   to %s: %q", to.addr, m.Subject)
+		w.say("   to %s: %s", to.addr, quoted(m.Subject))
 	}
 	w.say("\n   History of %s, in time order:", r.ID)
 	history := slices.Clone(final.History)

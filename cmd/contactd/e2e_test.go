@@ -344,6 +344,12 @@ func TestDemoWalkthrough(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// Subjects are shown as written: Alice's French subject keeps its
+	// no-break space, never an escape.
+	if !strings.Contains(out.String(), "to alice@example.com: “Changement de contacts pour example.com\u00a0: votre accord est demandé") ||
+		strings.Contains(out.String(), `\u00a0`) {
+		t.Errorf("the demo does not print the French subject as written:\n%s", out.String())
+	}
 	if strings.Contains(out.String(), "(ref ") {
 		t.Errorf("the demo still calls the code a ref:\n%s", out.String())
 	}

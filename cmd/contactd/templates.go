@@ -29,8 +29,9 @@ func templateSet(dir string, cfg config.Config) (*templates.Set, error) {
 		Location: cfg.Workflow.Location()}), nil
 }
 
-// cmdTemplates is "templates render KIND LANG [--templates DIR] [--config
-// FILE] [--raw]": one email about a made-up request, written by the
+// cmdTemplates is "templates render KIND LANG [--handover] [--templates
+// DIR] [--config FILE] [--raw]": one email about a made-up request (or,
+// with --handover, a made-up hand-over of 28 services), written by the
 // mailer exactly as it would be sent (DKIM signature included when
 // configured). By default the headers and both parts are shown decoded,
 // for reading; --raw prints the bytes the relay would receive.
@@ -43,17 +44,22 @@ func cmdTemplates(name string, args []string, stdout io.Writer) error {
 	dir := fs.String("templates", "", "directory of templates overriding the built-in ones")
 	cfgPath := fs.String("config", "", "configuration file (branding, time zone, base URL, smtp.from, DKIM); built-in defaults without it")
 	raw := fs.Bool("raw", false, "print the message exactly as the relay would receive it (encoded, signed)")
+	handover := fs.Bool("handover", false, "the email of a hand-over (one change on 28 services) instead of one request")
 	f := &flags{FlagSet: fs}
 	pos, err := f.parse(args, 2)
 	if err != nil {
 		return err
 	}
-	kind, lang := pos[0], pos[1]
-	if !slices.Contains(templates.Kinds, kind) {
-		return usageError{fmt.Sprintf("unknown email kind %q; one of: %s", kind, strings.Join(templates.Kinds, ", "))}
+	kind, ok := workflow.ParseEmailKind(pos[0])
+	if !ok {
+		return usageError{fmt.Sprintf("unknown email kind %q; one of: %s", pos[0], workflow.KindNames(workflow.EmailKinds))}
 	}
-	if !slices.Contains(templates.Languages, lang) {
-		return usageError{fmt.Sprintf("unknown language %q; one of: %s", lang, strings.Join(templates.Languages, ", "))}
+	lang, ok := workflow.ParseLanguage(pos[1])
+	if !ok || string(lang) != pos[1] {
+		return usageError{fmt.Sprintf("unknown language %q; one of: %s", pos[1], workflow.LanguageNames())}
+	}
+	if *handover && !slices.Contains(workflow.HandoverKinds, kind) {
+		return usageError{fmt.Sprintf("a hand-over sends no %s email; --handover goes with one of: %s", kind, workflow.KindNames(workflow.HandoverKinds))}
 	}
 	cfg := config.Default()
 	if *cfgPath != "" {
@@ -65,7 +71,11 @@ func cmdTemplates(name string, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	msg, err := mailer.Preview(cfg, set, workflow.Kind(kind), lang, time.Now())
+	sample := templates.Sample
+	if *handover {
+		sample = templates.SampleHandover
+	}
+	msg, err := mailer.Preview(cfg, set, sample(kind, lang, strings.TrimRight(cfg.HTTP.BaseURL, "/")), time.Now())
 	if err != nil {
 		return err
 	}

@@ -61,13 +61,33 @@ workflow: {timezone: Europe/Paris}
 
 	for _, args := range [][]string{
 		{"templates", "render", "nope", "en"},
-		{"templates", "render", "validation", "de"},
+		{"templates", "render", "validation", "xx"},
+		{"templates", "render", "not_understood", "en", "--handover"},
 		{"templates", "render", "validation"},
 		{"templates", "show"},
 	} {
 		if code, _, errs := cli(t, args...); code != 2 || errs == "" {
 			t.Errorf("%v: exit %d, want 2 with a message", args, code)
 		}
+	}
+	// Every kind renders in every language, and a hand-over's email lists
+	// its services.
+	for _, kind := range workflow.EmailKinds {
+		for _, lang := range workflow.Languages {
+			if code, out, errs := cli(t, "templates", "render", string(kind), string(lang)); code != 0 || !strings.Contains(out, "X-Contactd-Kind: "+string(kind)) {
+				t.Errorf("render %s %s: exit %d %s", kind, lang, code, errs)
+			}
+		}
+	}
+	code, out, errs = cli(t, "templates", "render", "validation", "pl", "--handover")
+	for _, want := range []string{"Subject: Zmiana kontaktów dla 28 usług: prosimy o akceptację", "shop-20.example", "i jeszcze 8 usług",
+		"X-Contactd-Request: hq4m2x7c9v"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("render validation pl --handover: exit %d %s, output lacks %q:\n%s", code, errs, want, out)
+		}
+	}
+	if strings.Contains(out, "shop-21.example") {
+		t.Errorf("the hand-over email lists more than %d services", 20)
 	}
 	if code, _, errs := cli(t, "templates", "render", "validation", "en", "--templates", filepath.Join(dir, "missing")); code != 1 || !strings.Contains(errs, "missing") {
 		t.Errorf("missing template directory: exit %d %q, want 1 naming it", code, errs)
