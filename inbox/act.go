@@ -118,7 +118,7 @@ func (a *actor) decide(ctx context.Context, r *Reply, ref *workflow.SentMessage,
 	}
 	switch workflow.ErrorCode(err) {
 	case "":
-		a.log.Info("reply acted on", "request_id", out.Request.ID, "nic", out.NIC, "decision", string(out.Decision))
+		a.log.Info("reply acted on", "request_id", out.ID(), "nic", out.NIC, "decision", string(out.Decision))
 		return Processed, nil
 	case workflow.EGone:
 		return a.gone(ctx, r, req, nic, lang, retry)

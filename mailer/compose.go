@@ -37,8 +37,9 @@ type letter struct {
 // batch is what one claimed batch's emails show, read once for all of
 // them: the requests and every contact they name.
 type batch struct {
-	requests map[string]*workflow.Request
-	contacts map[string]*workflow.Contact
+	requests  map[string]*workflow.Request
+	handovers map[string]*workflow.Handover
+	contacts  map[string]*workflow.Contact
 }
 
 // prepare turns a claimed batch of one shard into jobs: it reads the
@@ -61,7 +62,7 @@ func (m *Mailer) prepare(ctx context.Context, shard int, entries []*workflow.Out
 			m.log.Error("panic while preparing outbox entries; their emails are given up", "entries", len(jobs),
 				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			for _, j := range jobs {
-				if j.err == nil && len(j.mails) == 0 && !j.unsent && j.e.Kind() != workflow.KindEvent {
+				if j.err == nil && len(j.mails) == 0 && !j.unsent && !notEmail(j.e.Kind()) {
 					j.err = permanent(fmt.Errorf("mailer: panic: %v", r))
 				}
 			}
@@ -72,7 +73,7 @@ func (m *Mailer) prepare(ctx context.Context, shard int, entries []*workflow.Out
 		switch {
 		case j.e.Unreadable:
 			j.err = permanent(errors.New(j.e.LastError))
-		case j.e.Kind() == workflow.KindEvent:
+		case notEmail(j.e.Kind()):
 		case m.relay.Down():
 			j.err = errRelayDown
 		default:
@@ -101,13 +102,22 @@ func (m *Mailer) prepare(ctx context.Context, shard int, entries []*workflow.Out
 	return jobs
 }
 
+// notEmail reports whether entries of kind send no email: events to
+// publish and hand-over jobs.
+func notEmail(k workflow.Kind) bool { return k == workflow.KindEvent || k == workflow.KindJob }
+
 // read gathers what the jobs' emails show: their requests, from the
-// snapshot each entry carries (or read, for an entry without one), and
-// every contact they name, read in one round trip.
+// snapshot each entry carries (or read, for an entry without one), their
+// hand-overs with their items, and every contact they name, read in one
+// round trip.
 func (m *Mailer) read(ctx context.Context, jobs []*job) (*batch, error) {
 	reqs := map[string]*workflow.Request{}
-	var ids []string
+	var ids, hos []string
 	for _, j := range jobs {
+		if j.e.Handover != "" {
+			hos = append(hos, j.e.Handover)
+			continue
+		}
 		if j.e.Request == "" {
 			continue
 		}
@@ -128,12 +138,22 @@ func (m *Mailer) read(ctx context.Context, jobs []*job) (*batch, error) {
 			reqs[id] = r
 		}
 	}
+	handovers := map[string]*workflow.Handover{}
+	if len(hos) > 0 {
+		var err error
+		if handovers, err = m.store.ReadHandovers(ctx, hos); err != nil {
+			return nil, err
+		}
+	}
 	var nics []string
 	for _, j := range jobs {
 		if j.err != nil {
 			continue
 		}
 		nics = append(nics, j.e.NIC, j.e.About)
+		if h := handovers[j.e.Handover]; h != nil {
+			nics = append(nics, handoverNICs(h, j.e)...)
+		}
 		if r := reqs[j.e.Request]; r != nil {
 			nics = append(nics, r.Requester)
 			nics = append(nics, r.Approvers()...)
@@ -146,7 +166,7 @@ func (m *Mailer) read(ctx context.Context, jobs []*job) (*batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &batch{requests: reqs, contacts: contacts}, nil
+	return &batch{requests: reqs, handovers: handovers, contacts: contacts}, nil
 }
 
 // issueTokens issues, in one script, the tokens the jobs' next emails
@@ -161,12 +181,19 @@ func (m *Mailer) issueTokens(ctx context.Context, shard int, jobs []*job, b *bat
 		if j.err != nil || (!kind.CarriesToken() && kind != workflow.KindInformed) {
 			continue
 		}
-		r := b.requests[j.e.Request]
-		if r == nil {
+		svc := ""
+		if j.e.Handover != "" {
+			if b.handovers[j.e.Handover] == nil {
+				j.err = errNotDue
+				continue
+			}
+		} else if r := b.requests[j.e.Request]; r != nil {
+			svc = r.Service
+		} else {
 			j.err = errNotDue
 			continue
 		}
-		asks = append(asks, &workflow.TokenAsk{Entry: j.e, Report: kind == workflow.KindInformed, Service: r.Service})
+		asks = append(asks, &workflow.TokenAsk{Entry: j.e, Report: kind == workflow.KindInformed, Service: svc})
 		owners = append(owners, j)
 	}
 	if err := m.store.IssueTokens(ctx, shard, asks); err != nil {
@@ -236,6 +263,9 @@ func (m *Mailer) compose(j *job, kind workflow.Kind, b *batch) (*letter, error) 
 			m.log.Warn("dispute email not sent: workflow.security_contact is not set", "request_id", e.Request, "outbox_id", e.Ref())
 			return nil, errNotDue
 		}
+	}
+	if e.Handover != "" {
+		return m.composeHandover(j, kind, b)
 	}
 	req := b.requests[e.Request]
 	if req == nil {
@@ -319,4 +349,114 @@ func (d directory) get(nic string) templates.Person {
 		p.Name = c.Name
 	}
 	return p
+}
+
+// handoverNICs lists the contacts a hand-over's email to e.NIC names: the
+// requester, the approvers, and the holders of the services it lists.
+func handoverNICs(h *workflow.Handover, e *workflow.OutboxEntry) []string {
+	nics := append([]string{h.Requester}, h.Approvers()...)
+	for _, to := range h.Changes {
+		nics = append(nics, to)
+	}
+	items := handoverItems(h, e.Kinds[len(e.Kinds)-1], e)
+	for i, it := range items {
+		if i == templates.MaxItems {
+			break
+		}
+		for _, from := range it.From {
+			nics = append(nics, from)
+		}
+	}
+	return nics
+}
+
+// handoverItems are the services a hand-over's email of kind to e.NIC
+// lists: those applied (applied), those that failed (failed), those the
+// recipient held and that were applied (informed), those the reporter
+// held (disputed), else all.
+func handoverItems(h *workflow.Handover, kind workflow.Kind, e *workflow.OutboxEntry) []workflow.HandoverItem {
+	keep := func(f func(workflow.HandoverItem) bool) []workflow.HandoverItem {
+		var out []workflow.HandoverItem
+		for _, it := range h.Items {
+			if f(it) {
+				out = append(out, it)
+			}
+		}
+		return out
+	}
+	held := func(it workflow.HandoverItem, nic string) bool {
+		for _, from := range it.From {
+			if from == nic {
+				return true
+			}
+		}
+		return false
+	}
+	status := func(it workflow.HandoverItem) workflow.Status { return h.Outcomes[it.Request].Status }
+	switch kind {
+	case workflow.KindApplied:
+		return keep(func(it workflow.HandoverItem) bool { return status(it) == workflow.Applied })
+	case workflow.KindFailed:
+		return keep(func(it workflow.HandoverItem) bool { return status(it) == workflow.Failed })
+	case workflow.KindInformed:
+		return keep(func(it workflow.HandoverItem) bool { return status(it) == workflow.Applied && held(it, e.NIC) })
+	case workflow.KindDisputed:
+		return keep(func(it workflow.HandoverItem) bool { return held(it, e.NIC) })
+	}
+	return h.Items
+}
+
+// composeHandover gathers what one email of a hand-over shows: the
+// hand-over, and the services it lists (the first templates.MaxItems,
+// the others counted).
+func (m *Mailer) composeHandover(j *job, kind workflow.Kind, b *batch) (*letter, error) {
+	e := j.e
+	h := b.handovers[e.Handover]
+	if h == nil {
+		return nil, errNotDue
+	}
+	people := directory{contacts: b.contacts}
+	l := &letter{kind: kind, nic: e.NIC, request: h.ID}
+	d := templates.Data{Kind: kind, Handover: h.ID, Requester: people.get(h.Requester), Status: h.State,
+		CreatedAt: h.CreatedAt, ExpiresAt: h.ExpiresAt, ReplyAddress: m.cfg.IMAP.ReplyAddress}
+	items := handoverItems(h, kind, e)
+	for i, it := range items {
+		if i == templates.MaxItems {
+			d.More = len(items) - i
+			break
+		}
+		ti := templates.Item{Service: it.Service, ServiceKind: it.Kind, Reason: h.Outcomes[it.Request].Why.String()}
+		for _, r := range workflow.Roles {
+			if to, ok := h.Changes[r]; ok {
+				ti.Changes = append(ti.Changes, templates.Change{Role: string(r), From: people.get(it.From[r]), To: people.get(to)})
+			}
+		}
+		d.Items = append(d.Items, ti)
+	}
+	for _, nic := range h.Approvers() {
+		switch h.Approvals[nic].Status {
+		case workflow.ApprovalPending:
+			d.Awaited = append(d.Awaited, people.get(nic))
+		case workflow.ApprovalDeclined:
+			d.Decliners = append(d.Decliners, people.get(nic))
+		}
+	}
+	if kind == workflow.KindDisputed {
+		d.About = people.get(e.NIC)
+		d.Language = m.language("")
+		l.to, l.nic = m.cfg.Workflow.SecurityContact, ""
+		l.data = d
+		return l, nil
+	}
+	c := b.contacts[e.NIC]
+	if c == nil || strings.TrimSpace(c.Email) == "" {
+		return nil, permanent(fmt.Errorf("mailer: contact %s has no email address", e.NIC))
+	}
+	l.to, l.toName = c.Email, c.Name
+	d.Recipient, d.Language = people.get(e.NIC), m.language(c.Language)
+	d.Answer = string(h.Approvals[e.NIC].Status)
+	d.About = people.get(e.About)
+	m.attachToken(l, &d, j, kind)
+	l.data = d
+	return l, nil
 }

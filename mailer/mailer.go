@@ -68,6 +68,8 @@ type Outbox interface {
 type Requests interface {
 	Get(ctx context.Context, id string) (*workflow.Request, error)
 	ReadRequests(ctx context.Context, ids []string) (map[string]*workflow.Request, error)
+	ReadHandovers(ctx context.Context, ids []string) (map[string]*workflow.Handover, error)
+	RunJob(ctx context.Context, e *workflow.OutboxEntry) error
 	Snapshot(m *workflow.Message) *workflow.Request
 	EventRequest(ctx context.Context, m *workflow.Message) (*workflow.Request, error)
 	ReadContacts(ctx context.Context, nics []string) (map[string]*workflow.Contact, error)
@@ -710,6 +712,8 @@ func (m *Mailer) work(ctx context.Context, sendq <-chan *job, doneq chan<- *job)
 			j.unsent = true
 		case j.e.Kind() == workflow.KindEvent:
 			m.safely(j, func() { j.err = m.publish(bg, j.e) })
+		case j.e.Kind() == workflow.KindJob:
+			m.safely(j, func() { j.err = m.runJob(bg, j.e) })
 		default:
 			m.safely(j, func() { m.sendAll(bg, s, j, ctx.Done()) })
 		}
@@ -924,6 +928,11 @@ func (m *Mailer) outcome(j *job) (workflow.Settlement, bool) {
 		}
 		m.count(e, "waiting")
 		return st, false
+	case workflow.IsJobSettled(err):
+		return workflow.Settlement{}, false
+	case workflow.IsClaimLost(err):
+		m.lostClaims(1, "job")
+		return workflow.Settlement{}, false
 	case err == nil:
 		st.Action = workflow.ActSent
 		if e.Kind() == workflow.KindEvent {
@@ -951,6 +960,21 @@ func (m *Mailer) outcome(j *job) (workflow.Settlement, bool) {
 		m.count(e, "retry")
 		return st, false
 	}
+}
+
+// runJob carries out a hand-over's job, logging what it did.
+func (m *Mailer) runJob(ctx context.Context, e *workflow.OutboxEntry) error {
+	start := time.Now()
+	err := m.store.RunJob(ctx, e)
+	switch {
+	case workflow.IsJobSettled(err):
+		m.log.Info("hand-over job done", "handover_id", e.Handover, "op", e.Op, "outbox_id", e.Ref(),
+			"duration", time.Since(start).Round(time.Millisecond).String())
+	case workflow.ErrorCode(err) == workflow.ENotFound:
+		m.log.Warn("hand-over job names no hand-over; dropped", "handover_id", e.Handover, "outbox_id", e.Ref())
+		return errNotDue
+	}
+	return err
 }
 
 // count counts an entry's outcome other than a sent email.

@@ -72,7 +72,12 @@ func (m *Mailer) buildMsg(l *letter, e *workflow.OutboxEntry, mail *templates.Em
 	// Out-of-office and automatic replies only: delivery and read reports
 	// still come back, and an undeliverable approver is told by them.
 	msg.SetGenHeader("X-Auto-Response-Suppress", "OOF, AutoReply")
-	if l.request != "" {
+	switch {
+	case e.Handover != "":
+		// A hand-over's email is about every request of it: it names the
+		// hand-over, whose id the API reads back.
+		msg.SetGenHeader("X-Contactd-Handover", templates.OneLine(e.Handover))
+	case l.request != "":
 		msg.SetGenHeader("X-Contactd-Request", templates.OneLine(l.request))
 	}
 	msg.SetGenHeader("X-Contactd-Kind", string(l.kind))

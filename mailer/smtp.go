@@ -334,7 +334,7 @@ func (s *sender) close() {
 var signedHeaders = []string{
 	"From", "From", "To", "To", "Subject", "Subject", "Reply-To", "Reply-To",
 	"Date", "Message-ID", "In-Reply-To", "References",
-	"Auto-Submitted", "X-Auto-Response-Suppress", "X-Contactd-Request", "X-Contactd-Kind",
+	"Auto-Submitted", "X-Auto-Response-Suppress", "X-Contactd-Request", "X-Contactd-Handover", "X-Contactd-Kind",
 	"MIME-Version", "Content-Type",
 }
 

@@ -82,7 +82,7 @@ func SampleHandover(kind workflow.Kind, lang workflow.Language, baseURL string) 
 	d.Handover, d.RequestID, d.Service, d.ServiceKind, d.Changes = "hq4m2x7c9v", "", "", "", nil
 	n := 28
 	switch kind {
-	case workflow.KindInformed:
+	case workflow.KindInformed, workflow.KindDisputed:
 		n = 12 // the services on which Bruno held the role
 	case workflow.KindFailed:
 		n = 2

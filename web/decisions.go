@@ -43,6 +43,17 @@ func (s *Server) postDecision(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, codeError(err))
 		return
 	}
+	if out.Handover != nil {
+		s.log.Info("decision recorded", "handover_id", out.Handover.ID, "nic", out.NIC, "decision", string(d),
+			"state", out.Handover.State, "channel", string(workflow.API))
+		h, err := s.p.Store.GetHandover(ctx, out.Handover.ID)
+		if err != nil {
+			s.log.Warn("cannot read the hand-over back after a decision", "handover_id", out.Handover.ID, "err", err)
+			h = out.Handover
+		}
+		writeJSON(w, http.StatusOK, h)
+		return
+	}
 	s.log.Info("decision recorded", "request_id", out.Request.ID, "nic", out.NIC, "decision", string(d),
 		"status", string(out.Request.Status), "channel", string(workflow.API))
 	// The answer is the request whole, history included, which a
@@ -77,13 +88,13 @@ func (s *Server) codeBelongsTo(ctx context.Context, token, nic string) error {
 	if err != nil {
 		return err
 	}
-	_, owner, err := s.p.Store.LookupToken(ctx, token)
+	l, err := s.p.Store.Lookup(ctx, token)
 	switch workflow.ErrorCode(err) {
 	case "", workflow.EGone:
 	default:
 		return err
 	}
-	if owner != nic {
+	if l.NIC != nic {
 		return workflow.Errorf(workflow.ENotAContact, "this validation code was not sent to %s", nic)
 	}
 	return err

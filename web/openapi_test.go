@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"os"
 	"regexp"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"contactd/internal/redistest"
 	"contactd/web"
+	"contactd/workflow"
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
@@ -88,14 +90,23 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 
 	req := e.create("example.com", "ad1-ovh", map[string]string{"tech": "nw1-ovh"})
-	params := map[string]string{"/api/v1/requests/{id}": req.ID, "/api/v1/services/{id}": "example.com", "{nic}": "ad1-ovh"}
+	ho, err := e.store.CreateHandover(context.Background(), workflow.HandoverAsk{Requester: "ad1-ovh",
+		Changes: map[string]string{"tech": "nw2-ovh"}, Services: []string{"hosting-9", "overdue.org"}}, workflow.API, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]string{"/api/v1/requests/{id}": req.ID, "/api/v1/services/{id}": "example.com", "{nic}": "ad1-ovh",
+		"/api/v1/handovers/{id}": ho.ID}
 	bodies := map[string]string{
-		"createRequest": `{"service":"hosting-9","requester":"ad1-ovh","changes":{"billing":"nw1-ovh"}}`,
-		"resendRequest": `{"nic":"nw1-ovh"}`,
-		"cancelRequest": `{"nic":"ad1-ovh"}`,
-		"postDecision":  `{"token":"` + e.token(req.ID, "ad1-ovh") + `","decision":"accept"}`,
-		"putContact":    `{"email":"alice@example.com","name":"Alice Admin","language":"en"}`,
-		"putService":    `{"kind":"domain","admin":"ad1-ovh","tech":"te1-ovh","billing":"bi1-ovh"}`,
+		"createHandover": `{"requester":"ad1-ovh","changes":{"admin":"nw2-ovh"}}`,
+		"resendHandover": `{"nic":"nw2-ovh"}`,
+		"cancelHandover": `{"nic":"ad1-ovh"}`,
+		"createRequest":  `{"service":"hosting-9","requester":"ad1-ovh","changes":{"billing":"nw1-ovh"}}`,
+		"resendRequest":  `{"nic":"nw1-ovh"}`,
+		"cancelRequest":  `{"nic":"ad1-ovh"}`,
+		"postDecision":   `{"token":"` + e.token(req.ID, "ad1-ovh") + `","decision":"accept"}`,
+		"putContact":     `{"email":"alice@example.com","name":"Alice Admin","language":"en"}`,
+		"putService":     `{"kind":"domain","admin":"ad1-ovh","tech":"te1-ovh","billing":"bi1-ovh"}`,
 	}
 	// Resend before cancel, so both succeed.
 	sort.Slice(documented, func(i, j int) bool { return strings.HasSuffix(documented[j], "/cancel") })

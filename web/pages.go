@@ -57,7 +57,7 @@ var styleHash = func() string {
 var pageTemplates = func() map[string]*template.Template {
 	base := template.Must(template.ParseFS(pageFS, "pages/layout.html", "pages/request.html"))
 	out := map[string]*template.Template{}
-	for _, name := range []string{"validate", "report", "message", "code"} {
+	for _, name := range []string{"validate", "report", "message", "code", "handover"} {
 		out[name] = template.Must(template.Must(base.Clone()).ParseFS(pageFS, "pages/"+name+".html"))
 	}
 	return out
@@ -86,6 +86,12 @@ type view struct {
 	Messages             []template.HTML
 	// CodeLink offers the page where a validation code can be typed.
 	CodeLink bool
+	// A hand-over's page lists its Services under ServicesHeading, and
+	// offers to Decide them (validation) or to Report them (this wasn't
+	// me).
+	ServicesHeading string
+	Services        []serviceRow
+	Decide, Report  bool
 	// Brand and SupportURL are branding.name and branding.support_url.
 	Brand, SupportURL string
 
@@ -96,6 +102,12 @@ type view struct {
 type changeRow struct {
 	Role     string
 	From, To template.HTML
+}
+
+// serviceRow is one change on one service of a hand-over.
+type serviceRow struct {
+	Service, Kind, Role string
+	From, To            template.HTML
 }
 
 type approvalRow struct {

@@ -13,11 +13,16 @@ import (
 func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := storeCtx(r)
 	defer cancel()
-	req, nic, err := s.p.Store.LookupReport(ctx, r.PathValue("token"))
+	l, err := s.p.Store.LookupAnyReport(ctx, r.PathValue("token"))
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
+	if l.Handover != nil {
+		s.handoverReport(w, r, l)
+		return
+	}
+	req, nic := l.Request, l.NIC
 	who := s.parties(ctx, req)
 	lang := s.language(r, who.contacts[nic])
 	v := newView(lang, tr(lang, "report_title", nil)+" — "+req.Service, "warn")
@@ -34,11 +39,24 @@ func (s *Server) postReport(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := storeCtx(r)
 	defer cancel()
-	req, nic, err := s.p.Store.Dispute(ctx, r.PathValue("token"), workflow.Web)
+	l, err := s.p.Store.DisputeAny(ctx, r.PathValue("token"), workflow.Web)
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
+	if l.Handover != nil {
+		s.log.Warn("change disputed", "handover_id", l.Handover.ID, "nic", l.NIC, "channel", string(workflow.Web))
+		lang := s.language(r, nil)
+		if c, err := s.p.Store.ReadContacts(ctx, []string{l.NIC}); err == nil {
+			lang = s.language(r, c[l.NIC])
+		}
+		v := newView(lang, tr(lang, "done_title", nil), "ok")
+		v.nics = []string{l.NIC}
+		v.say(tr(lang, "reported", nil))
+		s.render(w, r, http.StatusOK, "message", v)
+		return
+	}
+	req, nic := l.Request, l.NIC
 	s.log.Warn("change disputed", "request_id", req.ID, "nic", nic, "service", req.Service, "channel", string(workflow.Web))
 	who := s.parties(ctx, req)
 	lang := s.language(r, who.contacts[nic])

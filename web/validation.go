@@ -12,11 +12,16 @@ import (
 func (s *Server) getValidation(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := storeCtx(r)
 	defer cancel()
-	req, nic, err := s.p.Store.LookupToken(ctx, r.PathValue("token"))
+	l, err := s.p.Store.Lookup(ctx, r.PathValue("token"))
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
+	if l.Handover != nil {
+		s.handoverPage(w, r, l)
+		return
+	}
+	req, nic := l.Request, l.NIC
 	who := s.parties(ctx, req)
 	lang := s.language(r, who.contacts[nic])
 	v := newView(lang, tr(lang, "validate_title", nil)+" — "+req.Service, "")
@@ -49,6 +54,10 @@ func (s *Server) postValidation(w http.ResponseWriter, r *http.Request) {
 	out, err := s.p.Store.Decide(ctx, r.PathValue("token"), d, workflow.Web)
 	if err != nil {
 		s.pageError(w, r, err)
+		return
+	}
+	if out.Handover != nil {
+		s.handoverOutcome(w, r, out)
 		return
 	}
 	s.log.Info("decision recorded", "request_id", out.Request.ID, "nic", out.NIC, "decision", string(d),

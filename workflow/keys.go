@@ -37,6 +37,10 @@ const (
 	sfxHistory    = ":h"         // after a request's or a hand-over's key
 	sfxItems      = ":l"         // after a hand-over's key
 	sfxRefused    = ":x"         // after a hand-over's key
+	sfxOutcomes   = ":o"         // after a hand-over's key
+	sfxHoExpire   = "due:ho:expire"
+	sfxHoRemind   = "due:ho:remind"
+	sfxHoCreate   = "due:ho:create"
 )
 
 // Contact is a HASH of a directory contact: email, name, language, payment_ok.
@@ -111,6 +115,29 @@ func (k Keys) HandoverItems(shard int, id string) string { return k.Handover(sha
 // JSON object per line: {"service","code","message"}.
 func (k Keys) HandoverRefused(shard int, id string) string {
 	return k.Handover(shard, id) + sfxRefused
+}
+
+// HandoverOutcomes is a STRING of how a hand-over's requests ended once
+// its decision was carried out, one "request-id status reason" line each.
+func (k Keys) HandoverOutcomes(shard int, id string) string {
+	return k.Handover(shard, id) + sfxOutcomes
+}
+
+// DueHandoverExpire is a ZSET of pending hand-over ids by expiry time (ms).
+func (k Keys) DueHandoverExpire(shard int) string { return k.Shard(shard) + sfxHoExpire }
+
+// DueHandoverRemind is a ZSET of "HANDOVER NIC" by the time the reminder
+// of that approver is due (ms).
+func (k Keys) DueHandoverRemind(shard int) string { return k.Shard(shard) + sfxHoRemind }
+
+// DueHandoverCreate is a ZSET of the ids of hand-overs being created, by
+// the time a sweep finishes a creation its daemon left half done (ms).
+func (k Keys) DueHandoverCreate(shard int) string { return k.Shard(shard) + sfxHoCreate }
+
+// HandoverIdempotency is a STRING naming the hand-over an idempotency key
+// created (the key, which comes from a client, hashed), kept a day.
+func (k Keys) HandoverIdempotency(key string) string {
+	return k.Prefix + ":idem:" + hashMessageID(key)
 }
 
 // Token is a STRING naming what a token is for, under the token's

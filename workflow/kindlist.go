@@ -10,7 +10,7 @@ var EmailKinds = []Kind{KindValidation, KindReminder, KindResend, KindRecorded, 
 // HandoverKinds lists the kinds of email a hand-over sends: one email per
 // recipient for the whole hand-over, listing its services.
 var HandoverKinds = []Kind{KindValidation, KindReminder, KindResend, KindRecorded, KindApplied, KindInformed,
-	KindDeclined, KindExpired, KindCancelled, KindFailed, KindUndeliverable}
+	KindDeclined, KindExpired, KindCancelled, KindFailed, KindUndeliverable, KindDisputed}
 
 // ParseEmailKind reads the name of an email kind; it reports false for a
 // name that is not one of EmailKinds.

@@ -25,6 +25,9 @@ const (
 	// KindEvent is not an email: a request to publish to the events
 	// stream and the webhook.
 	KindEvent Kind = "event"
+	// KindJob is not an email: work that carries a decision on a
+	// hand-over (Message.Op) to each of its requests (see RunJob).
+	KindJob Kind = "job"
 )
 
 // sentEvents names the history event written when an email of a kind

@@ -35,7 +35,7 @@ func (s *Store) EventRequest(ctx context.Context, m *Message) (*Request, error) 
 		return nil, storeErr(err)
 	}
 	r.History = decodeHistory(m.Snap["h"] + hist)
-	return r, nil
+	return r, s.withHandovers(ctx, []*Request{r})
 }
 
 // ReadRequests reads the requests named, without their history, in one
@@ -117,6 +117,27 @@ func (s *Store) ReadContacts(ctx context.Context, nics []string) (map[string]*Co
 		if h := c.Val(); len(h) > 0 {
 			out[nic] = decodeContact(nic, h)
 		}
+	}
+	return out, nil
+}
+
+// ReadHandovers reads the hand-overs named, with their items, refusals and
+// outcomes, for the emails a hand-over sends. Hand-overs that do not exist
+// are absent from the map.
+func (s *Store) ReadHandovers(ctx context.Context, ids []string) (map[string]*Handover, error) {
+	out := map[string]*Handover{}
+	for _, id := range ids {
+		if _, seen := out[id]; seen {
+			continue
+		}
+		h, err := s.readHandover(ctx, id)
+		if ErrorCode(err) == ENotFound {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = h
 	}
 	return out, nil
 }

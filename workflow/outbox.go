@@ -59,6 +59,11 @@ type Message struct {
 	About string `json:"about,omitempty"`
 	// Event is the status (or "disputed") a KindEvent publishes.
 	Event string `json:"event,omitempty"`
+	// Op is what a KindJob carries to the requests of its hand-over
+	// (apply, declined, expired, cancelled, dispute), and Channel the
+	// channel of the decision, for their history.
+	Op      string  `json:"op,omitempty"`
+	Channel Channel `json:"channel,omitempty"`
 	// To, Language, Reason and InReplyTo address a not_understood reply to
 	// a sender who may be in no directory.
 	To        string `json:"to,omitempty"`

@@ -111,6 +111,18 @@ local function incr(k, f, n)
   h.v[f] = (h.v[f] or 0) + n
 end
 
+-- snapshot is the record in F (a request's or a hand-over's) as it stands,
+-- its tokens left out: it goes with the emails a transition queues, so
+-- the mailer need not read the record again.
+local function snapshot()
+  local snap = {}
+  for f, v in pairs(F or {}) do
+    local p = string.sub(f, 1, 2)
+    if p ~= 't:' and p ~= 'p:' then snap[f] = v end
+  end
+  return snap
+end
+
 -- The outbox: OB is bound by outbox(i) to KEYS[i..i+3] (entries,
 -- queue, sequence, dead). mail() collects entries; commit() writes them
 -- with one command per structure and wakes the mailers once.
@@ -153,17 +165,11 @@ local function commit()
   end
   if #OUT == 0 then return end
   local snap = nil
-  if F and R.id then
-    -- The request as it stands after the transition goes with each of its
-    -- emails, so the mailer need not read it again (tokens excepted).
-    snap = {}
-    for f, v in pairs(F) do
-      local p = string.sub(f, 1, 2)
-      if p ~= 't:' and p ~= 'p:' then snap[f] = v end
-    end
-  end
   for _, e in ipairs(OUT) do
-    if snap and e.request == R.id then e.snap = snap end
+    if e.snap == nil and R.id and (e.request == R.id or e.handover == R.id) then
+      snap = snap or snapshot()
+      e.snap = snap
+    end
   end
   local last = redis.call('INCRBY', OB.seq, #OUT)
   local h, z = {}, {}
@@ -190,6 +196,14 @@ local function request(i, id)
   R.id, R.k, R.h, R.svc, R.exp, R.rem, R.app, R.stats =
     id, KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3], KEYS[i + 4], KEYS[i + 5], KEYS[i + 6]
   outbox(i + 7)
+end
+
+-- bind makes the request id, at the keys k (record), h (history) and sk
+-- (service), the one the functions below work on, in a script that goes
+-- through several requests of a shard (a hand-over's).
+local function bind(id, k, h, sk)
+  R.id, R.k, R.h, R.svc = id, k, h, sk
+  F, CHG, SVC, APPROVED_NOW = nil, nil, nil, false
 end
 
 -- load returns nil when the request is there and readable, else why not:
@@ -260,14 +274,14 @@ local function finish(st, nic, ch, why, first)
   for role, _ in pairs(CHG) do
     if holds(s['o:' .. role]) then hdel(R.svc, 'o:' .. role) end
   end
-  if was == 'pending' then zrem(R.exp, R.id) elseif not APPROVED_NOW then zrem(R.app, R.id) end
   local apv = split(F.apv)
-  for _, a in ipairs(apv) do
-    if F['s:' .. a] == 'pending' then zrem(R.rem, R.id .. ' ' .. a) end
-    if (F['t:' .. a] or '') ~= '' then hdel(R.k, 't:' .. a) end
-    if (F['p:' .. a] or '') ~= '' then hdel(R.k, 'p:' .. a) end
-  end
   if F.ho == nil then
+    if was == 'pending' then zrem(R.exp, R.id) elseif not APPROVED_NOW then zrem(R.app, R.id) end
+    for _, a in ipairs(apv) do
+      if F['s:' .. a] == 'pending' then zrem(R.rem, R.id .. ' ' .. a) end
+      if (F['t:' .. a] or '') ~= '' then hdel(R.k, 't:' .. a) end
+      if (F['p:' .. a] or '') ~= '' then hdel(R.k, 'p:' .. a) end
+    end
     for _, a in ipairs(apv) do
       local kinds = {}
       if first and first[a] then kinds[1] = first[a] end
@@ -278,7 +292,7 @@ local function finish(st, nic, ch, why, first)
       for _, n in ipairs(split(F.inf)) do mail({kinds = {'informed'}, request = R.id, nic = n}) end
     end
   end
-  mail({kinds = {'event'}, request = R.id, event = st})
+  mail({kinds = {'event'}, request = R.id, event = st, snap = snapshot()})
 end
 
 -- expired reports whether a pending request is past its expiry, and
@@ -334,7 +348,7 @@ local function approve()
   for role, _ in pairs(CHG) do
     if holds(s['o:' .. role]) then hset(R.svc, 'o:' .. role, R.id .. ' 0') end
   end
-  zrem(R.exp, R.id)
+  if F.ho == nil then zrem(R.exp, R.id) end
 end
 `
 

@@ -27,6 +27,9 @@ type Options struct {
 	RemindAfter  time.Duration
 	MaxReminders int
 	ReportWindow time.Duration
+	// MaxHandoverServices bounds the services of one hand-over (default
+	// 10000).
+	MaxHandoverServices int
 	// DefaultLanguage is given to contacts stored without one ("en" if unset).
 	DefaultLanguage string
 	// Now is the clock; nil means time.Now.
@@ -58,6 +61,9 @@ func NewStore(rdb redis.UniversalClient, opt Options) (*Store, error) {
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	if opt.MaxHandoverServices <= 0 {
+		opt.MaxHandoverServices = 10000
 	}
 	if opt.EventsMaxLen <= 0 {
 		opt.EventsMaxLen = EventsMaxLen
@@ -162,7 +168,59 @@ func (s *Store) Get(ctx context.Context, id string) (*Request, error) {
 	if len(h) == 0 {
 		return nil, Errorf(ENotFound, "no request with id %q", id)
 	}
-	return s.decodeRequest(id, h)
+	r, err := s.decodeRequest(id, h)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.withHandovers(ctx, []*Request{r}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// withHandovers gives the requests of a hand-over what they hold of it:
+// their approvals are the hand-over's, and their history has the
+// approvers' events on it (sent, accepted, reminded...). Each hand-over is
+// read once, in one round trip for all.
+func (s *Store) withHandovers(ctx context.Context, reqs []*Request) error {
+	type reads struct {
+		fields *redis.MapStringStringCmd
+		hist   *redis.StringCmd
+	}
+	ho := map[string]reads{}
+	pipe := s.rdb.Pipeline()
+	for _, r := range reqs {
+		if r.Handover == "" {
+			continue
+		}
+		if _, ok := ho[r.Handover]; ok {
+			continue
+		}
+		shard, err := handoverRef(r.Handover)
+		if err != nil {
+			continue
+		}
+		ho[r.Handover] = reads{pipe.HGetAll(ctx, s.keys.Handover(shard, r.Handover)),
+			pipe.Get(ctx, s.keys.HandoverHistory(shard, r.Handover))}
+	}
+	if len(ho) == 0 {
+		return nil
+	}
+	if err := execReads(ctx, pipe); err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		rd, ok := ho[r.Handover]
+		if !ok || len(rd.fields.Val()) == 0 {
+			continue
+		}
+		r.Approvals = approvalsOf(rd.fields.Val())
+		if r.History != nil {
+			r.History = append(r.History, decodeHistory(rd.hist.Val())...)
+			sort.SliceStable(r.History, func(i, j int) bool { return r.History[i].At.Before(r.History[j].At) })
+		}
+	}
+	return nil
 }
 
 // requestReads are the two reads of a request queued on a pipeline: its
@@ -257,9 +315,9 @@ func (s *Store) List(ctx context.Context, nic, status string) ([]*Request, error
 	if status != "" && !ValidStatus(status) {
 		return nil, Errorf(EInvalidRequest, "unknown status %q", clip(status))
 	}
-	ids, err := s.rdb.ZRevRange(ctx, s.keys.NICRequests(nic), 0, -1).Result()
+	ids, err := s.listIDs(ctx, nic)
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]requestReads, 0, len(ids))
@@ -290,5 +348,45 @@ func (s *Store) List(ctx context.Context, nic, status string) ([]*Request, error
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	return out, s.withHandovers(ctx, out)
+}
+
+// listIDs returns the ids of the requests nic takes part in, newest
+// first: those it points to, and those of the hand-overs it is the
+// requester or an approver of.
+func (s *Store) listIDs(ctx context.Context, nic string) ([]string, error) {
+	pipe := s.rdb.Pipeline()
+	reqs := pipe.ZRevRange(ctx, s.keys.NICRequests(nic), 0, -1)
+	hos := pipe.ZRevRange(ctx, s.keys.NICHandovers(nic), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, storeErr(err)
+	}
+	ids := reqs.Val()
+	if len(hos.Val()) == 0 {
+		return ids, nil
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		seen[id] = true
+	}
+	pipe = s.rdb.Pipeline()
+	items := make([]*redis.StringCmd, 0, len(hos.Val()))
+	for _, hid := range hos.Val() {
+		if shard, err := handoverRef(hid); err == nil {
+			items = append(items, pipe.Get(ctx, s.keys.HandoverItems(shard, hid)))
+		}
+	}
+	if err := execReads(ctx, pipe); err != nil {
+		return nil, err
+	}
+	for _, c := range items {
+		for _, it := range parseItems(c.Val()) {
+			if !seen[it.Request] {
+				seen[it.Request] = true
+				ids = append(ids, it.Request)
+			}
+		}
+	}
+	return ids, nil
 }

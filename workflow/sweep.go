@@ -41,7 +41,7 @@ func (s *Store) Sweep(ctx context.Context, limit int64) (SweepResult, error) {
 	now := ms(s.opt.Now())
 	due := &redis.ZRangeBy{Min: "-inf", Max: itoa(now), Count: limit}
 	pipe := s.rdb.Pipeline()
-	type shardIDs struct{ expire, remind, apply *redis.StringSliceCmd }
+	type shardIDs struct{ expire, remind, apply, hoExpire, hoRemind, hoCreate *redis.StringSliceCmd }
 	all := make([]shardIDs, Shards)
 	dead := make([]*redis.ZSliceCmd, Shards)
 	for n := 0; n < Shards; n++ {
@@ -49,6 +49,10 @@ func (s *Store) Sweep(ctx context.Context, limit int64) (SweepResult, error) {
 			expire: pipe.ZRangeByScore(ctx, s.keys.DueExpire(n), due),
 			remind: pipe.ZRangeByScore(ctx, s.keys.DueRemind(n), due),
 			apply:  pipe.ZRangeByScore(ctx, s.keys.DueApply(n), due),
+
+			hoExpire: pipe.ZRangeByScore(ctx, s.keys.DueHandoverExpire(n), due),
+			hoRemind: pipe.ZRangeByScore(ctx, s.keys.DueHandoverRemind(n), due),
+			hoCreate: pipe.ZRangeByScore(ctx, s.keys.DueHandoverCreate(n), due),
 		}
 		dead[n] = pipe.ZRangeWithScores(ctx, s.keys.OutboxDead(n), 0, 0)
 	}
@@ -71,6 +75,9 @@ func (s *Store) Sweep(ctx context.Context, limit int64) (SweepResult, error) {
 			if err := s.sweepRemind(ctx, n, member, &res); ErrorCode(err) == EUnavailable {
 				return res, err
 			}
+		}
+		if err := s.sweepHandovers(ctx, n, d.hoExpire.Val(), d.hoRemind.Val(), d.hoCreate.Val(), &res); err != nil {
+			return res, err
 		}
 		if z := dead[n].Val(); len(z) > 0 && int64(z[0].Score) < cutoff {
 			out, err := s.outboxScript(ctx, purgeDeadScript, n, nil, cutoff)

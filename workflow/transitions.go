@@ -13,11 +13,22 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Outcome is the result of a decision.
+// Outcome is the result of a decision: on a request, or on every request
+// of a hand-over (Handover set, Request nil).
 type Outcome struct {
 	Request  *Request
+	Handover *Handover
 	NIC      string
 	Decision Decision
+}
+
+// ID is the id of what the decision was on: the request, or the
+// hand-over.
+func (o *Outcome) ID() string {
+	if o.Handover != nil {
+		return o.Handover.ID
+	}
+	return o.Request.ID
 }
 
 // errLinkInvalid and errLinkGone are what a token that never existed, or
@@ -147,6 +158,9 @@ func (s *Store) decideRef(ctx context.Context, shard int, ref string, d Decision
 	t, err := s.readToken(ctx, shard, ref)
 	if err != nil {
 		return nil, err
+	}
+	if t.Type == "h" {
+		return s.decideHandover(ctx, shard, ref, t, d, ch)
 	}
 	if t.Type != "v" {
 		return nil, errLinkInvalid()
@@ -381,13 +395,28 @@ func (s *Store) Resend(ctx context.Context, id, nic string) (int, error) {
 	return n, nil
 }
 
-// MarkUndeliverable records that an email to an approver bounced.
+// MarkUndeliverable records that an email to an approver of a request, or
+// of a hand-over (id naming either), bounced.
 func (s *Store) MarkUndeliverable(ctx context.Context, id, nic string) error {
+	if s.isHandover(ctx, id) {
+		return s.markHandoverUndeliverable(ctx, id, nic)
+	}
 	res, err := s.requestScript(ctx, undeliverableScript, id, nil, nic)
 	if ErrorCode(err) == ENotFound || (err == nil && res[0] == "unknown") {
 		return Errorf(ENotFound, "no approver %s on request %s", nic, id)
 	}
 	return err
+}
+
+// isHandover reports whether id names a hand-over (request and hand-over
+// ids have one shape).
+func (s *Store) isHandover(ctx context.Context, id string) bool {
+	shard, err := handoverRef(id)
+	if err != nil {
+		return false
+	}
+	n, err := s.rdb.Exists(ctx, s.keys.Handover(shard, id)).Result()
+	return err == nil && n == 1
 }
 
 // LookupReport tells what a "this wasn't me" token is for: the request

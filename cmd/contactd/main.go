@@ -121,6 +121,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return cmdRequest(ctx, name, rest, stdout)
+	case "handover":
+		name, rest, err := sub()
+		if err != nil {
+			return err
+		}
+		return cmdHandover(ctx, name, rest, stdout)
 	case "outbox":
 		name, rest, err := sub()
 		if err != nil {

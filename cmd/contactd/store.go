@@ -88,7 +88,8 @@ func storeOptions(cfg config.Config) workflow.Options {
 	return workflow.Options{
 		KeyPrefix: cfg.Redis.KeyPrefix, NICPattern: w.NICPattern, RequestTTL: w.RequestTTL.D(),
 		RemindAfter: w.RemindAfter.D(), MaxReminders: w.MaxReminders, ReportWindow: w.ReportWindow.D(),
-		DefaultLanguage: w.DefaultLanguage,
+		MaxHandoverServices: w.MaxHandoverServices,
+		DefaultLanguage:     w.DefaultLanguage,
 	}
 }
 

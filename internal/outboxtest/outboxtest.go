@@ -130,3 +130,16 @@ func Pending(t testing.TB, s *workflow.Store, match Match) string {
 	}
 	return tok
 }
+
+// RunJobs does what the mailer does with the hand-over jobs queued: claims
+// each and runs it. It returns how many it ran.
+func RunJobs(t testing.TB, s *workflow.Store) int {
+	t.Helper()
+	es := Claim(t, s, func(e *workflow.OutboxEntry) bool { return e.Kind() == workflow.KindJob })
+	for _, e := range es {
+		if err := s.RunJob(context.Background(), e); !workflow.IsJobSettled(err) {
+			t.Fatalf("hand-over job %s (%s): %v", e.Ref(), e.Op, err)
+		}
+	}
+	return len(es)
+}
