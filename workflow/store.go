@@ -216,7 +216,9 @@ func (s *Store) withHandovers(ctx context.Context, reqs []*Request) error {
 		}
 		r.Approvals = approvalsOf(rd.fields.Val())
 		if r.History != nil {
-			r.History = append(r.History, decodeHistory(rd.hist.Val())...)
+			// The hand-over's events first: at the same millisecond, a
+			// decision on it comes before what it caused on the request.
+			r.History = append(decodeHistory(rd.hist.Val()), r.History...)
 			sort.SliceStable(r.History, func(i, j int) bool { return r.History[i].At.Before(r.History[j].At) })
 		}
 	}
