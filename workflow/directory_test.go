@@ -2,6 +2,8 @@ package workflow_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -158,8 +160,8 @@ func TestMyContactsFollowsTheService(t *testing.T) {
 				t.Errorf("%s lists example.com: %v", nic, has)
 			}
 		}
-		if n, _ := b.Client.SIsMember(ctx, workflow.Keys{Prefix: b.Prefix}.NICServices("te1-ovh"), "example.com").Result(); n {
-			t.Error("the former tech keeps its pointer to the service")
+		if ids, _ := s.IndexedServices(ctx, "te1-ovh"); slices.Contains(ids, "example.com") {
+			t.Errorf("the former tech keeps its pointer to the service: %v", ids)
 		}
 		after, _ := b.Keys(ctx)
 		if strings.Join(before, ",") != strings.Join(after, ",") {
@@ -188,4 +190,90 @@ func TestParties(t *testing.T) {
 	if diff := cmp.Diff([]string{"ad1-ovh", "bi1-ovh", "nw1-ovh", "te1-ovh"}, nics); diff != "" {
 		t.Errorf("contacts read (-want +got):\n%s", diff)
 	}
+}
+
+func TestContactAddressIndex(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		seed(t, s)
+		is := func(address string) bool {
+			t.Helper()
+			ok, err := s.IsContactAddress(ctx, address)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if !is(" TECH@Example.com ") || is("stranger@example.com") || is("") {
+			t.Fatal("the address of a contact is not recognised, or a stranger's is")
+		}
+		if _, err := s.PutContact(ctx, workflow.Contact{NIC: "te1-ovh", Email: "tom@example.org", Name: "Tom Tech"}); err != nil {
+			t.Fatal(err)
+		}
+		if is("tech@example.com") || !is("tom@example.org") {
+			t.Error("a changed address is not followed")
+		}
+		if nics, _ := s.IndexedNICs(ctx, "tech@example.com"); len(nics) != 0 {
+			t.Errorf("the former address still points to %v", nics)
+		}
+		// Two contacts may share an address; each keeps its pointer.
+		if _, err := s.PutContact(ctx, workflow.Contact{NIC: "nw1-ovh", Email: "Tom@example.org"}); err != nil {
+			t.Fatal(err)
+		}
+		if nics, _ := s.IndexedNICs(ctx, "tom@example.org"); !slices.Equal(nics, []string{"nw1-ovh", "te1-ovh"}) {
+			t.Errorf("tom@example.org points to %v", nics)
+		}
+		if _, err := s.PutContact(ctx, workflow.Contact{NIC: "nw1-ovh", Email: "nora@example.net"}); err != nil {
+			t.Fatal(err)
+		}
+		if !is("tom@example.org") {
+			t.Error("the contact still at an address lost it when another left it")
+		}
+	})
+}
+
+// TestServicesOfAnAgency lists the services of a NIC holding roles on
+// 10,000 of them, beside a NIC that shares its index bucket.
+func TestServicesOfAnAgency(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		const n = 10000
+		agency, _ := workflow.IndexSlot("ag1-ovh")
+		neighbour := ""
+		for i := 2; neighbour == ""; i++ {
+			if bucket, _ := workflow.IndexSlot(fmt.Sprintf("nb%d-ovh", i)); bucket == agency {
+				neighbour = fmt.Sprintf("nb%d-ovh", i)
+			}
+		}
+		var dir strings.Builder
+		fmt.Fprintf(&dir, "contacts:\n  - {nic: ag1-ovh, email: agency@example.com}\n  - {nic: %s, email: nb@example.com}\nservices:\n", neighbour)
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&dir, "  - {id: s%05d.example, admin: ag1-ovh, tech: ag1-ovh, billing: %s}\n", i, map[bool]string{true: neighbour, false: "ag1-ovh"}[i == 7])
+		}
+		if _, err := s.Import(ctx, []byte(dir.String())); err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.ServicesOf(ctx, "AG1-OVH")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l) != n || l[0].Service != "s00000.example" || l[n-1].Service != fmt.Sprintf("s%05d.example", n-1) {
+			t.Fatalf("the agency lists %d services, want %d in order", len(l), n)
+		}
+		if want := []workflow.Role{workflow.Admin, workflow.Tech}; !slices.Equal(l[7].Roles, want) {
+			t.Errorf("roles on s00007.example = %v, want %v", l[7].Roles, want)
+		}
+		if want := []workflow.Role{workflow.Admin, workflow.Tech, workflow.Billing}; !slices.Equal(l[8].Roles, want) {
+			t.Errorf("roles on s00008.example = %v, want %v", l[8].Roles, want)
+		}
+		nb, err := s.ServicesOf(ctx, neighbour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]workflow.ContactService{{Service: "s00007.example", Roles: []workflow.Role{workflow.Billing}}}, nb); diff != "" {
+			t.Errorf("services of %s, who shares the agency's bucket (-want +got):\n%s", neighbour, diff)
+		}
+	})
 }

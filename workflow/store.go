@@ -564,7 +564,7 @@ func (s *Store) Apply(ctx context.Context, id string) (Status, error) {
 		// "My contacts" pointers for the new holders; readers re-check them,
 		// so writing them before the change is harmless if it fails.
 		for _, c := range chg {
-			pipe.SAdd(ctx, s.keys.NICServices(c.To), f[0])
+			s.pointServices(ctx, pipe, f[0].(string), c.To)
 		}
 	})
 	if err != nil {
