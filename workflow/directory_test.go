@@ -3,6 +3,8 @@ package workflow_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -68,6 +70,26 @@ func TestImportRejectsWholeFile(t *testing.T) {
 		{"unknown top key", "people: []\n", "line 1:"},
 		{"not yaml", "contacts: [\n", "line"},
 		{"list expected", "contacts: 3\n", "line 1:"},
+		{"list expected below", "contacts:\n  nic: ok1-ovh\n", "line 2: contacts must be a list"},
+		{"second list", "contacts: []\nservices: []\ncontacts:\n  - {nic: ok1-ovh, email: a@example.com}\n", "line 3: contacts: is given twice"},
+		{"bad service after good ones", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\nservices:\n" +
+			"  - {id: a.example, admin: ok1-ovh, tech: ok1-ovh, billing: ok1-ovh}\n  - {id: b.example, admin: ok1-ovh, tech: ok1-ovh, billing: ok1-ovh, extra: 1}\n", "line 5: unknown field \"extra\""},
+		{"unknown contact before a bad service", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\nservices:\n" +
+			"  - {id: a.example, admin: ok1-ovh, tech: zz1-ovh, billing: ok1-ovh}\n  - {id: b example, admin: ok1-ovh, tech: ok1-ovh, billing: ok1-ovh}\n", "line 4: service a.example: tech contact zz1-ovh"},
+		{"duplicate service", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\nservices:\n" +
+			"  - {id: a.example, admin: ok1-ovh, tech: ok1-ovh, billing: ok1-ovh}\n  - {id: a.example, admin: ok1-ovh, tech: ok1-ovh, billing: ok1-ovh}\n", "line 5: service a.example is listed twice"},
+		{"duplicate in a flow list", "contacts: [\n  {nic: ok1-ovh, email: a@example.com},\n  {nic: ok1-ovh, email: b@example.com}]\n", "line 3: contact ok1-ovh is listed twice"},
+		{"syntax error in a record", "contacts:\n  - {nic: ok1-ovh, email: a@example.com}\n  - {nic: ok2-ovh, email: b@example.com\n  - {nic: ok3-ovh}\n", "line 3: did not find expected ',' or '}'"},
+		{"record not indented", "contacts:\n  - nic: ok1-ovh\n email: a@example.com\n", "line 3: expected \"- \" at column 3"},
+		{"alias across records", "contacts:\n  - {nic: ok1-ovh, email: &e a@example.com}\n  - {nic: ok2-ovh, email: *e}\n", "line 3: an alias (*name) names an anchor of another record"},
+		{"alias in a record", "contacts:\n  - nic: ok1-ovh\n    email: &e a@example.com\n    name: *e\n", "line 4: aliases (*e) are not accepted"},
+		{"second document", "contacts: []\n---\nservices: []\n", "line 2: a second YAML document"},
+		{"directive", "%YAML 1.1\n---\ncontacts: []\n", "line 1: YAML directives"},
+		{"after the end", "contacts: []\n...\nservices: []\n", "line 3: content after the end of the document"},
+		{"indented top key", "  contacts: []\n", "line 1: expected contacts: or services: at column 1"},
+		{"empty file", "", "line 1: expected a mapping with contacts: and services: lists"},
+		{"record too long", "contacts:\n  - nic: ok1-ovh\n    email: a@example.com\n    name: x\n" + strings.Repeat("    # padding\n", 6000) + "    language: en\n", "line 2: a record longer than 64 KiB"},
+		{"flow list too long", "contacts: [" + strings.Repeat("\n  {nic: ok1-ovh, email: a@example.com},", 30000) + "]\n", "line 1: a list in flow style ([...]) longer than 1024 KiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,6 +296,133 @@ func TestServicesOfAnAgency(t *testing.T) {
 		}
 		if diff := cmp.Diff([]workflow.ContactService{{Service: "s00007.example", Roles: []workflow.Role{workflow.Billing}}}, nb); diff != "" {
 			t.Errorf("services of %s, who shares the agency's bucket (-want +got):\n%s", neighbour, diff)
+		}
+	})
+}
+
+// TestImportLayouts reads the same directory written in the layouts YAML
+// allows: block lists indented or not, records as flow or block mappings,
+// comments, blank lines, CRLF line ends, a byte-order mark, lists in flow
+// style, services before contacts.
+func TestImportLayouts(t *testing.T) {
+	want := &workflow.Directory{
+		Contacts: []workflow.Contact{
+			{NIC: "ok1-ovh", Email: "a@example.com", Name: "Ann # not a comment", Language: "fr", PaymentOK: true},
+			{NIC: "ok2-ovh", Email: "b@example.com", Name: "Bob", Language: "en", PaymentOK: false},
+		},
+		Services: []workflow.Service{
+			{ID: "a.example", Kind: "web hosting", Admin: "ok1-ovh", Tech: "ok2-ovh", Billing: "ok1-ovh"},
+			{ID: "b.example", Kind: "", Admin: "ok2-ovh", Tech: "ok2-ovh", Billing: "ok2-ovh"},
+		},
+	}
+	layouts := map[string]string{
+		"indented flow records": `contacts:
+  - {nic: ok1-ovh, email: a@example.com, name: "Ann # not a comment", language: fr}
+  - {nic: OK2-OVH, email: b@example.com, name: Bob, payment_ok: false}
+services:
+  - {id: a.example, kind: web hosting, admin: ok1-ovh, tech: ok2-ovh, billing: ok1-ovh}
+  - {id: b.example, admin: ok2-ovh, tech: ok2-ovh, billing: ok2-ovh}
+`,
+		"block records at column 0, comments and blank lines": `# The directory
+---
+contacts:   # people
+- nic: ok1-ovh
+  # the first
+  email: a@example.com
+
+  name: 'Ann # not a comment'
+  language: fr
+# between records
+
+- nic: ok2-ovh
+  email: b@example.com
+  name: >-
+    Bob
+  payment_ok: no
+
+services:
+- id: a.example
+  kind: web hosting
+  admin: ok1-ovh
+  tech: ok2-ovh
+  billing: ok1-ovh
+- {id: b.example, admin: ok2-ovh, tech: ok2-ovh, billing: ok2-ovh}
+...
+# the end
+`,
+		"services first, flow lists, CRLF and BOM": "\ufeffservices: [{id: a.example, kind: web hosting, admin: ok1-ovh, tech: ok2-ovh, billing: ok1-ovh},\r\n" +
+			"  {id: b.example, admin: ok2-ovh, tech: ok2-ovh, billing: ok2-ovh}]\r\n" +
+			"contacts:\r\n    -   nic: ok1-ovh\r\n        email: a@example.com\r\n        name: \"Ann # not a comment\"\r\n        language: fr\r\n" +
+			"    - {nic: ok2-ovh, email: b@example.com, name: Bob, payment_ok: false}\r\n",
+	}
+	for name, y := range layouts {
+		t.Run(name, func(t *testing.T) {
+			b := redistest.Mini(t)
+			s := newStore(t, b, newClock())
+			ctx := context.Background()
+			got, err := s.Import(ctx, []byte(y))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("records read (-want +got):\n%s", diff)
+			}
+			if c, err := s.GetContact(ctx, "ok2-ovh"); err != nil || c.Name != "Bob" || c.PaymentOK {
+				t.Errorf("stored contact = %+v, %v", c, err)
+			}
+			if v, err := s.GetService(ctx, "a.example"); err != nil || *v != want.Services[0] {
+				t.Errorf("stored service = %+v, %v", v, err)
+			}
+		})
+	}
+}
+
+// TestImportReaderStreamsAFile imports a file through ImportReader, a
+// service of it naming a contact already in the store, and checks what
+// it counts and writes.
+func TestImportReaderStreamsAFile(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		seed(t, s)
+		const n = 2500 // more than one batch of writes and of look-ups
+		var dir strings.Builder
+		dir.WriteString("contacts:\n")
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&dir, "  - nic: cf%d-ovh\n    email: c%d@example.com\n    name: Contact %d\n", i, i, i)
+		}
+		dir.WriteString("services:\n")
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&dir, "  - {id: f%d.example, kind: vps, admin: cf%d-ovh, tech: te1-ovh, billing: nw%d-ovh}\n", i, i, 1+i%2)
+		}
+		path := filepath.Join(t.TempDir(), "dir.yaml")
+		if err := os.WriteFile(path, []byte(dir.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		res, err := s.ImportReader(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res != (workflow.ImportResult{Contacts: n, Services: n}) {
+			t.Errorf("counted %+v", res)
+		}
+		if c, err := s.GetContact(ctx, fmt.Sprintf("cf%d-ovh", n-1)); err != nil || c.Name != fmt.Sprintf("Contact %d", n-1) || !c.PaymentOK || c.Language != "en" {
+			t.Errorf("last contact = %+v, %v", c, err)
+		}
+		l, err := s.ServicesOf(ctx, "te1-ovh")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l) != n+2 {
+			t.Errorf("te1-ovh holds %d services, want %d", len(l), n+2)
+		}
+		if ok, _ := s.IsContactAddress(ctx, "c7@example.com"); !ok {
+			t.Error("an imported address is not known")
 		}
 	})
 }

@@ -1,17 +1,84 @@
 package workflow
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"strings"
+	"hash/maphash"
+	"io"
+	"sync"
 
+	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 )
 
-// Directory is the content of an import file.
+// An import is all-or-nothing by checking everything before the first
+// write: the file is read four times, record by record (importsplit.go),
+// and never held in memory.
+//
+//  1. The contacts are checked; each NIC is remembered as a 64-bit hash
+//     (keyed at random for each import), to find NICs listed twice and to
+//     know the contacts of the file: about 20 bytes a contact.
+//  2. The services are checked, each id remembered the same way; the NICs
+//     they name that the file does not list are looked up in the store, a
+//     batch at a time.
+//  3. The contacts are written, then 4. the services, in pipelined batches
+//     of importBatch records, one batch being sent while the next is read.
+//
+// Its memory is then bounded by the number of records (the two sets of
+// hashes), not by the size of the file. Two different NICs (or service
+// ids) with the same hash would be reported as listed twice: with 64-bit
+// keyed hashes, about one chance in two million for a file of three
+// million contacts, and another run of the same file draws another key.
+// A service naming a NIC whose hash equals that of a contact of the file
+// would be let through, a chance of about 1 in 10^13 per NIC the file
+// does not list.
+//
+// The writes are an upsert: when Redis fails half-way, what was written
+// stays, and running the import again completes it.
+
+// importBatch is the number of records in each pipelined write, and of
+// NICs in each look-up.
+const importBatch = 1000
+
+// ImportResult counts the records an import wrote.
+type ImportResult struct {
+	Contacts int `json:"contacts"`
+	Services int `json:"services"`
+}
+
+// Directory is the content of an import file held in memory.
 type Directory struct {
 	Contacts []Contact `yaml:"contacts"`
 	Services []Service `yaml:"services"`
+}
+
+// ImportReader checks the import file r, reading it as a stream, then
+// upserts every record. One bad record rejects the file, with its line,
+// and nothing is written. r is read several times from its start.
+func (s *Store) ImportReader(ctx context.Context, r io.ReadSeeker) (ImportResult, error) {
+	im := s.importer(r, s.inStore)
+	if err := im.check(ctx); err != nil {
+		return ImportResult{}, err
+	}
+	return im.write(ctx)
+}
+
+// Import checks a whole import file held in memory, then upserts every
+// record and returns them. One bad record rejects the file and nothing is
+// written. ImportReader does the same for a file of any size.
+func (s *Store) Import(ctx context.Context, data []byte) (*Directory, error) {
+	d := &Directory{}
+	im := s.importer(bytes.NewReader(data), s.inStore)
+	im.onContact = func(c Contact) { d.Contacts = append(d.Contacts, c) }
+	im.onService = func(v Service) { d.Services = append(d.Services, v) }
+	if err := im.check(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := im.write(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // ParseDirectory reads an import file and checks every record, without
@@ -19,118 +86,290 @@ type Directory struct {
 // directory (a service may name contacts of the file or of the store). The
 // first bad record is reported with its line in the file.
 func (s *Store) ParseDirectory(data []byte, known func(string) (bool, error)) (*Directory, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errorf(EInvalidRequest, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return nil, Errorf(EInvalidRequest, "line 1: expected a mapping with contacts: and services: lists")
-	}
-	var contacts, services []*yaml.Node
-	doc := root.Content[0]
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		k, v := doc.Content[i], doc.Content[i+1]
-		if v.Kind != yaml.SequenceNode && v.Tag != "!!null" {
-			return nil, Errorf(EInvalidRequest, "line %d: %s must be a list", v.Line, k.Value)
-		}
-		switch k.Value {
-		case "contacts":
-			contacts = v.Content
-		case "services":
-			services = v.Content
-		default:
-			return nil, Errorf(EInvalidRequest, "line %d: unknown key %q (expected contacts or services)", k.Line, clip(k.Value))
-		}
-	}
 	d := &Directory{}
-	inFile := map[string]bool{}
-	for _, n := range contacts {
-		c := Contact{PaymentOK: true}
-		if err := decodeStrict(n, &c, []string{"nic", "email", "name", "language", "payment_ok"}); err != nil {
-			return nil, err
-		}
-		c, err := s.CheckContact(c)
-		if err != nil {
-			return nil, lineErr(n, err)
-		}
-		if inFile[c.NIC] {
-			return nil, Errorf(EInvalidRequest, "line %d: contact %s is listed twice", n.Line, c.NIC)
-		}
-		inFile[c.NIC] = true
-		d.Contacts = append(d.Contacts, c)
-	}
-	var lookupErr error
-	seen := map[string]bool{}
-	for _, n := range services {
-		var v Service
-		if err := decodeStrict(n, &v, []string{"id", "kind", "admin", "tech", "billing"}); err != nil {
-			return nil, err
-		}
-		v, err := s.checkService(v, func(nic string) bool {
-			if inFile[nic] {
-				return true
-			}
+	im := s.importer(bytes.NewReader(data), func(_ context.Context, nics []string) ([]bool, error) {
+		out := make([]bool, len(nics))
+		for i, nic := range nics {
 			ok, err := known(nic)
 			if err != nil {
-				lookupErr = err
+				return nil, err
 			}
-			return ok
-		})
-		if lookupErr != nil {
-			return nil, storeErr(lookupErr)
+			out[i] = ok
 		}
-		if err != nil {
-			return nil, lineErr(n, err)
-		}
-		if seen[v.ID] {
-			return nil, Errorf(EInvalidRequest, "line %d: service %s is listed twice", n.Line, v.ID)
-		}
-		seen[v.ID] = true
-		d.Services = append(d.Services, v)
+		return out, nil
+	})
+	im.onContact = func(c Contact) { d.Contacts = append(d.Contacts, c) }
+	im.onService = func(v Service) { d.Services = append(d.Services, v) }
+	if err := im.check(context.Background()); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
 
-// decodeStrict decodes one record, refusing keys other than fields.
-func decodeStrict(n *yaml.Node, out any, fields []string) error {
-	if n.Kind != yaml.MappingNode {
-		return Errorf(EInvalidRequest, "line %d: expected a record with the fields %s", n.Line, strings.Join(fields, ", "))
+// inStore tells, in one round trip, which of nics are contacts of the
+// directory.
+func (s *Store) inStore(ctx context.Context, nics []string) ([]bool, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(nics))
+	for i, nic := range nics {
+		cmds[i] = pipe.Exists(ctx, s.keys.Contact(nic))
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if !contains(fields, n.Content[i].Value) {
-			return Errorf(EInvalidRequest, "line %d: unknown field %q (expected %s)", n.Content[i].Line,
-				clip(n.Content[i].Value), strings.Join(fields, ", "))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(nics))
+	for i, c := range cmds {
+		out[i] = c.Val() == 1
+	}
+	return out, nil
+}
+
+// importer runs the passes of one import.
+type importer struct {
+	s     *Store
+	r     io.ReadSeeker
+	known func(ctx context.Context, nics []string) ([]bool, error)
+	seed  maphash.Seed
+	nics  map[uint64]struct{} // hashes of the file's contacts
+	// onContact and onService, when set, see each record once checked.
+	onContact func(Contact)
+	onService func(Service)
+}
+
+func (s *Store) importer(r io.ReadSeeker, known func(context.Context, []string) ([]bool, error)) *importer {
+	return &importer{s: s, r: r, known: known, seed: maphash.MakeSeed(), nics: map[uint64]struct{}{}}
+}
+
+// pass reads the file from its start and calls f with each record of want.
+func (im *importer) pass(want section, f func(*yaml.Node) error) error {
+	if _, err := im.r.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("workflow: import: %w", err)
+	}
+	sp := newSplitter(im.r)
+	for {
+		c, err := sp.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := sp.eachRecord(c, want, func(_ section, n *yaml.Node) error { return f(n) }); err != nil {
+			return err
 		}
 	}
-	if err := n.Decode(out); err != nil {
-		return Errorf(EInvalidRequest, "line %d: %s", n.Line, strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+// contact decodes and checks a contact record.
+func (im *importer) contact(n *yaml.Node) (Contact, error) {
+	c := Contact{PaymentOK: true}
+	if err := decodeStrict(n, &c, contactFields); err != nil {
+		return c, err
+	}
+	c, err := im.s.CheckContact(c)
+	if err != nil {
+		return c, lineErr(n.Line, err)
+	}
+	return c, nil
+}
+
+// service decodes and checks a service record, all but whether the
+// contacts it names exist.
+func (im *importer) service(n *yaml.Node) (Service, error) {
+	var v Service
+	if err := decodeStrict(n, &v, serviceFields); err != nil {
+		return v, err
+	}
+	v, err := im.s.checkService(v, func(string) bool { return true })
+	if err != nil {
+		return v, lineErr(n.Line, err)
+	}
+	return v, nil
+}
+
+// check runs the two checking passes.
+func (im *importer) check(ctx context.Context) error {
+	if err := im.checkContacts(); err != nil {
+		return err
+	}
+	return im.checkServices(ctx)
+}
+
+func (im *importer) checkContacts() error {
+	return im.pass(contactsSection, func(n *yaml.Node) error {
+		c, err := im.contact(n)
+		if err != nil {
+			return err
+		}
+		h := maphash.String(im.seed, c.NIC)
+		if _, dup := im.nics[h]; dup {
+			return errLine(n.Line, "contact %s is listed twice", c.NIC)
+		}
+		im.nics[h] = struct{}{}
+		if im.onContact != nil {
+			im.onContact(c)
+		}
+		return nil
+	})
+}
+
+// holder is a NIC a service names that is not a contact of the file.
+type holder struct {
+	line    int
+	service string
+	role    Role
+	nic     string
+}
+
+func (im *importer) checkServices(ctx context.Context) error {
+	ids := map[uint64]struct{}{}
+	var pending []holder
+	err := im.pass(servicesSection, func(n *yaml.Node) error {
+		v, err := im.service(n)
+		if err == nil {
+			h := maphash.String(im.seed, v.ID)
+			if _, dup := ids[h]; dup {
+				err = errLine(n.Line, "service %s is listed twice", v.ID)
+			}
+			ids[h] = struct{}{}
+		}
+		if err != nil {
+			// A service before it may name a contact that is nowhere.
+			if perr := im.lookUp(ctx, pending); perr != nil {
+				return perr
+			}
+			return err
+		}
+		for _, r := range Roles {
+			if _, ok := im.nics[maphash.String(im.seed, v.Holder(r))]; !ok {
+				pending = append(pending, holder{line: n.Line, service: v.ID, role: r, nic: v.Holder(r)})
+			}
+		}
+		if len(pending) >= importBatch {
+			if err := im.lookUp(ctx, pending); err != nil {
+				return err
+			}
+			pending = pending[:0]
+		}
+		if im.onService != nil {
+			im.onService(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return im.lookUp(ctx, pending)
+}
+
+// lookUp checks that the NICs of pending are contacts of the store, and
+// reports the first that is not.
+func (im *importer) lookUp(ctx context.Context, pending []holder) error {
+	if len(pending) == 0 {
+		return nil
+	}
+	nics := make([]string, len(pending))
+	for i, h := range pending {
+		nics[i] = h.nic
+	}
+	known, err := im.known(ctx, nics)
+	if err != nil {
+		return storeErr(err)
+	}
+	for i, h := range pending {
+		if !known[i] {
+			return Errorf(EUnknownContact, "line %d: service %s: %s contact %s is not in the directory", h.line, h.service, h.role, h.nic)
+		}
 	}
 	return nil
 }
 
-func lineErr(n *yaml.Node, err error) error {
-	return &Error{Code: ErrorCode(err), Message: fmt.Sprintf("line %d: %s", n.Line, ErrorMessage(err))}
+// write runs the two writing passes.
+func (im *importer) write(ctx context.Context) (ImportResult, error) {
+	var res ImportResult
+	w := newBatchWriter(ctx, im.s.rdb)
+	err := im.pass(contactsSection, func(n *yaml.Node) error {
+		c, err := im.contact(n)
+		if err != nil {
+			return err
+		}
+		im.s.writeContact(ctx, w.pipe, c)
+		res.Contacts++
+		return w.added()
+	})
+	if err == nil {
+		err = im.pass(servicesSection, func(n *yaml.Node) error {
+			v, err := im.service(n)
+			if err != nil {
+				return err
+			}
+			im.s.writeService(ctx, w.pipe, v)
+			res.Services++
+			return w.added()
+		})
+	}
+	if werr := w.close(); err == nil {
+		err = werr
+	}
+	return res, err
 }
 
-// Import checks a whole import file, then upserts every record. One bad
-// record rejects the file and nothing is written.
-func (s *Store) Import(ctx context.Context, data []byte) (*Directory, error) {
-	d, err := s.ParseDirectory(data, func(nic string) (bool, error) {
-		n, err := s.rdb.Exists(ctx, s.keys.Contact(nic)).Result()
-		return n == 1, err
-	})
-	if err != nil {
-		return nil, err
+// batchWriter sends pipelines of importBatch records, one at a time, while
+// the next is being filled.
+type batchWriter struct {
+	rdb  redis.UniversalClient
+	pipe redis.Pipeliner
+	n    int
+	jobs chan redis.Pipeliner
+	done chan struct{}
+	mu   sync.Mutex
+	err  error // of the first batch that failed
+}
+
+func newBatchWriter(ctx context.Context, rdb redis.UniversalClient) *batchWriter {
+	w := &batchWriter{rdb: rdb, pipe: rdb.Pipeline(), jobs: make(chan redis.Pipeliner, 1), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for p := range w.jobs {
+			if w.failed() != nil {
+				continue
+			}
+			if _, err := p.Exec(ctx); err != nil {
+				w.mu.Lock()
+				w.err = storeErr(err)
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *batchWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// added counts a record written into the current pipeline, and sends the
+// pipeline when it is full. It returns the error of an earlier batch.
+func (w *batchWriter) added() error {
+	if w.n++; w.n < importBatch {
+		return nil
 	}
-	pipe := s.rdb.Pipeline()
-	for _, c := range d.Contacts {
-		s.writeContact(ctx, pipe, c)
+	if err := w.failed(); err != nil {
+		return err
 	}
-	for _, v := range d.Services {
-		s.writeService(ctx, pipe, v)
+	w.jobs <- w.pipe
+	w.pipe, w.n = w.rdb.Pipeline(), 0
+	return nil
+}
+
+// close sends what is left and waits for every batch.
+func (w *batchWriter) close() error {
+	if w.n > 0 {
+		w.jobs <- w.pipe
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, storeErr(err)
-	}
-	return d, nil
+	close(w.jobs)
+	<-w.done
+	return w.failed()
 }
