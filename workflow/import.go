@@ -6,33 +6,31 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
-	"go.yaml.in/yaml/v3"
 )
 
 // An import is all-or-nothing by checking everything before the first
 // write: the file is read four times, record by record (importsplit.go),
 // and never held in memory.
 //
-//  1. The contacts are checked; each NIC is remembered as a 64-bit hash
-//     (keyed at random for each import), to find NICs listed twice and to
-//     know the contacts of the file: about 20 bytes a contact.
-//  2. The services are checked, each id remembered the same way; the NICs
-//     they name that the file does not list are looked up in the store, a
-//     batch at a time.
+//  1. The contacts are checked; each NIC is kept as a 64-bit hash (keyed
+//     at random for each import), 8 bytes a contact.
+//  2. The services are checked, each id kept the same way; the NICs they
+//     name that are not among the file's contacts are looked up in the
+//     store, importBatch at a time.
 //  3. The contacts are written, then 4. the services, in pipelined batches
 //     of importBatch records, one batch being sent while the next is read.
 //
-// Its memory is then bounded by the number of records (the two sets of
-// hashes), not by the size of the file. Two different NICs (or service
-// ids) with the same hash would be reported as listed twice: with 64-bit
-// keyed hashes, about one chance in two million for a file of three
-// million contacts, and another run of the same file draws another key.
-// A service naming a NIC whose hash equals that of a contact of the file
-// would be let through, a chance of about 1 in 10^13 per NIC the file
-// does not list.
+// Its memory is then bounded by the number of records (8 bytes each), not
+// by the size of the file. A NIC or id whose hash appears twice sends the
+// check through its list once more, to find the record listed twice by
+// its name (two names with one hash are no repeat). A service naming a
+// NIC found nowhere whose hash equals that of a contact of the file would
+// be let through: about one chance in 10^13 per such NIC for a file of a
+// million contacts, and another run draws another key.
 //
 // The writes are an upsert: when Redis fails half-way, what was written
 // stays, and running the import again completes it.
@@ -130,18 +128,18 @@ type importer struct {
 	r     io.ReadSeeker
 	known func(ctx context.Context, nics []string) ([]bool, error)
 	seed  maphash.Seed
-	nics  map[uint64]struct{} // hashes of the file's contacts
+	nics  hashSet // the file's contacts
 	// onContact and onService, when set, see each record once checked.
 	onContact func(Contact)
 	onService func(Service)
 }
 
 func (s *Store) importer(r io.ReadSeeker, known func(context.Context, []string) ([]bool, error)) *importer {
-	return &importer{s: s, r: r, known: known, seed: maphash.MakeSeed(), nics: map[uint64]struct{}{}}
+	return &importer{s: s, r: r, known: known, seed: maphash.MakeSeed()}
 }
 
 // pass reads the file from its start and calls f with each record of want.
-func (im *importer) pass(want section, f func(*yaml.Node) error) error {
+func (im *importer) pass(want section, f func(*record) error) error {
 	if _, err := im.r.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("workflow: import: %w", err)
 	}
@@ -154,35 +152,49 @@ func (im *importer) pass(want section, f func(*yaml.Node) error) error {
 		if err != nil {
 			return err
 		}
-		if err := sp.eachRecord(c, want, func(_ section, n *yaml.Node) error { return f(n) }); err != nil {
+		if err := sp.eachRecord(c, want, f); err != nil {
 			return err
 		}
 	}
 }
 
 // contact decodes and checks a contact record.
-func (im *importer) contact(n *yaml.Node) (Contact, error) {
+func (im *importer) contact(r *record) (Contact, error) {
 	c := Contact{PaymentOK: true}
-	if err := decodeStrict(n, &c, contactFields); err != nil {
-		return c, err
+	if r.node != nil || !quickContact(r.text, &c) {
+		c = Contact{PaymentOK: true}
+		n, err := r.decode()
+		if err != nil {
+			return c, err
+		}
+		if err := decodeStrict(n, &c, contactFields); err != nil {
+			return c, err
+		}
 	}
 	c, err := im.s.CheckContact(c)
 	if err != nil {
-		return c, lineErr(n.Line, err)
+		return c, lineErr(r.line, err)
 	}
 	return c, nil
 }
 
 // service decodes and checks a service record, all but whether the
 // contacts it names exist.
-func (im *importer) service(n *yaml.Node) (Service, error) {
+func (im *importer) service(r *record) (Service, error) {
 	var v Service
-	if err := decodeStrict(n, &v, serviceFields); err != nil {
-		return v, err
+	if r.node != nil || !quickService(r.text, &v) {
+		v = Service{}
+		n, err := r.decode()
+		if err != nil {
+			return v, err
+		}
+		if err := decodeStrict(n, &v, serviceFields); err != nil {
+			return v, err
+		}
 	}
 	v, err := im.s.checkService(v, func(string) bool { return true })
 	if err != nil {
-		return v, lineErr(n.Line, err)
+		return v, lineErr(r.line, err)
 	}
 	return v, nil
 }
@@ -196,20 +208,23 @@ func (im *importer) check(ctx context.Context) error {
 }
 
 func (im *importer) checkContacts() error {
-	return im.pass(contactsSection, func(n *yaml.Node) error {
-		c, err := im.contact(n)
+	err := im.pass(contactsSection, func(r *record) error {
+		c, err := im.contact(r)
 		if err != nil {
 			return err
 		}
-		h := maphash.String(im.seed, c.NIC)
-		if _, dup := im.nics[h]; dup {
-			return errLine(n.Line, "contact %s is listed twice", c.NIC)
-		}
-		im.nics[h] = struct{}{}
+		im.nics.add(maphash.String(im.seed, c.NIC))
 		if im.onContact != nil {
 			im.onContact(c)
 		}
 		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return im.duplicates(contactsSection, im.nics.sort(), func(r *record) (string, error) {
+		c, err := im.contact(r)
+		return c.NIC, err
 	})
 }
 
@@ -222,17 +237,10 @@ type holder struct {
 }
 
 func (im *importer) checkServices(ctx context.Context) error {
-	ids := map[uint64]struct{}{}
+	var ids hashSet
 	var pending []holder
-	err := im.pass(servicesSection, func(n *yaml.Node) error {
-		v, err := im.service(n)
-		if err == nil {
-			h := maphash.String(im.seed, v.ID)
-			if _, dup := ids[h]; dup {
-				err = errLine(n.Line, "service %s is listed twice", v.ID)
-			}
-			ids[h] = struct{}{}
-		}
+	err := im.pass(servicesSection, func(r *record) error {
+		v, err := im.service(r)
 		if err != nil {
 			// A service before it may name a contact that is nowhere.
 			if perr := im.lookUp(ctx, pending); perr != nil {
@@ -240,9 +248,10 @@ func (im *importer) checkServices(ctx context.Context) error {
 			}
 			return err
 		}
-		for _, r := range Roles {
-			if _, ok := im.nics[maphash.String(im.seed, v.Holder(r))]; !ok {
-				pending = append(pending, holder{line: n.Line, service: v.ID, role: r, nic: v.Holder(r)})
+		ids.add(maphash.String(im.seed, v.ID))
+		for _, role := range Roles {
+			if !im.nics.has(maphash.String(im.seed, v.Holder(role))) {
+				pending = append(pending, holder{line: r.line, service: v.ID, role: role, nic: v.Holder(role)})
 			}
 		}
 		if len(pending) >= importBatch {
@@ -256,10 +265,75 @@ func (im *importer) checkServices(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err == nil {
+		err = im.lookUp(ctx, pending)
+	}
 	if err != nil {
 		return err
 	}
-	return im.lookUp(ctx, pending)
+	return im.duplicates(servicesSection, ids.sort(), func(r *record) (string, error) {
+		v, err := im.service(r)
+		return v.ID, err
+	})
+}
+
+// duplicates reports the first record of sec listed twice, given the
+// hashes that appear twice (dups): it reads the list again, and tells a
+// real repeat from two names with the same hash by the names themselves.
+func (im *importer) duplicates(sec section, dups []uint64, name func(*record) (string, error)) error {
+	if len(dups) == 0 {
+		return nil
+	}
+	first := map[uint64]string{}
+	for _, h := range dups {
+		first[h] = ""
+	}
+	return im.pass(sec, func(r *record) error {
+		key, err := name(r)
+		if err != nil {
+			return err
+		}
+		h := maphash.String(im.seed, key)
+		was, ok := first[h]
+		switch {
+		case !ok:
+		case was == "":
+			first[h] = key
+		case was == key:
+			return errLine(r.line, "%s %s is listed twice", map[section]string{contactsSection: "contact", servicesSection: "service"}[sec], key)
+		}
+		return nil
+	})
+}
+
+// hashSet is a set of 64-bit hashes, 8 bytes each: added to, then sorted
+// once before it is looked in.
+type hashSet struct{ h []uint64 }
+
+func (s *hashSet) add(h uint64) { s.h = append(s.h, h) }
+
+// sort sorts the set, drops repeats and returns the hashes that were
+// repeated.
+func (s *hashSet) sort() []uint64 {
+	slices.Sort(s.h)
+	var dups []uint64
+	out := s.h[:0]
+	for i, h := range s.h {
+		if i > 0 && h == s.h[i-1] {
+			if len(dups) == 0 || dups[len(dups)-1] != h {
+				dups = append(dups, h)
+			}
+			continue
+		}
+		out = append(out, h)
+	}
+	s.h = slices.Clip(out)
+	return dups
+}
+
+func (s *hashSet) has(h uint64) bool {
+	_, ok := slices.BinarySearch(s.h, h)
+	return ok
 }
 
 // lookUp checks that the NICs of pending are contacts of the store, and
@@ -288,7 +362,7 @@ func (im *importer) lookUp(ctx context.Context, pending []holder) error {
 func (im *importer) write(ctx context.Context) (ImportResult, error) {
 	var res ImportResult
 	w := newBatchWriter(ctx, im.s.rdb)
-	err := im.pass(contactsSection, func(n *yaml.Node) error {
+	err := im.pass(contactsSection, func(n *record) error {
 		c, err := im.contact(n)
 		if err != nil {
 			return err
@@ -298,7 +372,7 @@ func (im *importer) write(ctx context.Context) (ImportResult, error) {
 		return w.added()
 	})
 	if err == nil {
-		err = im.pass(servicesSection, func(n *yaml.Node) error {
+		err = im.pass(servicesSection, func(n *record) error {
 			v, err := im.service(n)
 			if err != nil {
 				return err

@@ -34,29 +34,46 @@ func keyLine(line []byte) (string, bool) {
 	return k.Value, true
 }
 
-// eachRecord decodes a chunk and calls f with each record it holds, its
-// lines those of the file. Records of a block list not in want are
-// skipped without being decoded.
-func (sp *splitter) eachRecord(c *chunk, want section, f func(section, *yaml.Node) error) error {
+// record is one record of an import file: the line where it starts and
+// either its text (a record of a block list, decoded when needed) or its
+// YAML tree.
+type record struct {
+	line int
+	text []byte
+	node *yaml.Node
+}
+
+// decode returns the record's YAML tree, its lines the file's.
+func (r *record) decode() (*yaml.Node, error) {
+	if r.node != nil {
+		return r.node, nil
+	}
+	doc, err := decodeChunk(&chunk{line: r.line, text: r.text})
+	if err != nil {
+		return nil, err
+	}
+	seq := doc.Content[0]
+	if seq.Kind != yaml.SequenceNode || len(seq.Content) != 1 {
+		return nil, errLine(r.line, "expected one record")
+	}
+	r.node = seq.Content[0]
+	return r.node, nil
+}
+
+// eachRecord calls f with each record of the list want that chunk c holds.
+// A list in flow style is decoded whole, to find its records.
+func (sp *splitter) eachRecord(c *chunk, want section, f func(*record) error) error {
 	if !c.whole {
 		if c.sec != want {
 			return nil
 		}
-		doc, err := decodeChunk(c)
-		if err != nil {
-			return err
-		}
-		seq := doc.Content[0]
-		if seq.Kind != yaml.SequenceNode || len(seq.Content) != 1 {
-			return errLine(c.line, "expected one record")
-		}
-		return f(c.sec, seq.Content[0])
+		return f(&record{line: c.line, text: c.text})
 	}
 	doc, err := decodeChunk(c)
 	if err != nil {
 		return err
 	}
-	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+	if doc.Content[0].Kind != yaml.MappingNode {
 		return errLine(c.line, "expected a mapping with contacts: and services: lists")
 	}
 	m := doc.Content[0]
@@ -73,7 +90,7 @@ func (sp *splitter) eachRecord(c *chunk, want section, f func(section, *yaml.Nod
 			continue
 		}
 		for _, n := range v.Content {
-			if err := f(sec, n); err != nil {
+			if err := f(&record{line: n.Line, node: n}); err != nil {
 				return err
 			}
 		}
