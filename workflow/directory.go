@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -429,4 +430,166 @@ func (s *Store) scanIndex(ctx context.Context, bucket, tag, legacy string) ([]st
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// ReindexResult says what ReindexDirectory did.
+type ReindexResult struct {
+	Contacts  int `json:"contacts"`       // contacts indexed
+	Converted int `json:"converted"`      // of which rewritten with the short field names
+	Services  int `json:"services"`       // services indexed
+	Removed   int `json:"removed_legacy"` // legacy index keys removed
+}
+
+// renameFieldsScript renames the fields of the hash KEYS[1] named by the
+// odd ARGV to the names that follow them, unless the new name is there
+// already (written since); the old fields go either way. It returns the
+// number of fields renamed. One key: safe in a Cluster, and atomic
+// against a writer setting the new fields meanwhile.
+var renameFieldsScript = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 2 do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v then
+    if redis.call('HSETNX', KEYS[1], ARGV[i+1], v) == 1 then n = n + 1 end
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return n`)
+
+// ReindexDirectory rebuilds the directory's indexes from the contacts and
+// services themselves, rewrites contacts stored with the long field names,
+// then removes the indexes of the previous layout (one SET per address and
+// per NIC). It is meant to run once after an upgrade; it is safe to run
+// again, and while daemons run: readers use both layouts until the old one
+// is gone, and the new pointers are in place before it goes.
+func (s *Store) ReindexDirectory(ctx context.Context) (ReindexResult, error) {
+	var res ReindexResult
+	var mu sync.Mutex
+	count := func(f *int, n int) { mu.Lock(); *f += n; mu.Unlock() }
+	err := s.scanEach(ctx, s.keys.ContactPattern(), func(keys []string) error {
+		n, converted, err := s.reindexContacts(ctx, keys)
+		count(&res.Contacts, n)
+		count(&res.Converted, converted)
+		return err
+	})
+	if err == nil {
+		err = s.scanEach(ctx, s.keys.ServicePattern(), func(keys []string) error {
+			n, err := s.reindexServices(ctx, keys)
+			count(&res.Services, n)
+			return err
+		})
+	}
+	for _, pattern := range []string{s.keys.LegacyContactsByEmailPattern(), s.keys.LegacyNICServicesPattern()} {
+		if err != nil {
+			break
+		}
+		err = s.scanEach(ctx, pattern, func(keys []string) error {
+			// One DEL a key: in a Cluster, the keys are in many slots.
+			pipe := s.rdb.Pipeline()
+			for _, k := range keys {
+				pipe.Del(ctx, k)
+			}
+			_, err := pipe.Exec(ctx)
+			count(&res.Removed, len(keys))
+			return err
+		})
+	}
+	return res, storeErr(err)
+}
+
+// reindexContacts indexes the contacts stored under keys, and renames the
+// long fields of those that have them.
+func (s *Store) reindexContacts(ctx context.Context, keys []string) (int, int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HGetAll(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, 0, err
+	}
+	var renames []any
+	for f, old := range legacyContactFields {
+		renames = append(renames, old, f)
+	}
+	pipe = s.rdb.Pipeline()
+	n, converted := 0, 0
+	for i, k := range keys {
+		nic := strings.TrimPrefix(k, s.keys.Contact(""))
+		c := decodeContact(nic, cmds[i].Val())
+		if c.Email == "" {
+			continue // gone since the scan
+		}
+		key, field := emailEntry(s.keys, c.Email, nic)
+		pipe.HSet(ctx, key, field, "")
+		for _, old := range legacyContactFields {
+			if _, ok := cmds[i].Val()[old]; ok {
+				renameFieldsScript.Eval(ctx, pipe, []string{k}, renames...)
+				converted++
+				break
+			}
+		}
+		n++
+	}
+	_, err := pipe.Exec(ctx)
+	return n, converted, err
+}
+
+// reindexServices adds the NIC index's pointers of the services stored
+// under keys.
+func (s *Store) reindexServices(ctx context.Context, keys []string) (int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HMGet(ctx, k, string(Admin), string(Tech), string(Billing))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	pipe = s.rdb.Pipeline()
+	n := 0
+	for i, k := range keys {
+		_, id, ok := strings.Cut(k, "}:"+sfxService)
+		if !ok {
+			continue
+		}
+		var nics []string
+		for _, v := range cmds[i].Val() {
+			if nic, _ := v.(string); nic != "" {
+				nics = append(nics, nic)
+			}
+		}
+		if len(nics) > 0 {
+			s.pointServices(ctx, pipe, id, nics...)
+			n++
+		}
+	}
+	_, err := pipe.Exec(ctx)
+	return n, err
+}
+
+// scanEach calls f with the keys matching pattern, a thousand at a time,
+// on every master of a Cluster (at the same time) or on the one server.
+func (s *Store) scanEach(ctx context.Context, pattern string, f func([]string) error) error {
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, pattern, 1000).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				if err := f(keys); err != nil {
+					return err
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return scan(ctx, node) })
+	}
+	return scan(ctx, s.rdb)
 }

@@ -426,3 +426,78 @@ func TestImportReaderStreamsAFile(t *testing.T) {
 		}
 	})
 }
+
+// TestReindexUpgradesAnOldDirectory writes a directory as the previous
+// layout did (long field names, one SET per address and per NIC), checks
+// that it reads as before, and that ReindexDirectory moves it to the
+// bucketed indexes and removes the old keys.
+func TestReindexUpgradesAnOldDirectory(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		k := workflow.Keys{Prefix: b.Prefix}
+		old := []struct{ nic, email string }{{"ad1-ovh", "Admin@Example.com"}, {"te1-ovh", "tech@example.com"}, {"bi1-ovh", "billing@example.com"}}
+		for _, c := range old {
+			must(t, b.Client.HSet(ctx, k.Contact(c.nic), "email", c.email, "name", "Old "+c.nic, "language", "fr", "payment_ok", "1").Err())
+			must(t, b.Client.SAdd(ctx, k.LegacyContactsByEmail(c.email), c.nic).Err())
+		}
+		for _, id := range []string{"example.com", "old.example"} {
+			must(t, b.Client.HSet(ctx, k.Service(id), "kind", "domain", "admin", "ad1-ovh", "tech", "te1-ovh", "billing", "bi1-ovh").Err())
+			for _, c := range old {
+				must(t, b.Client.SAdd(ctx, k.LegacyNICServices(c.nic), id).Err())
+			}
+		}
+		// A pointer left behind by the old layout: the service moved on.
+		must(t, b.Client.SAdd(ctx, k.LegacyNICServices("nw1-ovh"), "example.com").Err())
+
+		check := func(when string) {
+			t.Helper()
+			c, err := s.GetContact(ctx, "ad1-ovh")
+			if err != nil || c.Email != "Admin@Example.com" || c.Name != "Old ad1-ovh" || c.Language != "fr" || !c.PaymentOK {
+				t.Errorf("%s: contact = %+v, %v", when, c, err)
+			}
+			l, err := s.ServicesOf(ctx, "te1-ovh")
+			if err != nil || len(l) != 2 || l[0].Service != "example.com" || l[1].Service != "old.example" {
+				t.Errorf("%s: services of te1-ovh = %+v, %v", when, l, err)
+			}
+			if l, _ := s.ServicesOf(ctx, "nw1-ovh"); len(l) != 0 {
+				t.Errorf("%s: a stale pointer is listed: %+v", when, l)
+			}
+			if ok, err := s.IsContactAddress(ctx, "admin@example.com"); !ok || err != nil {
+				t.Errorf("%s: the address of an old contact is not known: %v", when, err)
+			}
+		}
+		check("before reindex")
+		res, err := s.ReindexDirectory(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (workflow.ReindexResult{Contacts: 3, Converted: 3, Services: 2, Removed: 7}); res != want {
+			t.Errorf("reindex = %+v, want %+v", res, want)
+		}
+		check("after reindex")
+		keys, err := b.Keys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range keys {
+			if strings.Contains(key, ":email:") || strings.HasSuffix(key, ":services") {
+				t.Errorf("old index key %s left", key)
+			}
+		}
+		h, _ := b.Client.HGetAll(ctx, k.Contact("te1-ovh")).Result()
+		if diff := cmp.Diff(map[string]string{"e": "tech@example.com", "n": "Old te1-ovh", "l": "fr", "payment_ok": "1"}, h); diff != "" {
+			t.Errorf("contact hash after reindex (-want +got):\n%s", diff)
+		}
+		if res, err := s.ReindexDirectory(ctx); err != nil || res != (workflow.ReindexResult{Contacts: 3, Services: 2}) {
+			t.Errorf("second reindex = %+v, %v; want nothing converted or removed", res, err)
+		}
+	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -37,6 +37,25 @@ func cmdImport(ctx context.Context, args []string, stdout io.Writer) error {
 	return printJSON(stdout, n)
 }
 
+// cmdReindex rebuilds the directory's indexes and removes those of the
+// previous layout.
+func cmdReindex(ctx context.Context, args []string, stdout io.Writer) error {
+	f := newFlags("directory reindex")
+	if _, err := f.parse(args, 0); err != nil {
+		return err
+	}
+	b, err := openStore(ctx, *f.config)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	res, err := b.store.ReindexDirectory(ctx)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, res)
+}
+
 func cmdRequest(ctx context.Context, name string, args []string, stdout io.Writer) error {
 	f := newFlags("request " + name)
 	var want int
