@@ -2,7 +2,9 @@ package workflow_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,6 +86,7 @@ func TestImportRejectsWholeFile(t *testing.T) {
 		{"alias across records", "contacts:\n  - {nic: ok1-ovh, email: &e a@example.com}\n  - {nic: ok2-ovh, email: *e}\n", "line 3: an alias (*name) names an anchor of another record"},
 		{"alias in a record", "contacts:\n  - nic: ok1-ovh\n    email: &e a@example.com\n    name: *e\n", "line 4: aliases (*e) are not accepted"},
 		{"second document", "contacts: []\n---\nservices: []\n", "line 2: a second YAML document"},
+		{"content after ---", "--- contacts: []\n", "line 1: nothing may follow ---"},
 		{"directive", "%YAML 1.1\n---\ncontacts: []\n", "line 1: YAML directives"},
 		{"after the end", "contacts: []\n...\nservices: []\n", "line 3: content after the end of the document"},
 		{"indented top key", "  contacts: []\n", "line 1: expected contacts: or services: at column 1"},
@@ -499,5 +502,20 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// unseekable is a stream that cannot be read twice, as a pipe.
+type unseekable struct{ io.Reader }
+
+func (unseekable) Seek(int64, int) (int64, error) { return 0, errors.New("illegal seek") }
+
+func TestImportReaderNeedsAFile(t *testing.T) {
+	b := redistest.Mini(t)
+	s := newStore(t, b, newClock())
+	_, err := s.ImportReader(context.Background(), unseekable{strings.NewReader(seedYAML)})
+	wantCode(t, err, workflow.EInvalidRequest)
+	if !strings.Contains(err.Error(), "must be a regular file") {
+		t.Errorf("error %q does not say why", err)
 	}
 }

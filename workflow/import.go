@@ -3,7 +3,6 @@ package workflow
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"hash/maphash"
 	"io"
 	"slices"
@@ -141,7 +140,7 @@ func (s *Store) importer(r io.ReadSeeker, known func(context.Context, []string) 
 // pass reads the file from its start and calls f with each record of want.
 func (im *importer) pass(want section, f func(*record) error) error {
 	if _, err := im.r.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("workflow: import: %w", err)
+		return Errorf(EInvalidRequest, "the import file is read more than once, so it must be a regular file: %v", err)
 	}
 	sp := newSplitter(im.r)
 	for {

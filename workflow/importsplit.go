@@ -218,8 +218,11 @@ func (sp *splitter) next() (*chunk, error) {
 			}
 			return nil, errLine(n, "expected \"- \" at column %d, starting a record of %s", sp.indent+1, sp.sec)
 		case isMarker(rest, "---"):
-			if sp.started || len(bytes.TrimSpace(rest[3:])) > 0 && !isBlank(bytes.TrimSpace(rest[3:])) {
+			if sp.started {
 				return nil, errLine(n, "a second YAML document (---): an import file holds one")
+			}
+			if !isBlank(bytes.TrimSpace(rest[3:])) {
+				return nil, errLine(n, "nothing may follow --- on its line: start contacts: or services: on the next")
 			}
 		case isMarker(rest, "..."):
 			sp.ended = true
