@@ -132,13 +132,14 @@ func buildContactd(b *testing.B, dir string) string {
 
 // rawWrites sends the writes of an import of benchRecords(n) (the same
 // commands, in pipelines of importBatch records, one sent while the next
-// is built) from records built beforehand, and returns how long it took.
-func rawWrites(b *testing.B, s *Store, n int) time.Duration {
+// is built) from records built beforehand, and returns how long it took
+// and the CPU time this process spent meanwhile.
+func rawWrites(b *testing.B, s *Store, n int) (time.Duration, time.Duration) {
 	var contacts []Contact
 	var services []Service
 	benchRecords(n, func(c Contact) { contacts = append(contacts, c) }, func(v Service) { services = append(services, v) })
 	ctx := context.Background()
-	start := time.Now()
+	start, cpu := time.Now(), selfCPU()
 	jobs := make(chan redis.Pipeliner, 1)
 	done := make(chan error)
 	go func() {
@@ -170,7 +171,32 @@ func rawWrites(b *testing.B, s *Store, n int) time.Duration {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	return time.Since(start)
+	return time.Since(start), selfCPU() - cpu
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the CPU time the Redis server has used.
+func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, l := range strings.Split(info, "\r\n") {
+		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(l, f); ok {
+				x, _ := strconv.ParseFloat(v, 64)
+				total += x
+			}
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 // BenchmarkDirectoryImport runs `contactd directory import` on a file of
@@ -197,30 +223,38 @@ func BenchmarkDirectoryImport(b *testing.B) {
 			st, _ := os.Stat(path)
 			records := float64(4 * n)
 			for i := 0; i < b.N; i++ {
-				took, rss, base := runImport(b, bin, conf, path)
+				r0 := redisCPU(b, rdb)
+				took, cpu, rss, base := runImport(b, bin, conf, path)
+				r1 := redisCPU(b, rdb)
 				dropPrefix(b, rdb, prefix)
-				raw := rawWrites(b, s, n)
+				r2 := redisCPU(b, rdb)
+				raw, rawCPU := rawWrites(b, s, n)
+				r3 := redisCPU(b, rdb)
 				dropPrefix(b, rdb, prefix)
+				importCPU, baseCPU := cpu+r1-r0, rawCPU+r3-r2
 				b.ReportMetric(records/took.Seconds(), "records/s")
 				b.ReportMetric(records/raw.Seconds(), "raw-records/s")
 				b.ReportMetric(raw.Seconds()/took.Seconds(), "ratio")
+				b.ReportMetric(baseCPU.Seconds()/importCPU.Seconds(), "cpu-ratio")
 				b.ReportMetric(float64(rss)/1024, "peak-RSS-MiB")
-				b.Logf("%d services, %d contacts, file %.1f MB: import %v (%.0f records/s), peak RSS %.0f MiB (launched from %.0f MiB); raw writes %v (%.0f records/s); ratio %.2f",
-					n, 3*n, float64(st.Size())/1e6, took.Round(time.Millisecond), records/took.Seconds(), float64(rss)/1024, float64(base)/1024,
-					raw.Round(time.Millisecond), records/raw.Seconds(), raw.Seconds()/took.Seconds())
+				b.Logf("%d services, %d contacts, file %.1f MB: import %v (%.0f records/s; CPU %v, Redis's %v), peak RSS %.0f MiB (launched from %.0f MiB); "+
+					"raw writes %v (%.0f records/s; CPU %v, Redis's %v); ratio %.2f, CPU ratio %.2f",
+					n, 3*n, float64(st.Size())/1e6, took.Round(time.Millisecond), records/took.Seconds(), cpu.Round(time.Millisecond), (r1 - r0).Round(time.Millisecond),
+					float64(rss)/1024, float64(base)/1024, raw.Round(time.Millisecond), records/raw.Seconds(), rawCPU.Round(time.Millisecond), (r3 - r2).Round(time.Millisecond),
+					raw.Seconds()/took.Seconds(), baseCPU.Seconds()/importCPU.Seconds())
 			}
 		})
 	}
 }
 
-// runImport runs `contactd directory import` and returns how long it took
-// and its peak resident memory in KiB, with the resident memory of this
-// process when it started the command. The child is started with vfork,
+// runImport runs `contactd directory import` and returns how long it took,
+// its CPU time, its peak resident memory in KiB, and the resident memory
+// of this process when it started the command. The child is started with vfork,
 // so the kernel counts this process's peak as the child's until it
 // executes contactd: this process returns its free memory to the system
 // and resets its peak first (clear_refs), so that the figure is the
 // larger of the child's peak and this process's size at that moment.
-func runImport(b *testing.B, bin, conf, path string) (time.Duration, int64, int64) {
+func runImport(b *testing.B, bin, conf, path string) (time.Duration, time.Duration, int64, int64) {
 	debug.FreeOSMemory()
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		b.Fatalf("resetting this process's peak memory: %v", err)
@@ -233,7 +267,7 @@ func runImport(b *testing.B, bin, conf, path string) (time.Duration, int64, int6
 	if err != nil {
 		b.Fatalf("import: %v\n%s", err, out)
 	}
-	return took, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, base
+	return took, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, base
 }
 
 // procStatusKiB reads a figure in KiB from /proc/self/status.
