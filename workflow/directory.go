@@ -4,17 +4,41 @@ import (
 	"context"
 	"fmt"
 	"net/mail"
-	"sort"
+	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
-	"go.yaml.in/yaml/v3"
 )
 
+// The fields of a contact's hash (Keys.Contact). payment_ok keeps its long
+// name: the apply step reads it by that name.
+const (
+	fieldEmail     = "e"
+	fieldName      = "n"
+	fieldLanguage  = "l"
+	fieldPaymentOK = "payment_ok"
+)
+
+// The names the first three fields had before they were shortened; a
+// contact not rewritten since (by a write or `directory reindex`) still
+// has them.
+var legacyContactFields = map[string]string{fieldEmail: "email", fieldName: "name", fieldLanguage: "language"}
+
 func decodeContact(nic string, h map[string]string) *Contact {
-	return &Contact{NIC: nic, Email: h["email"], Name: h["name"], Language: h["language"], PaymentOK: h["payment_ok"] == "1"}
+	return &Contact{NIC: nic, Email: contactField(h, fieldEmail), Name: contactField(h, fieldName),
+		Language: contactField(h, fieldLanguage), PaymentOK: h[fieldPaymentOK] == "1"}
+}
+
+// contactField reads field f of a contact's hash, under its legacy name
+// when the hash predates the short one.
+func contactField(h map[string]string, f string) string {
+	if v, ok := h[f]; ok {
+		return v
+	}
+	return h[legacyContactFields[f]]
 }
 
 func decodeService(id string, h map[string]string) *Service {
@@ -140,24 +164,36 @@ func (s *Store) Parties(ctx context.Context, r *Request, extra ...string) (*Serv
 	return svc, contacts, nil
 }
 
-// PutContact creates or replaces a contact.
+// PutContact creates or replaces a contact. The email index loses the
+// contact's former address.
 func (s *Store) PutContact(ctx context.Context, c Contact) (*Contact, error) {
 	c, err := s.CheckContact(c)
 	if err != nil {
 		return nil, err
 	}
+	old, err := s.rdb.HMGet(ctx, s.keys.Contact(c.NIC), fieldEmail, legacyContactFields[fieldEmail]).Result()
+	if err != nil {
+		return nil, storeErr(err)
+	}
 	pipe := s.rdb.Pipeline()
 	s.writeContact(ctx, pipe, c)
+	for _, v := range old {
+		if was, _ := v.(string); was != "" && !strings.EqualFold(was, c.Email) {
+			key, field := emailEntry(s.keys, was, c.NIC)
+			pipe.HDel(ctx, key, field)
+		}
+	}
 	_, err = pipe.Exec(ctx)
 	return &c, storeErr(err)
 }
 
+// writeContact writes the contact's entry in the email index, then the
+// contact.
 func (s *Store) writeContact(ctx context.Context, pipe redis.Pipeliner, c Contact) {
-	pipe.HSet(ctx, s.keys.Contact(c.NIC), "email", c.Email, "name", c.Name, "language", c.Language,
-		"payment_ok", boolField(c.PaymentOK))
-	if c.Email != "" {
-		pipe.SAdd(ctx, s.keys.ContactsByEmail(c.Email), c.NIC)
-	}
+	key, field := emailEntry(s.keys, c.Email, c.NIC)
+	pipe.HSet(ctx, key, field, "")
+	pipe.HSet(ctx, s.keys.Contact(c.NIC), fieldEmail, c.Email, fieldName, c.Name, fieldLanguage, c.Language,
+		fieldPaymentOK, boolField(c.PaymentOK))
 }
 
 // GetService returns a service (EUnknownService if none).
@@ -202,7 +238,8 @@ func (s *Store) PutService(ctx context.Context, v Service) (*Service, error) {
 	// a race is harmless, as readers check the service itself.
 	for _, r := range Roles {
 		if was := old[string(r)]; was != "" && len(v.RolesOf(was)) == 0 {
-			pipe.SRem(ctx, s.keys.NICServices(was), v.ID)
+			key, field := nicEntry(s.keys, was, v.ID)
+			pipe.HDel(ctx, key, field)
 		}
 	}
 	_, err = pipe.Exec(ctx)
@@ -211,10 +248,21 @@ func (s *Store) PutService(ctx context.Context, v Service) (*Service, error) {
 
 // writeService writes the "My contacts" pointers first, then the service.
 func (s *Store) writeService(ctx context.Context, pipe redis.Pipeliner, v Service) {
-	for _, r := range Roles {
-		pipe.SAdd(ctx, s.keys.NICServices(v.Holder(r)), v.ID)
-	}
+	s.pointServices(ctx, pipe, v.ID, v.Admin, v.Tech, v.Billing)
 	pipe.HSet(ctx, s.keys.Service(v.ID), "kind", v.Kind, "admin", v.Admin, "tech", v.Tech, "billing", v.Billing)
+}
+
+// pointServices adds the "My contacts" pointers from each of nics to the
+// service id. Readers check each pointer against the service, so a
+// pointer written before a change that then fails is harmless.
+func (s *Store) pointServices(ctx context.Context, pipe redis.Pipeliner, id string, nics ...string) {
+	for i, nic := range nics {
+		if nic == "" || slices.Contains(nics[:i], nic) {
+			continue
+		}
+		key, field := nicEntry(s.keys, nic, id)
+		pipe.HSet(ctx, key, field, "")
+	}
 }
 
 // ContactService is one line of "My contacts": a service and nic's roles on it.
@@ -230,11 +278,34 @@ func (s *Store) ServicesOf(ctx context.Context, nic string) ([]ContactService, e
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.rdb.SMembers(ctx, s.keys.NICServices(nic)).Result()
+	svcs, err := s.heldServices(ctx, nic)
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, err
 	}
-	sort.Strings(ids)
+	out := make([]ContactService, len(svcs))
+	for i, v := range svcs {
+		out[i] = ContactService{Service: v.ID, Kind: v.Kind, Roles: v.RolesOf(nic)}
+	}
+	return out, nil
+}
+
+// HeldServices returns every service where nic holds a role, as it is
+// now, by service id: the pointers of the NIC index, each checked against
+// its service in one round trip. Ten thousand services cost two or three
+// round trips.
+func (s *Store) HeldServices(ctx context.Context, nic string) ([]Service, error) {
+	nic, err := s.nics.Normalize(nic)
+	if err != nil {
+		return nil, err
+	}
+	return s.heldServices(ctx, nic)
+}
+
+func (s *Store) heldServices(ctx context.Context, nic string) ([]Service, error) {
+	ids, err := s.indexedServices(ctx, nic)
+	if err != nil {
+		return nil, err
+	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
@@ -245,139 +316,282 @@ func (s *Store) ServicesOf(ctx context.Context, nic string) ([]ContactService, e
 			return nil, storeErr(err)
 		}
 	}
-	out := []ContactService{}
+	out := []Service{}
 	for i, id := range ids {
-		v := decodeService(id, cmds[i].Val())
-		if roles := v.RolesOf(nic); len(roles) > 0 {
-			out = append(out, ContactService{Service: id, Kind: v.Kind, Roles: roles})
+		if v := decodeService(id, cmds[i].Val()); len(v.RolesOf(nic)) > 0 {
+			out = append(out, *v)
 		}
 	}
 	return out, nil
 }
 
-// Directory is the content of an import file.
-type Directory struct {
-	Contacts []Contact `yaml:"contacts"`
-	Services []Service `yaml:"services"`
-}
-
-// ParseDirectory reads an import file and checks every record, without
-// touching the store; known tells whether a NIC is already in the
-// directory (a service may name contacts of the file or of the store). The
-// first bad record is reported with its line in the file.
-func (s *Store) ParseDirectory(data []byte, known func(string) (bool, error)) (*Directory, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errorf(EInvalidRequest, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+// IsContactAddress reports whether address is the email of a contact of
+// the directory.
+func (s *Store) IsContactAddress(ctx context.Context, address string) (bool, error) {
+	address = strings.TrimSpace(address)
+	if address == "" {
+		return false, nil
 	}
-	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return nil, Errorf(EInvalidRequest, "line 1: expected a mapping with contacts: and services: lists")
-	}
-	var contacts, services []*yaml.Node
-	doc := root.Content[0]
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		k, v := doc.Content[i], doc.Content[i+1]
-		if v.Kind != yaml.SequenceNode && v.Tag != "!!null" {
-			return nil, Errorf(EInvalidRequest, "line %d: %s must be a list", v.Line, k.Value)
-		}
-		switch k.Value {
-		case "contacts":
-			contacts = v.Content
-		case "services":
-			services = v.Content
-		default:
-			return nil, Errorf(EInvalidRequest, "line %d: unknown key %q (expected contacts or services)", k.Line, clip(k.Value))
-		}
-	}
-	d := &Directory{}
-	inFile := map[string]bool{}
-	for _, n := range contacts {
-		c := Contact{PaymentOK: true}
-		if err := decodeStrict(n, &c, []string{"nic", "email", "name", "language", "payment_ok"}); err != nil {
-			return nil, err
-		}
-		c, err := s.CheckContact(c)
-		if err != nil {
-			return nil, lineErr(n, err)
-		}
-		if inFile[c.NIC] {
-			return nil, Errorf(EInvalidRequest, "line %d: contact %s is listed twice", n.Line, c.NIC)
-		}
-		inFile[c.NIC] = true
-		d.Contacts = append(d.Contacts, c)
-	}
-	var lookupErr error
-	seen := map[string]bool{}
-	for _, n := range services {
-		var v Service
-		if err := decodeStrict(n, &v, []string{"id", "kind", "admin", "tech", "billing"}); err != nil {
-			return nil, err
-		}
-		v, err := s.checkService(v, func(nic string) bool {
-			if inFile[nic] {
-				return true
-			}
-			ok, err := known(nic)
-			if err != nil {
-				lookupErr = err
-			}
-			return ok
-		})
-		if lookupErr != nil {
-			return nil, storeErr(lookupErr)
-		}
-		if err != nil {
-			return nil, lineErr(n, err)
-		}
-		if seen[v.ID] {
-			return nil, Errorf(EInvalidRequest, "line %d: service %s is listed twice", n.Line, v.ID)
-		}
-		seen[v.ID] = true
-		d.Services = append(d.Services, v)
-	}
-	return d, nil
-}
-
-// decodeStrict decodes one record, refusing keys other than fields.
-func decodeStrict(n *yaml.Node, out any, fields []string) error {
-	if n.Kind != yaml.MappingNode {
-		return Errorf(EInvalidRequest, "line %d: expected a record with the fields %s", n.Line, strings.Join(fields, ", "))
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if !contains(fields, n.Content[i].Value) {
-			return Errorf(EInvalidRequest, "line %d: unknown field %q (expected %s)", n.Content[i].Line,
-				clip(n.Content[i].Value), strings.Join(fields, ", "))
-		}
-	}
-	if err := n.Decode(out); err != nil {
-		return Errorf(EInvalidRequest, "line %d: %s", n.Line, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	return nil
-}
-
-func lineErr(n *yaml.Node, err error) error {
-	return &Error{Code: ErrorCode(err), Message: fmt.Sprintf("line %d: %s", n.Line, ErrorMessage(err))}
-}
-
-// Import checks a whole import file, then upserts every record. One bad
-// record rejects the file and nothing is written.
-func (s *Store) Import(ctx context.Context, data []byte) (*Directory, error) {
-	d, err := s.ParseDirectory(data, func(nic string) (bool, error) {
-		n, err := s.rdb.Exists(ctx, s.keys.Contact(nic)).Result()
-		return n == 1, err
-	})
+	nics, err := s.indexedNICs(ctx, address)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
+	for _, nic := range nics {
+		c, err := s.GetContact(ctx, nic)
+		if err != nil && ErrorCode(err) != EUnknownContact && ErrorCode(err) != EInvalidNIC {
+			return false, err
+		}
+		if c != nil && strings.EqualFold(strings.TrimSpace(c.Email), address) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// The directory's indexes (Keys.EmailIndex, Keys.NICIndex) are bucketed
+// hashes: an address or a NIC hashes (FNV-1a, 64 bits) to one of
+// IndexBuckets buckets and to a three-character tag, and each pointer is
+// a field TAG+TARGET with an empty value. A bucket holds some tens of
+// such fields, so Redis keeps it in its compact listpack encoding and a
+// pointer costs its own bytes plus two or three, where a key of its own
+// costs about a hundred. Listing the pointers of one address or NIC is an
+// HSCAN of its bucket matching its tag; a pointer of another address or
+// NIC with the same bucket and tag (one chance in 2^33 per pair) is
+// weeded out with the stale ones, since readers check every pointer
+// against the record it names.
+
+// tagAlphabet writes a tag: 64 characters, none special to HSCAN's MATCH.
+const tagAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// indexSlot returns the bucket and tag of s (a lower-case address or a NIC).
+func indexSlot(s string) (int, string) {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	t := h / IndexBuckets
+	tag := [3]byte{tagAlphabet[t&63], tagAlphabet[t>>6&63], tagAlphabet[t>>12&63]}
+	return int(h % IndexBuckets), string(tag[:])
+}
+
+// emailEntry returns the bucket and field of the pointer from address to nic.
+func emailEntry(k Keys, address, nic string) (string, string) {
+	n, tag := indexSlot(strings.ToLower(address))
+	return k.EmailIndex(n), tag + nic
+}
+
+// nicEntry returns the bucket and field of the pointer from nic to service id.
+func nicEntry(k Keys, nic, id string) (string, string) {
+	n, tag := indexSlot(nic)
+	return k.NICIndex(n), tag + id
+}
+
+// indexedNICs returns the NICs the email index points to from address,
+// unchecked, with those of the legacy index.
+func (s *Store) indexedNICs(ctx context.Context, address string) ([]string, error) {
+	n, tag := indexSlot(strings.ToLower(address))
+	return s.scanIndex(ctx, s.keys.EmailIndex(n), tag, s.keys.LegacyContactsByEmail(address))
+}
+
+// indexedServices returns the service ids the NIC index points to from
+// nic, unchecked, sorted, with those of the legacy index.
+func (s *Store) indexedServices(ctx context.Context, nic string) ([]string, error) {
+	n, tag := indexSlot(nic)
+	return s.scanIndex(ctx, s.keys.NICIndex(n), tag, s.keys.LegacyNICServices(nic))
+}
+
+// indexScanCount is HSCAN's COUNT on a bucket: a bucket in the listpack
+// encoding comes whole whatever it says; a large one (an agency's
+// thousands of services) comes in pages of this many.
+const indexScanCount = 4096
+
+// scanIndex returns, sorted and without repeats, the targets of the
+// fields of bucket that start with tag, and the members of the legacy
+// SET; the first page of the bucket and the SET come in one round trip.
+func (s *Store) scanIndex(ctx context.Context, bucket, tag, legacy string) ([]string, error) {
 	pipe := s.rdb.Pipeline()
-	for _, c := range d.Contacts {
-		s.writeContact(ctx, pipe, c)
-	}
-	for _, v := range d.Services {
-		s.writeService(ctx, pipe, v)
-	}
+	page := pipe.HScan(ctx, bucket, 0, tag+"*", indexScanCount)
+	old := pipe.SMembers(ctx, legacy)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, storeErr(err)
 	}
-	return d, nil
+	out := old.Val()
+	fields, cursor := page.Val()
+	for {
+		for i := 0; i < len(fields); i += 2 {
+			out = append(out, strings.TrimPrefix(fields[i], tag))
+		}
+		if cursor == 0 {
+			break
+		}
+		var err error
+		if fields, cursor, err = s.rdb.HScan(ctx, bucket, cursor, tag+"*", indexScanCount).Result(); err != nil {
+			return nil, storeErr(err)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ReindexResult says what ReindexDirectory did.
+type ReindexResult struct {
+	Contacts  int `json:"contacts"`       // contacts indexed
+	Converted int `json:"converted"`      // of which rewritten with the short field names
+	Services  int `json:"services"`       // services indexed
+	Removed   int `json:"removed_legacy"` // legacy index keys removed
+}
+
+// renameFieldsScript renames the fields of the hash KEYS[1] named by the
+// odd ARGV to the names that follow them, unless the new name is there
+// already (written since); the old fields go either way. It returns the
+// number of fields renamed. One key: safe in a Cluster, and atomic
+// against a writer setting the new fields meanwhile.
+var renameFieldsScript = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 2 do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v then
+    if redis.call('HSETNX', KEYS[1], ARGV[i+1], v) == 1 then n = n + 1 end
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return n`)
+
+// ReindexDirectory rebuilds the directory's indexes from the contacts and
+// services themselves, rewrites contacts stored with the long field names,
+// then removes the indexes of the previous layout (one SET per address and
+// per NIC). It is meant to run once after an upgrade; it is safe to run
+// again, and while daemons run: readers use both layouts until the old one
+// is gone, and the new pointers are in place before it goes.
+func (s *Store) ReindexDirectory(ctx context.Context) (ReindexResult, error) {
+	var res ReindexResult
+	var mu sync.Mutex
+	count := func(f *int, n int) { mu.Lock(); *f += n; mu.Unlock() }
+	err := s.scanEach(ctx, s.keys.ContactPattern(), func(keys []string) error {
+		n, converted, err := s.reindexContacts(ctx, keys)
+		count(&res.Contacts, n)
+		count(&res.Converted, converted)
+		return err
+	})
+	if err == nil {
+		err = s.scanEach(ctx, s.keys.ServicePattern(), func(keys []string) error {
+			n, err := s.reindexServices(ctx, keys)
+			count(&res.Services, n)
+			return err
+		})
+	}
+	for _, pattern := range []string{s.keys.LegacyContactsByEmailPattern(), s.keys.LegacyNICServicesPattern()} {
+		if err != nil {
+			break
+		}
+		err = s.scanEach(ctx, pattern, func(keys []string) error {
+			// One DEL a key: in a Cluster, the keys are in many slots.
+			pipe := s.rdb.Pipeline()
+			for _, k := range keys {
+				pipe.Del(ctx, k)
+			}
+			_, err := pipe.Exec(ctx)
+			count(&res.Removed, len(keys))
+			return err
+		})
+	}
+	return res, storeErr(err)
+}
+
+// reindexContacts indexes the contacts stored under keys, and renames the
+// long fields of those that have them.
+func (s *Store) reindexContacts(ctx context.Context, keys []string) (int, int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HGetAll(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, 0, err
+	}
+	var renames []any
+	for f, old := range legacyContactFields {
+		renames = append(renames, old, f)
+	}
+	pipe = s.rdb.Pipeline()
+	n, converted := 0, 0
+	for i, k := range keys {
+		nic := strings.TrimPrefix(k, s.keys.Contact(""))
+		c := decodeContact(nic, cmds[i].Val())
+		if c.Email == "" {
+			continue // gone since the scan
+		}
+		key, field := emailEntry(s.keys, c.Email, nic)
+		pipe.HSet(ctx, key, field, "")
+		for _, old := range legacyContactFields {
+			if _, ok := cmds[i].Val()[old]; ok {
+				renameFieldsScript.Eval(ctx, pipe, []string{k}, renames...)
+				converted++
+				break
+			}
+		}
+		n++
+	}
+	_, err := pipe.Exec(ctx)
+	return n, converted, err
+}
+
+// reindexServices adds the NIC index's pointers of the services stored
+// under keys.
+func (s *Store) reindexServices(ctx context.Context, keys []string) (int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HMGet(ctx, k, string(Admin), string(Tech), string(Billing))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	pipe = s.rdb.Pipeline()
+	n := 0
+	for i, k := range keys {
+		_, id, ok := strings.Cut(k, "}:"+sfxService)
+		if !ok {
+			continue
+		}
+		var nics []string
+		for _, v := range cmds[i].Val() {
+			if nic, _ := v.(string); nic != "" {
+				nics = append(nics, nic)
+			}
+		}
+		if len(nics) > 0 {
+			s.pointServices(ctx, pipe, id, nics...)
+			n++
+		}
+	}
+	_, err := pipe.Exec(ctx)
+	return n, err
+}
+
+// scanEach calls f with the keys matching pattern, a thousand at a time,
+// on every master of a Cluster (at the same time) or on the one server.
+func (s *Store) scanEach(ctx context.Context, pattern string, f func([]string) error) error {
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, pattern, 1000).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				if err := f(keys); err != nil {
+					return err
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return scan(ctx, node) })
+	}
+	return scan(ctx, s.rdb)
 }

@@ -39,3 +39,17 @@ func (s *Store) StartHandover(ctx context.Context, a HandoverAsk, n int) (string
 	}
 	return id, nil
 }
+
+// IndexedServices exposes the unchecked pointers of the NIC index to the
+// tests of the directory.
+func (s *Store) IndexedServices(ctx context.Context, nic string) ([]string, error) {
+	return s.indexedServices(ctx, nic)
+}
+
+// IndexedNICs exposes the unchecked pointers of the email index.
+func (s *Store) IndexedNICs(ctx context.Context, address string) ([]string, error) {
+	return s.indexedNICs(ctx, address)
+}
+
+// IndexSlot exposes where a NIC or an address falls in an index.
+var IndexSlot = indexSlot

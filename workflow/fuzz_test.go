@@ -4,6 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.yaml.in/yaml/v3"
+
 	"contactd/workflow"
 )
 
@@ -35,8 +39,9 @@ func FuzzNormalizeNIC(f *testing.F) {
 	})
 }
 
-// FuzzParseDirectory checks that no import file can crash the parser, and
-// that whatever it accepts is clean.
+// FuzzParseDirectory checks that no import file can crash the parser,
+// that whatever it accepts is clean, and that what it reads record by
+// record is what the YAML library reads from the whole file.
 func FuzzParseDirectory(f *testing.F) {
 	f.Add([]byte(seedYAML))
 	f.Add([]byte("contacts:\n  - {nic: ok1-ovh, email: a@example.com}\n"))
@@ -44,6 +49,9 @@ func FuzzParseDirectory(f *testing.F) {
 	f.Add([]byte("&a [*a]"))
 	f.Add([]byte("contacts:\n  - &c {nic: ok1-ovh, email: a@example.com}\n  - *c\n"))
 	f.Add([]byte("services:\n  - {id: \"a\\u0000b\", admin: x}\n"))
+	f.Add([]byte("contacts:\n- nic: ok1-ovh\n  email: a@example.com\n  name: |-\n    x\n# c\n- nic: ok2-ovh\n  email: b@example.com\n"))
+	f.Add([]byte("---\ncontacts:\n  -   nic: ok1-ovh\n      email: \"a@example.com\"\n\n  - {nic: ok2-ovh,\n     email: b@example.com}\n...\n"))
+	f.Add([]byte("contacts:\n  [{nic: ok1-ovh, email: a@example.com}]\nservices:\n"))
 	s, err := workflow.NewStore(nil, workflow.Options{NICPattern: `^[a-z]{2}[0-9]+-ovh$`})
 	if err != nil {
 		f.Fatal(err)
@@ -66,5 +74,45 @@ func FuzzParseDirectory(f *testing.F) {
 				t.Fatalf("accepted service id %q", v.ID)
 			}
 		}
+		whole := wholeFile(t, s, data)
+		if diff := cmp.Diff(whole, d, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("records read one by one differ from the whole file's (-whole +one by one):\n%s", diff)
+		}
 	})
+}
+
+// wholeFile reads an import file the way the YAML library reads it whole,
+// each record normalised as the import does.
+func wholeFile(t *testing.T, s *workflow.Store, data []byte) *workflow.Directory {
+	var raw struct {
+		Contacts []yaml.Node `yaml:"contacts"`
+		Services []yaml.Node `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		t.Fatalf("accepted a file the YAML library refuses: %v", err)
+	}
+	d := &workflow.Directory{}
+	for _, n := range raw.Contacts {
+		c := workflow.Contact{PaymentOK: true}
+		if err := n.Decode(&c); err != nil {
+			t.Fatalf("accepted a contact the YAML library refuses: %v", err)
+		}
+		c, err := s.CheckContact(c)
+		if err != nil {
+			t.Fatalf("accepted a bad contact: %v", err)
+		}
+		d.Contacts = append(d.Contacts, c)
+	}
+	for _, n := range raw.Services {
+		var v workflow.Service
+		if err := n.Decode(&v); err != nil {
+			t.Fatalf("accepted a service the YAML library refuses: %v", err)
+		}
+		v.ID, v.Kind = strings.TrimSpace(v.ID), strings.TrimSpace(v.Kind)
+		for _, p := range []*string{&v.Admin, &v.Tech, &v.Billing} {
+			*p = strings.ToLower(strings.TrimSpace(*p))
+		}
+		d.Services = append(d.Services, v)
+	}
+	return d
 }

@@ -203,7 +203,7 @@ func (s *Store) pointHolders(ctx context.Context, h *Handover, items []HandoverI
 			continue
 		}
 		for _, to := range h.Changes {
-			pipe.SAdd(ctx, s.keys.NICServices(to), it.Service)
+			s.pointServices(ctx, pipe, it.Service, to)
 		}
 	}
 	_, _ = pipe.Exec(ctx) // readers re-check each pointer

@@ -191,28 +191,5 @@ func (s *Store) Unthrottle(ctx context.Context, address string) {
 	_ = s.rdb.Del(context.WithoutCancel(ctx), s.keys.NotUnderstood(address)).Err()
 }
 
-// IsContactAddress reports whether address is the email of a contact of
-// the directory.
-func (s *Store) IsContactAddress(ctx context.Context, address string) (bool, error) {
-	address = strings.TrimSpace(address)
-	if address == "" {
-		return false, nil
-	}
-	nics, err := s.rdb.SMembers(ctx, s.keys.ContactsByEmail(address)).Result()
-	if err != nil {
-		return false, storeErr(err)
-	}
-	for _, nic := range nics {
-		c, err := s.GetContact(ctx, nic)
-		if err != nil && ErrorCode(err) != EUnknownContact {
-			return false, err
-		}
-		if c != nil && strings.EqualFold(strings.TrimSpace(c.Email), address) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // Ping tells whether the store answers.
 func (s *Store) Ping(ctx context.Context) error { return storeErr(s.rdb.Ping(ctx).Err()) }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -43,18 +44,65 @@ const (
 	sfxHoCreate   = "due:ho:create"
 )
 
-// Contact is a HASH of a directory contact: email, name, language, payment_ok.
+// Contact is a HASH of a directory contact: e (email), n (name), l
+// (language), payment_ok ("1" or "0"). Contacts written before the
+// directory indexes were bucketed spell the first three email, name and
+// language; decodeContact reads both, and `contactd directory reindex`
+// rewrites them.
 func (k Keys) Contact(nic string) string { return k.Prefix + ":contact:" + nic }
 
-// ContactsByEmail is a SET of the NICs whose email was address (lower
-// case) when last written; readers re-check each contact.
-func (k Keys) ContactsByEmail(address string) string {
+// IndexBuckets is the number of buckets of each directory index (EmailIndex
+// and NICIndex): enough for every bucket of a directory of two million
+// services to stay under Redis's default listpack limit of 128 entries.
+const IndexBuckets = 1 << 15
+
+// EmailIndex is a HASH, bucket n of the index of contacts by email address:
+// field TAG+NIC, value "", for each contact whose address (lower case)
+// falls in bucket n with the three-character TAG (see indexSlot). Readers
+// re-check each contact.
+func (k Keys) EmailIndex(n int) string { return k.Prefix + ":ix:e:" + strconv.Itoa(n) }
+
+// NICIndex is a HASH, bucket n of the index of services by role holder:
+// field TAG+SERVICE, value "", for each service where a NIC that falls in
+// bucket n with TAG held a role when last written. Readers re-check each
+// service.
+func (k Keys) NICIndex(n int) string { return k.Prefix + ":ix:n:" + strconv.Itoa(n) }
+
+// LegacyContactsByEmail is a SET of NICs by email address (lower case),
+// the email index written before EmailIndex. Readers still look at it
+// until `contactd directory reindex` has removed it.
+func (k Keys) LegacyContactsByEmail(address string) string {
 	return k.Prefix + ":email:" + strings.ToLower(address)
 }
 
-// NICServices is a SET of service ids where nic held a role when last
-// written; readers re-check each service.
-func (k Keys) NICServices(nic string) string { return k.Prefix + ":nic:" + nic + ":services" }
+// LegacyContactsByEmailPattern matches every LegacyContactsByEmail key.
+func (k Keys) LegacyContactsByEmailPattern() string { return globQuote(k.Prefix) + ":email:*" }
+
+// LegacyNICServices is a SET of service ids by role holder, the index
+// written before NICIndex. Readers still look at it until `contactd
+// directory reindex` has removed it.
+func (k Keys) LegacyNICServices(nic string) string { return k.Prefix + ":nic:" + nic + ":services" }
+
+// LegacyNICServicesPattern matches every LegacyNICServices key.
+func (k Keys) LegacyNICServicesPattern() string { return globQuote(k.Prefix) + ":nic:*:services" }
+
+// ContactPattern matches every Contact key.
+func (k Keys) ContactPattern() string { return globQuote(k.Prefix) + ":contact:*" }
+
+// ServicePattern matches every Service key, of every shard.
+func (k Keys) ServicePattern() string { return globQuote(k.Prefix) + ":{s*}:" + sfxService + "*" }
+
+// globQuote escapes the characters special to Redis's glob patterns.
+func globQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 // NICRequests is a ZSET of request ids (score: creation time in ms) where
 // nic is requester, approver or informed.

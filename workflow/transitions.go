@@ -286,7 +286,7 @@ func (s *Store) Apply(ctx context.Context, id string) (Status, error) {
 func (s *Store) pointNewHolders(ctx context.Context, serviceID string, chg map[Role]Change) {
 	pipe := s.rdb.Pipeline()
 	for _, c := range chg {
-		pipe.SAdd(ctx, s.keys.NICServices(c.To), serviceID)
+		s.pointServices(ctx, pipe, serviceID, c.To)
 	}
 	_, _ = pipe.Exec(ctx)
 }

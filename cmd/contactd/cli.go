@@ -16,16 +16,17 @@ func cmdImport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(pos[0])
+	file, err := os.Open(pos[0])
 	if err != nil {
 		return workflow.Errorf(workflow.EInvalidRequest, "%v", err)
 	}
+	defer file.Close()
 	b, err := openStore(ctx, *f.config)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	d, err := b.store.Import(ctx, data)
+	n, err := b.store.ImportReader(ctx, file)
 	if err != nil {
 		var e *workflow.Error
 		if asErr(err, &e) {
@@ -33,7 +34,26 @@ func cmdImport(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return err
 	}
-	return printJSON(stdout, map[string]int{"contacts": len(d.Contacts), "services": len(d.Services)})
+	return printJSON(stdout, n)
+}
+
+// cmdReindex rebuilds the directory's indexes and removes those of the
+// previous layout.
+func cmdReindex(ctx context.Context, args []string, stdout io.Writer) error {
+	f := newFlags("directory reindex")
+	if _, err := f.parse(args, 0); err != nil {
+		return err
+	}
+	b, err := openStore(ctx, *f.config)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	res, err := b.store.ReindexDirectory(ctx)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, res)
 }
 
 func cmdRequest(ctx context.Context, name string, args []string, stdout io.Writer) error {

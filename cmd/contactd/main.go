@@ -111,10 +111,13 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		if name != "import" {
-			return usageError{"unknown command: directory " + name}
+		switch name {
+		case "import":
+			return cmdImport(ctx, rest, stdout)
+		case "reindex":
+			return cmdReindex(ctx, rest, stdout)
 		}
-		return cmdImport(ctx, rest, stdout)
+		return usageError{"unknown command: directory " + name}
 	case "request":
 		name, rest, err := sub()
 		if err != nil {
