@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -375,13 +376,14 @@ type handoverPlan struct {
 func (s *Store) planHandover(ctx context.Context, requester string, changes map[Role]string, services []string) (*handoverPlan, error) {
 	implicit := services == nil
 	if implicit {
-		held, err := s.ServicesOf(ctx, requester)
+		// The index's pointers, unchecked: each service is read and its
+		// holders checked below, once.
+		ids, err := s.indexedServices(ctx, requester)
 		if err != nil {
 			return nil, err
 		}
-		for _, cs := range held {
-			services = append(services, cs.Service)
-		}
+		sort.Strings(ids)
+		services = slices.Compact(ids)
 		if len(services) > s.opt.MaxHandoverServices {
 			return nil, Errorf(EInvalidRequest, "%s may change %d services this way, more than the %d a hand-over may cover (workflow.max_handover_services): name the services",
 				requester, len(services), s.opt.MaxHandoverServices)

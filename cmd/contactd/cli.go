@@ -56,6 +56,29 @@ func cmdReindex(ctx context.Context, args []string, stdout io.Writer) error {
 	return printJSON(stdout, res)
 }
 
+// cmdUpgrade converts what the previous version left in Redis: its
+// requests, their tokens and its outbox, then the directory's indexes.
+func cmdUpgrade(ctx context.Context, args []string, stdout io.Writer) error {
+	f := newFlags("upgrade")
+	if _, err := f.parse(args, 0); err != nil {
+		return err
+	}
+	b, err := openStore(ctx, *f.config)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	req, err := b.store.MigrateRequests(ctx)
+	if err != nil {
+		return err
+	}
+	dir, err := b.store.ReindexDirectory(ctx)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, map[string]any{"requests": req, "directory": dir})
+}
+
 func cmdRequest(ctx context.Context, name string, args []string, stdout io.Writer) error {
 	f := newFlags("request " + name)
 	var want int

@@ -26,6 +26,8 @@ var commands = []command{
 	{"templates render", "KIND LANG [--handover] [--templates DIR] [--config FILE] [--raw]",
 		"Print an email of a kind, in one of the eight languages, about a made-up request (or hand-over), as the mailer would send it."},
 	{"directory import", "--config FILE DATA.yaml", "Load contacts and services."},
+	{"upgrade", "--config FILE",
+		"Convert what the previous version left in Redis (requests, tokens, outbox, directory indexes); once, every daemon stopped."},
 	{"directory reindex", "--config FILE", "Rebuild the directory's indexes from its contacts and services (once, after an upgrade)."},
 	{"request create", "--config FILE --service S --requester N [--admin N] [--tech N] [--billing N]",
 		"Create a change request; print it as JSON."},

@@ -118,6 +118,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return cmdReindex(ctx, rest, stdout)
 		}
 		return usageError{"unknown command: directory " + name}
+	case "upgrade":
+		return cmdUpgrade(ctx, rest, stdout)
 	case "request":
 		name, rest, err := sub()
 		if err != nil {
