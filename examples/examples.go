@@ -3,7 +3,7 @@ package examples
 
 import _ "embed"
 
-// Directory is examples/directory.yaml: five contacts and three services.
+// Directory is examples/directory.yaml: six contacts and six services.
 //
 //go:embed directory.yaml
 var Directory []byte

@@ -26,7 +26,7 @@ const notUnderstoodEvery = time.Hour
 
 // Store is what the inbox needs of workflow.Store.
 type Store interface {
-	LookupToken(ctx context.Context, token string) (*workflow.Request, string, error)
+	Lookup(ctx context.Context, token string) (*workflow.Lookup, error)
 	LookupSent(ctx context.Context, messageID string) (*workflow.SentMessage, error)
 	Get(ctx context.Context, id string) (*workflow.Request, error)
 	GetContact(ctx context.Context, nic string) (*workflow.Contact, error)
@@ -76,7 +76,12 @@ func (a *actor) decide(ctx context.Context, r *Reply, ref *workflow.SentMessage,
 	var lookupErr error
 	switch {
 	case r.Token != "":
-		req, nic, lookupErr = a.store.LookupToken(ctx, r.Token)
+		var l *workflow.Lookup
+		if l, lookupErr = a.store.Lookup(ctx, r.Token); l != nil {
+			req, nic = l.Request, l.NIC
+		}
+	case ref != nil && ref.TokenHash != "" && ref.Handover != "":
+		nic = ref.NIC
 	case ref != nil && ref.TokenHash != "":
 		req, lookupErr = a.store.Get(ctx, ref.Request)
 		nic = ref.NIC
@@ -114,7 +119,7 @@ func (a *actor) decide(ctx context.Context, r *Reply, ref *workflow.SentMessage,
 	if r.Token != "" {
 		out, err = a.store.Decide(ctx, r.Token, r.Decision, workflow.Email)
 	} else {
-		out, err = a.store.DecideByHash(ctx, ref.TokenHash, ref.Request[0], r.Decision, workflow.Email)
+		out, err = a.store.DecideByHash(ctx, ref.TokenHash, (ref.Request + ref.Handover)[0], r.Decision, workflow.Email)
 	}
 	switch workflow.ErrorCode(err) {
 	case "":
@@ -164,7 +169,7 @@ func (a *actor) reference(ctx context.Context, ids []string) (*workflow.SentMess
 // (backscatter).
 func (a *actor) answerable(ctx context.Context, r *Reply) (bool, error) {
 	if r.Token != "" {
-		_, _, err := a.store.LookupToken(ctx, r.Token)
+		_, err := a.store.Lookup(ctx, r.Token)
 		switch workflow.ErrorCode(err) {
 		case "", workflow.EGone:
 			return true, nil
@@ -280,7 +285,7 @@ func (a *actor) bounced(ctx context.Context, b *Bounce) (string, string, error) 
 				continue
 			}
 		}
-		return rec.Request, rec.NIC, nil
+		return rec.Request + rec.Handover, rec.NIC, nil
 	}
 	return "", "", nil
 }

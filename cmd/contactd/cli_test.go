@@ -38,7 +38,7 @@ func TestCLIRequestCommands(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		conf := configFor(t, b)
 		code, out, errs := cli(t, "directory", "import", "--config", conf, "../../examples/directory.yaml")
-		if code != 0 || !strings.Contains(out, `"services": 3`) {
+		if code != 0 || !strings.Contains(out, `"services": 6`) {
 			t.Fatalf("import: %d %s %s", code, out, errs)
 		}
 		// A refusal: exit 1 and the code of SPEC section 2.

@@ -201,6 +201,69 @@ func (w *walkthrough) run(ctx context.Context) error {
 	for _, e := range history {
 		w.say("   %s  %-9s %-11s %s", e.At.UTC().Format("15:04:05.000 UTC"), e.Event, e.NIC, e.Channel)
 	}
+	return w.handover(ctx)
+}
+
+// handover walks through a hand-over: one change on every service of a
+// contact, decided once by each person, whatever the number of services.
+func (w *walkthrough) handover(ctx context.Context) error {
+	w.say("\n6. A hand-over: Alice hands the technical role of every service she administers to")
+	w.say("   Karim Neu (kl1122-ovh, writes in German), in one go instead of one request each.")
+	h, err := w.store.CreateHandover(ctx, workflow.HandoverAsk{Requester: "ab1234-ovh",
+		Changes: map[string]string{"tech": "kl1122-ovh"}}, workflow.CLI, "")
+	if err != nil {
+		return err
+	}
+	var services []string
+	for _, r := range h.Requests {
+		services = append(services, r.Service)
+	}
+	w.say("   Hand-over %s makes one request per service, %d in all, each checked by the", h.ID, len(services))
+	w.say("   rules on its own:")
+	w.say("     %s", strings.Join(services, ", "))
+	w.say("   Alice and Karim get one email each, with one code for all:")
+	karim, err := w.waitEmail(ctx, "karim@example.net", h.ID, "validation")
+	if err != nil {
+		return err
+	}
+	alice, err := w.waitEmail(ctx, "alice@example.com", h.ID, "validation")
+	if err != nil {
+		return err
+	}
+	w.say("   to karim@example.net: %s", quoted(karim.Subject))
+	w.say("   to alice@example.com: %s", quoted(alice.Subject))
+	w.say("   Karim opens his link, which lists every service, and clicks Accept once; Alice")
+	w.say("   replies \"OUI\" to her email.")
+	if err := w.click(ctx, karim.Link, "accept"); err != nil {
+		return err
+	}
+	if err := w.reply(alice, "alice@example.com", "OUI"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		got, err := w.store.GetHandover(ctx, h.ID)
+		if err != nil {
+			return err
+		}
+		if got.Status == string(workflow.Applied) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("hand-over %s is still %s after %s", h.ID, got.Status, stepTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.say("   Applied, each request on its own service. The emails that follow are one per")
+	w.say("   person, not one per service:")
+	for _, to := range []struct{ addr, kind string }{{"alice@example.com", "applied"}, {"karim@example.net", "applied"},
+		{"bruno@example.com", "informed"}, {"david@example.org", "informed"}} {
+		m, err := w.waitEmail(ctx, to.addr, h.ID, to.kind)
+		if err != nil {
+			return err
+		}
+		w.say("   to %s: %s", to.addr, quoted(m.Subject))
+	}
 	return nil
 }
 
@@ -252,6 +315,9 @@ func readEmail(data []byte) (*email, error) {
 	}
 	h := mr.Header
 	e := &email{Kind: h.Get("X-Contactd-Kind"), Request: h.Get("X-Contactd-Request"), MessageID: h.Get("Message-Id")}
+	if e.Request == "" {
+		e.Request = h.Get("X-Contactd-Handover")
+	}
 	e.Subject, _ = h.Subject()
 	if l, err := h.AddressList("Reply-To"); err == nil && len(l) > 0 {
 		e.ReplyTo = l[0].Address

@@ -339,6 +339,12 @@ func TestDemoWalkthrough(t *testing.T) {
 		"curl -sS -H 'Authorization: Bearer ",
 		"/api/v1/requests?nic=ab1234-ovh&status=pending'",
 		`"decision":"accept","nic":"ab1234-ovh"}' http://127.0.0.1:`,
+		// The hand-over: one email per person, whatever the number of services.
+		"6. A hand-over: Alice hands the technical role",
+		"5 in all",
+		"to karim@example.net: “Kontaktänderung für 5 Dienste",
+		"to alice@example.com: “C’est fait\u00a0: les contacts de 5 services ont changé”",
+		"to karim@example.net: “Erledigt: Die Kontakte von 5 Diensten wurden geändert”",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
