@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"contactd/internal/outboxtest"
 	"contactd/internal/redistest"
 	"contactd/web"
 	"contactd/workflow"
@@ -104,9 +105,48 @@ func auditPages() []auditPage {
 		auditPage{"report recorded", func(t *testing.T, e *env) (string, []chromedp.Action[chromedp.Void]) {
 			return "/r/" + applied(t, e), click("report", "p.message")
 		}},
-		// The hand-over page joins here when it exists.
+	)
+	// A hand-over of every service ad1-ovh administers (eleven) to a
+	// contact of each language: long words in a table on a phone.
+	for i, l := range workflow.Languages {
+		pages = append(pages, auditPage{"hand-over/" + string(l), func(t *testing.T, e *env) (string, []chromedp.Action[chromedp.Void]) {
+			nic := fmt.Sprintf("pg%d-ovh", i+1)
+			return "/v/" + e.handoverToken(handover(t, e, nic), nic), nil
+		}})
+	}
+	pages = append(pages,
+		auditPage{"hand-over, decline confirmation open", func(t *testing.T, e *env) (string, []chromedp.Action[chromedp.Void]) {
+			return "/v/" + e.handoverToken(handover(t, e, "nw2-ovh"), "nw2-ovh"), click("decline", "#decline-confirm")
+		}},
+		auditPage{"hand-over outcome: others awaited", func(t *testing.T, e *env) (string, []chromedp.Action[chromedp.Void]) {
+			return "/v/" + e.handoverToken(handover(t, e, "nw2-ovh"), "nw2-ovh"), click("accept", "p.message")
+		}},
+		auditPage{"hand-over report page", func(t *testing.T, e *env) (string, []chromedp.Action[chromedp.Void]) {
+			ctx := context.Background()
+			id := handover(t, e, "nw1-ovh")
+			for _, nic := range []string{"ad1-ovh", "nw1-ovh"} {
+				if _, err := e.store.Decide(ctx, e.handoverToken(id, nic), workflow.Accept, workflow.Email); err != nil {
+					t.Fatal(err)
+				}
+			}
+			outboxtest.RunJobs(t, e.store)
+			return "/r/" + outboxtest.Pending(t, e.store, func(en *workflow.OutboxEntry) bool {
+				return en.Handover == id && en.NIC == "te1-ovh" && en.Kind() == workflow.KindInformed
+			}), nil
+		}},
 	)
 	return pages
+}
+
+// handover makes ad1-ovh hand the technical role of every service it
+// administers to nic, and returns the hand-over's id.
+func handover(t *testing.T, e *env, nic string) string {
+	t.Helper()
+	h, err := e.store.CreateHandover(context.Background(), workflow.HandoverAsk{Requester: "ad1-ovh", Changes: map[string]string{"tech": nic}}, workflow.API, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.ID
 }
 
 // applied makes a change on example.com that both approvers accepted and

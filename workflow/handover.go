@@ -393,6 +393,16 @@ func (s *Store) planHandover(ctx context.Context, requester string, changes map[
 	if err != nil {
 		return nil, err
 	}
+	// The people are the same on every service: an unknown one refuses
+	// the whole hand-over, as it would a request.
+	if contacts[requester] == nil {
+		return nil, Errorf(EUnknownContact, "requester %s is not in the directory", requester)
+	}
+	for _, r := range Roles {
+		if nic, ok := changes[r]; ok && contacts[nic] == nil {
+			return nil, Errorf(EUnknownContact, "%s is not in the directory", nic)
+		}
+	}
 	hp := &handoverPlan{}
 	for _, id := range services {
 		p, err := decide(requester, changes, svcs[id], contacts)

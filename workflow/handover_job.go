@@ -51,6 +51,26 @@ func (s *Store) RunJob(ctx context.Context, e *OutboxEntry) error {
 	return s.jobDone(ctx, h, e, items, outcomes)
 }
 
+// handoverInline is the size up to which the call that approves, declines
+// or cancels a hand-over also carries the decision to its requests itself,
+// so that its answer shows them applied or ended, as a single request's
+// would. A larger hand-over is left to its job alone, a moment later, so
+// that no call waits on thousands of services. The job runs either way:
+// every step being idempotent, it finds the requests done and only adds
+// what follows (the emails, the pointers, the counts).
+const handoverInline = 1000
+
+// carryOut runs the batch scripts of the job just queued for hand-over id
+// (op as a KindJob's) when the hand-over is small enough. A failure is
+// left for the job to overcome.
+func (s *Store) carryOut(ctx context.Context, id, op, nic string, ch Channel) {
+	h, err := s.readHandover(ctx, id)
+	if err != nil || len(h.Items) > handoverInline {
+		return
+	}
+	_, _ = s.runBatches(ctx, h, &OutboxEntry{Message: Message{Handover: id, Op: op, NIC: nic, Channel: ch}}, h.Items)
+}
+
 // runBatches runs the job's batch script on every shard of items, in one
 // pipeline, and returns how each request stands after it.
 func (s *Store) runBatches(ctx context.Context, h *Handover, e *OutboxEntry, items []HandoverItem) (map[string]HandoverOutcome, error) {

@@ -90,6 +90,12 @@ func (s *Store) decideHandover(ctx context.Context, shard int, ref string, t tok
 	if err != nil {
 		return nil, err
 	}
+	switch res[0] {
+	case "approved":
+		s.carryOut(ctx, t.ID, "apply", "", "")
+	case "declined":
+		s.carryOut(ctx, t.ID, "declined", t.NIC, ch)
+	}
 	return &Outcome{Handover: h, NIC: t.NIC, Decision: d}, nil
 }
 
@@ -131,6 +137,7 @@ func (s *Store) CancelHandover(ctx context.Context, id, nic string, ch Channel) 
 		return nil, &Error{Code: EConflict, Message: fmt.Sprintf("hand-over %s is %s, not pending", id, apiState(res[1]))}
 	}
 	s.count("cancelled")
+	s.carryOut(ctx, id, "cancelled", nic, ch)
 	return s.GetHandover(ctx, id)
 }
 
