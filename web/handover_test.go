@@ -121,7 +121,9 @@ func TestHandoverAPI(t *testing.T) {
 			{"POST", "/api/v1/handovers/" + h.ID + "/cancel", `{"nic":"nw2-ovh"}`, http.StatusForbidden, workflow.ERoleNotAllowed},
 		} {
 			w := e.api(c.method, c.path, c.body)
-			var er struct{ Error struct{ Code, Message string } }
+			var er struct {
+				Error struct{ Code, Message string }
+			}
 			_ = json.Unmarshal(w.Body.Bytes(), &er)
 			if w.Code != c.status || er.Error.Code != c.code || er.Error.Message == "" {
 				t.Errorf("%s %s %s: %d %s, want %d %s", c.method, c.path, c.body, w.Code, w.Body, c.status, c.code)
