@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -40,6 +41,10 @@ func (s *Store) RunJob(ctx context.Context, e *OutboxEntry) error {
 	if err != nil {
 		return err
 	}
+	return s.runJob(ctx, h, e)
+}
+
+func (s *Store) runJob(ctx context.Context, h *Handover, e *OutboxEntry) error {
 	items := h.Items
 	if e.Op == "dispute" {
 		items = h.ItemsOf(e.NIC)
@@ -52,21 +57,33 @@ func (s *Store) RunJob(ctx context.Context, e *OutboxEntry) error {
 }
 
 // handoverInline is the size up to which the call that approves, declines
-// or cancels a hand-over also carries the decision to its requests itself,
-// so that its answer shows them applied or ended, as a single request's
-// would. A larger hand-over is left to its job alone, a moment later, so
-// that no call waits on thousands of services. The job runs either way:
-// every step being idempotent, it finds the requests done and only adds
-// what follows (the emails, the pointers, the counts).
+// or cancels a hand-over also carries out the job it queued, so that its
+// answer shows the requests applied or ended, as a single request's
+// would. A larger hand-over is left to a mailer, which claims the job a
+// moment later, so that no call waits on thousands of services.
 const handoverInline = 1000
 
-// carryOut runs the batch scripts of the job just queued for hand-over id
-// (op as a KindJob's) when the hand-over is small enough. A failure is
-// left for the job to overcome.
-func (s *Store) carryOut(ctx context.Context, id, op, nic string, ch Channel) {
+// carryLease is how long the call holds the job it carries out; should it
+// die on the way, a mailer takes the job over after that.
+const carryLease = 15 * time.Second
+
+// carryOut carries out job (the outbox id of the job just queued for
+// hand-over id, op as a KindJob's) when the hand-over is small enough: it
+// claims the job as a mailer would and runs it. If a mailer claimed it
+// first, it still runs the job's batches, which are idempotent, so that
+// the answer shows the requests done; the mailer finds them so. A failure
+// is left for the job to overcome.
+func (s *Store) carryOut(ctx context.Context, id, job, op, nic string, ch Channel) {
 	h, err := s.readHandover(ctx, id)
 	if err != nil || len(h.Items) > handoverInline {
 		return
+	}
+	if job != "" {
+		shard, _ := shardFromID(id)
+		if e, err := s.claimEntry(ctx, shard, job, carryLease); err == nil && e != nil && e.Kind() == KindJob && e.Handover == id {
+			_ = s.runJob(ctx, h, e)
+			return
+		}
 	}
 	_, _ = s.runBatches(ctx, h, &OutboxEntry{Message: Message{Handover: id, Op: op, NIC: nic, Channel: ch}}, h.Items)
 }
@@ -217,13 +234,21 @@ func repeat(s string, n int) []string {
 // pointHolders writes the "My contacts" pointers of the new holders of
 // the services whose requests were applied.
 func (s *Store) pointHolders(ctx context.Context, h *Handover, items []HandoverItem, outcomes map[string]HandoverOutcome) {
-	pipe := s.rdb.Pipeline()
+	// One HSET per index bucket, whatever the number of services.
+	fields := map[string][]any{}
 	for _, it := range items {
 		if outcomes[it.Request].Status != Applied {
 			continue
 		}
 		for _, to := range h.Changes {
-			s.pointServices(ctx, pipe, it.Service, to)
+			key, field := nicEntry(s.keys, to, it.Service)
+			fields[key] = append(fields[key], field, "")
+		}
+	}
+	pipe := s.rdb.Pipeline()
+	for key, fv := range fields {
+		for from := 0; from < len(fv); from += 2000 {
+			pipe.HSet(ctx, key, fv[from:min(from+2000, len(fv))]...)
 		}
 	}
 	_, _ = pipe.Exec(ctx) // readers re-check each pointer

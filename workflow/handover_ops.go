@@ -86,15 +86,16 @@ func (s *Store) decideHandover(ctx context.Context, shard int, ref string, t tok
 		return nil, fmt.Errorf("workflow: hand-over %s cannot be read", t.ID)
 	}
 	s.count(res[0])
-	h, err := s.decodeHandover(t.ID, pairs(res[1:]))
+	f := pairs(res[1:])
+	h, err := s.decodeHandover(t.ID, f)
 	if err != nil {
 		return nil, err
 	}
-	switch res[0] {
+	switch job := f["_job"]; res[0] {
 	case "approved":
-		s.carryOut(ctx, t.ID, "apply", "", "")
+		s.carryOut(ctx, t.ID, job, "apply", "", "")
 	case "declined":
-		s.carryOut(ctx, t.ID, "declined", t.NIC, ch)
+		s.carryOut(ctx, t.ID, job, "declined", t.NIC, ch)
 	}
 	return &Outcome{Handover: h, NIC: t.NIC, Decision: d}, nil
 }
@@ -137,7 +138,7 @@ func (s *Store) CancelHandover(ctx context.Context, id, nic string, ch Channel) 
 		return nil, &Error{Code: EConflict, Message: fmt.Sprintf("hand-over %s is %s, not pending", id, apiState(res[1]))}
 	}
 	s.count("cancelled")
-	s.carryOut(ctx, id, "cancelled", nic, ch)
+	s.carryOut(ctx, id, pairs(res[1:])["_job"], "cancelled", nic, ch)
 	return s.GetHandover(ctx, id)
 }
 

@@ -48,66 +48,90 @@ func handoverMails(t testing.TB, b redistest.Backend, id string) []string {
 	return out
 }
 
+// TestHandoverLifecycle runs a hand-over from creation to applied: one
+// of 5 services, which the last accept carries out itself, and one of
+// 1,001, which the accept leaves to the outbox job a mailer runs.
 func TestHandoverLifecycle(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
-		ctx := context.Background()
-		s := newStore(t, b, newClock())
-		if _, err := s.Import(ctx, []byte(agencyYAML(5))); err != nil {
-			t.Fatal(err)
-		}
-		// The agency hands its technical role to nw1-ovh: it is a tech
-		// contact, so the rules let it name a replacement tech.
-		h, err := s.CreateHandover(ctx, workflow.HandoverAsk{Requester: "ag1-ovh", Changes: map[string]string{"tech": "nw1-ovh"}}, workflow.API, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(h.Requests) != 5 || len(h.Refused) != 0 || h.Status != "pending" {
-			t.Fatalf("hand-over: %d requests, %d refused, status %s", len(h.Requests), len(h.Refused), h.Status)
-		}
-		if diff := cmp.Diff([]string{"validation ag1-ovh", "validation nw1-ovh"}, handoverMails(t, b, h.ID)); diff != "" {
-			t.Fatalf("emails queued (-want +got):\n%s", diff)
-		}
-		toks := outboxtest.Deliver(t, s, outboxtest.Of(h.ID, "", ""))
-		out, err := s.Decide(ctx, toks["validation nw1-ovh"], workflow.Accept, workflow.Web)
-		if err != nil || out.Handover == nil || out.Handover.State != "pending" {
-			t.Fatalf("first accept: %+v, %v", out, err)
-		}
-		out, err = s.Decide(ctx, toks["validation ag1-ovh"], workflow.Accept, workflow.Email)
-		if err != nil || out.Handover.State != "approved" {
-			t.Fatalf("last accept: %+v, %v", out, err)
-		}
-		if n := outboxtest.RunJobs(t, s); n != 1 {
-			t.Fatalf("%d jobs ran, want 1", n)
-		}
-		got, err := s.GetHandover(ctx, h.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Status != "applied" {
-			t.Errorf("hand-over status %s, want applied", got.Status)
-		}
-		for _, r := range got.Requests {
-			if r.Status != workflow.Applied {
-				t.Errorf("request %s of %s is %s", r.ID, r.Service, r.Status)
-			}
-			svc, _ := s.GetService(ctx, r.Service)
-			if svc.Tech != "nw1-ovh" {
-				t.Errorf("%s tech is %s", r.Service, svc.Tech)
-			}
-			req, err := s.Get(ctx, r.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if req.Handover != h.ID || req.Approvals["nw1-ovh"].Status != workflow.ApprovalAccepted {
-				t.Errorf("request %s: handover %q, approvals %+v", r.ID, req.Handover, req.Approvals)
-			}
-			t.Logf("history of %s: %v", r.ID, events(req))
-		}
-		want := []string{"applied ag1-ovh", "applied nw1-ovh", "recorded ag1-ovh", "recorded nw1-ovh"}
-		if diff := cmp.Diff(want, handoverMails(t, b, h.ID)); diff != "" {
-			t.Errorf("emails queued (-want +got):\n%s", diff)
+		for _, n := range []int{5, 1001} {
+			t.Run(fmt.Sprint(n), func(t *testing.T) {
+				own := b
+				own.Prefix = fmt.Sprintf("%s-%d", b.Prefix, n)
+				handoverLifecycle(t, own, n)
+			})
 		}
 	})
+}
+
+func handoverLifecycle(t *testing.T, b redistest.Backend, n int) {
+	ctx := context.Background()
+	s := newStore(t, b, newClock())
+	if _, err := s.Import(ctx, []byte(agencyYAML(n))); err != nil {
+		t.Fatal(err)
+	}
+	// The agency hands its technical role to nw1-ovh: it is a tech
+	// contact, so the rules let it name a replacement tech.
+	h, err := s.CreateHandover(ctx, workflow.HandoverAsk{Requester: "ag1-ovh", Changes: map[string]string{"tech": "nw1-ovh"}}, workflow.API, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Requests) != n || len(h.Refused) != 0 || h.Status != "pending" {
+		t.Fatalf("hand-over: %d requests, %d refused, status %s", len(h.Requests), len(h.Refused), h.Status)
+	}
+	if diff := cmp.Diff([]string{"validation ag1-ovh", "validation nw1-ovh"}, handoverMails(t, b, h.ID)); diff != "" {
+		t.Fatalf("emails queued (-want +got):\n%s", diff)
+	}
+	toks := outboxtest.Deliver(t, s, outboxtest.Of(h.ID, "", ""))
+	out, err := s.Decide(ctx, toks["validation nw1-ovh"], workflow.Accept, workflow.Web)
+	if err != nil || out.Handover == nil || out.Handover.State != "pending" {
+		t.Fatalf("first accept: %+v, %v", out, err)
+	}
+	out, err = s.Decide(ctx, toks["validation ag1-ovh"], workflow.Accept, workflow.Email)
+	if err != nil || out.Handover.State != "approved" {
+		t.Fatalf("last accept: %+v, %v", out, err)
+	}
+	// Up to 1,000 services the accept's call carried out the job
+	// itself; beyond, a mailer runs it.
+	wantJobs := 0
+	if n > 1000 {
+		wantJobs = 1
+	}
+	if got, _ := s.GetHandover(ctx, h.ID); (got.Status == "applied") != (wantJobs == 0) {
+		t.Errorf("after the last accept the hand-over is %s", got.Status)
+	}
+	if jobs := outboxtest.RunJobs(t, s); jobs != wantJobs {
+		t.Fatalf("%d jobs ran, want %d", jobs, wantJobs)
+	}
+	got, err := s.GetHandover(ctx, h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != "applied" {
+		t.Errorf("hand-over status %s, want applied", got.Status)
+	}
+	for _, r := range got.Requests {
+		if r.Status != workflow.Applied {
+			t.Errorf("request %s of %s is %s", r.ID, r.Service, r.Status)
+		}
+		svc, _ := s.GetService(ctx, r.Service)
+		if svc.Tech != "nw1-ovh" {
+			t.Errorf("%s tech is %s", r.Service, svc.Tech)
+		}
+		req, err := s.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.Handover != h.ID || req.Approvals["nw1-ovh"].Status != workflow.ApprovalAccepted {
+			t.Errorf("request %s: handover %q, approvals %+v", r.ID, req.Handover, req.Approvals)
+		}
+		if r.ID == got.Requests[0].ID {
+			t.Logf("history of %s: %v", r.ID, events(req))
+		}
+	}
+	want := []string{"applied ag1-ovh", "applied nw1-ovh", "recorded ag1-ovh", "recorded nw1-ovh"}
+	if diff := cmp.Diff(want, handoverMails(t, b, h.ID)); diff != "" {
+		t.Errorf("emails queued (-want +got):\n%s", diff)
+	}
 }
 
 // mixedYAML adds to the agency's directory services that a hand-over of

@@ -277,6 +277,35 @@ func (s *Store) ClaimOutbox(ctx context.Context, shard int, lease time.Duration,
 	return out, next, back, nil
 }
 
+// claimEntryScript claims one entry of a shard by its id, if it is due
+// (ready, or its claim lapsed).
+//
+// KEYS: the outbox. ARGV[3] lease expiry (ms), [4] the entry's id, [5]
+// the claim. Returns {body}, or {} when the entry is not there or another
+// daemon holds it.
+var claimEntryScript = script(`
+outbox(1)
+local at = redis.call('ZSCORE', OB.q, ARGV[4])
+if not at or tonumber(at) > NOW then return {} end
+local body = redis.call('HGET', OB.ob, ARGV[4])
+if not body then return {} end
+redis.call('HSET', OB.ob, ARGV[4] .. ':o', ARGV[5])
+redis.call('ZADD', OB.q, 'XX', ARGV[3], ARGV[4])
+return {body}
+`)
+
+// claimEntry claims entry id of shard for lease; nil when it is not due.
+func (s *Store) claimEntry(ctx context.Context, shard int, id string, lease time.Duration) (*OutboxEntry, error) {
+	claim := newClaim()
+	res, err := s.outboxScript(ctx, claimEntryScript, shard, nil, ms(s.opt.Now().Add(lease)), id, claim)
+	if err != nil || len(res) == 0 {
+		return nil, err
+	}
+	e := decodeEntry(shard, id, res[0])
+	e.Claim = claim
+	return e, nil
+}
+
 // heartbeatScript pushes on the lease of the entries still claimed with
 // the claim named.
 //

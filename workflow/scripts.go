@@ -125,7 +125,8 @@ end
 
 -- The outbox: OB is bound by outbox(i) to KEYS[i..i+3] (entries,
 -- queue, sequence, dead). mail() collects entries; commit() writes them
--- with one command per structure and wakes the mailers once.
+-- with one command per structure, sets each one's id in e.qid, and wakes
+-- the mailers once.
 local OB = {}
 local function outbox(i)
   OB.ob, OB.q, OB.seq, OB.dead = KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3]
@@ -178,6 +179,7 @@ local function commit()
     local id = tostring(last - #OUT + i)
     h[#h + 1] = id
     h[#h + 1] = cjson.encode(e)
+    e.qid = id
     z[#z + 1] = NOW
     z[#z + 1] = id
   end
