@@ -511,7 +511,16 @@ func (s *Store) createHandover(ctx context.Context, id, requester string, change
 		return nil, hp.firstErrOr(refused)
 	}
 	s.count("handover_created")
-	return s.GetHandover(ctx, id)
+	h, err := s.readHandover(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	// Every request just made is pending: no need to read them back.
+	h.Status = string(Pending)
+	for _, it := range h.Items {
+		h.Requests = append(h.Requests, HandoverRequest{Service: it.Service, ID: it.Request, Status: Pending})
+	}
+	return h, nil
 }
 
 // handoverRepairAfter is how long a hand-over may stay half created
@@ -619,6 +628,8 @@ func (s *Store) makeBatches(ctx context.Context, id string, plans []*Plan, items
 	var calls []call
 	pipe := s.rdb.Pipeline()
 	now := s.opt.Now()
+	// The "My requests" pointers of the people told: one ZADD per person.
+	told := map[string][]redis.Z{}
 	for shard, idx := range byShard {
 		for from := 0; from < len(idx); from += handoverBatch {
 			part := idx[from:min(from+handoverBatch, len(idx))]
@@ -628,10 +639,15 @@ func (s *Store) makeBatches(ctx context.Context, id string, plans []*Plan, items
 				its = append(its, items[i])
 				args = append(args, s.batchSpec(items[i], plans[i], expires, ch))
 				for _, nic := range plans[i].Informed {
-					pipe.ZAdd(ctx, s.keys.NICRequests(nic), redis.Z{Score: float64(ms(now)), Member: items[i].Request})
+					told[nic] = append(told[nic], redis.Z{Score: float64(ms(now)), Member: items[i].Request})
 				}
 			}
 			calls = append(calls, call{part, hoCreateBatchScript.EvalSha(ctx, pipe, s.batchKeys(shard, its), args...)})
+		}
+	}
+	for nic, zs := range told {
+		for from := 0; from < len(zs); from += 1000 {
+			pipe.ZAdd(ctx, s.keys.NICRequests(nic), zs[from:min(from+1000, len(zs))]...)
 		}
 	}
 	if err := s.execScripts(ctx, pipe, hoCreateBatchScript); err != nil {

@@ -63,6 +63,15 @@ local function hoEnd(st, nic, ch, first)
   mail({kinds = {'job'}, handover = R.id, op = st, nic = nic, channel = ch})
 end
 
+-- withJob adds to a script's reply the outbox id of the job it queued
+-- (after commit), for the caller to carry it out itself.
+local function withJob(out)
+  for _, e in ipairs(OUT) do
+    if e.kinds[1] == 'job' then out[#out + 1] = '_job'; out[#out + 1] = e.qid end
+  end
+  return out
+end
+
 -- batch binds the shard's tally and outbox of a batch script.
 local function batch()
   R.stats = KEYS[1]
@@ -139,7 +148,8 @@ return {'ok'}
 // KEYS: handoverKeys. ARGV[3] id, [4] nic, [5] the token's reference, [6]
 // accept|decline, [7] channel. Returns {"unknown"}, {"corrupt"},
 // {"gone"}, or {outcome, field, value, ...}: accepted, approved or
-// declined, and the hand-over's fields as they stand.
+// declined, and the hand-over's fields as they stand, then "_job" and the
+// outbox id of the job queued, if any.
 var hoDecideScript = hoScript(`
 handover(1, ARGV[3])
 local nic, ref, ch = ARGV[4], ARGV[5], ARGV[7]
@@ -158,7 +168,7 @@ if ARGV[6] == 'decline' then
   hset(R.k, 's:' .. nic, 'declined', 'c:' .. nic, ch, 'a:' .. nic, NOW)
   hoEnd('declined', nic, ch, {[nic] = 'recorded'})
   commit()
-  return result('declined')
+  return withJob(result('declined'))
 end
 local n = tonumber(F.n) - 1
 hset(R.k, 's:' .. nic, 'accepted', 'c:' .. nic, ch, 'a:' .. nic, NOW, 'n', n)
@@ -172,14 +182,14 @@ hset(R.k, 'st', 'approved')
 zrem(HK.exp, R.id)
 mail({kinds = {'job'}, handover = R.id, op = 'apply'})
 commit()
-return result('approved')
+return withJob(result('approved'))
 `)
 
 // hoCancelScript ends a pending hand-over at its requester's demand.
 //
 // KEYS: handoverKeys. ARGV[3] id, [4] nic asking, [5] channel.
-// Returns {"cancelled"}, {"unknown"}, {"corrupt"}, {"forbidden"} or
-// {"notpending", status}.
+// Returns {"cancelled", "_job", job's outbox id}, {"unknown"},
+// {"corrupt"}, {"forbidden"} or {"notpending", status}.
 var hoCancelScript = hoScript(`
 handover(1, ARGV[3])
 local why = loadH()
@@ -193,7 +203,7 @@ if NOW >= tonumber(F.x) then
 end
 hoEnd('cancelled', ARGV[4], ARGV[5])
 commit()
-return {'cancelled'}
+return withJob({'cancelled'})
 `)
 
 // hoExpireScript expires a hand-over whose time is up; any other is only
@@ -372,10 +382,16 @@ return {'ok'}
 // Returns one status per request: "ok", "stale" or "conflict OTHER-ID".
 var hoCreateBatchScript = hoScript(`
 batch()
-local out = {}
+local specs = {}
 for i = 1, tonumber(ARGV[4]) do
   local ok, a = pcall(cjson.decode, ARGV[4 + i])
   if not ok or type(a) ~= 'table' or type(a.from) ~= 'table' then return {'corrupt'} end
+  specs[i] = a
+end
+-- Each request is written whole, at once: the buffer of luaLib would only
+-- add work to writes that never overlap.
+local out, made = {}, 0
+for i, a in ipairs(specs) do
   nth(i, a.id)
   local st = 'ok'
   if redis.call('EXISTS', R.k) == 1 then
@@ -392,17 +408,23 @@ for i = 1, tonumber(ARGV[4]) do
       if st ~= 'ok' then break end
     end
     if st == 'ok' then
-      F = {}
-      hset(R.k, 'svc', a.svc, 'req', a.req, 'c', NOW, 'x', a.x, 'chg', a.chg, 'apv', a.apv, 'inf', a.inf,
-        'pay', a.pay, 'n', #split(a.apv), 'k', a.k, 'ho', ARGV[3])
-      setst('pending')
-      hist('created', a.req, a.ch)
-      for role, _ in pairs(a.from) do hset(R.svc, 'o:' .. role, R.id .. ' ' .. a.x) end
+      local apv = split(a.apv)
+      local f = {'svc', a.svc, 'req', a.req, 'c', NOW, 'x', a.x, 'chg', a.chg, 'apv', a.apv, 'inf', a.inf,
+        'pay', a.pay, 'n', #apv, 'k', a.k, 'ho', ARGV[3], 'st', 'pending'}
+      for _, p in ipairs(apv) do
+        f[#f + 1] = 's:' .. p; f[#f + 1] = 'pending'; f[#f + 1] = 'r:' .. p; f[#f + 1] = '0'
+      end
+      redis.call('HSET', R.k, unpack(f))
+      redis.call('APPEND', R.h, NOW .. ' created ' .. a.req .. ' ' .. a.ch .. '\n')
+      local o = {}
+      for role, _ in pairs(a.from) do o[#o + 1] = 'o:' .. role; o[#o + 1] = R.id .. ' ' .. a.x end
+      redis.call('HSET', R.svc, unpack(o))
+      made = made + 1
     end
   end
   out[i] = st
 end
-commit()
+if made > 0 then redis.call('HINCRBY', R.stats, 'pending', made) end
 return out
 `)
 
