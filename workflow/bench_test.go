@@ -434,7 +434,7 @@ func pendingWithMailSent(t *testing.T, s *workflow.Store, be redistest.Backend, 
 	return own
 }
 
-func usedMemory(t *testing.T, rdb redis.UniversalClient) int64 {
+func usedMemory(t testing.TB, rdb redis.UniversalClient) int64 {
 	info, err := rdb.Info(context.Background(), "memory").Result()
 	if err != nil {
 		t.Fatal(err)
