@@ -21,8 +21,10 @@ import (
 	"embed"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 	"unicode"
@@ -58,6 +60,16 @@ type Catalogue struct {
 	// typography: the punctuation that takes a no-break space before
 	// it, and after it.
 	spaceBefore, spaceAfter string
+	// static holds the ids of the messages that use no data (no template
+	// action), and plain keeps them as T returns them: every email and
+	// page writes the same ones again.
+	static map[string]bool
+	plain  sync.Map
+	// single holds the message of each id written in one form, executed
+	// directly: the Localizer would match the language again at each use.
+	single map[string]executer
+	// lists keeps the lists List has split.
+	lists sync.Map
 }
 
 var (
@@ -86,10 +98,17 @@ func load() error {
 		if err != nil {
 			return fmt.Errorf("locale: %s: %w", name, err)
 		}
-		c := &Catalogue{Lang: l, loc: i18n.NewLocalizer(bundle, string(l)), ids: map[string]bool{}, plural: map[string]bool{}}
+		c := &Catalogue{Lang: l, loc: i18n.NewLocalizer(bundle, string(l)), ids: map[string]bool{}, plural: map[string]bool{},
+			static: map[string]bool{}, single: map[string]executer{}}
 		for _, m := range mf.Messages {
 			c.ids[m.ID] = true
 			c.plural[m.ID] = m.One != "" || m.Few != "" || m.Many != ""
+			c.static[m.ID] = !c.plural[m.ID] && !strings.Contains(m.Other, "{{")
+			if mt := i18n.NewMessageTemplate(m); mt != nil && !c.plural[m.ID] {
+				if t := mt.PluralTemplates["other"]; t != nil {
+					c.single[m.ID] = t
+				}
+			}
 		}
 		c.funcs = c.funcMap()
 		c.parser = &cachedParser{template.TextParser{Funcs: c.funcs}}
@@ -133,8 +152,23 @@ func (c *Catalogue) T(id string, data any) (string, error) {
 	if !c.ids[id] {
 		return c.missing(id, func(en *Catalogue) (string, error) { return en.T(id, data) })
 	}
-	s, err := c.loc.Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data, TemplateParser: c.parser})
-	return c.Typography(s), err
+	if c.static[id] {
+		if s, ok := c.plain.Load(id); ok {
+			return s.(string), nil
+		}
+	}
+	var s string
+	var err error
+	if t := c.single[id]; t != nil {
+		s, err = t.Execute(c.parser, data)
+	} else {
+		s, err = c.loc.Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: data, TemplateParser: c.parser})
+	}
+	s = c.Typography(s)
+	if c.static[id] && err == nil {
+		c.plain.Store(id, s)
+	}
+	return s, err
 }
 
 // N writes the plural message id for count n: the form the language's
@@ -162,6 +196,11 @@ func (c *Catalogue) missing(id string, english func(*Catalogue) (string, error))
 	}
 	s, _ := english(en)
 	return s, err
+}
+
+// executer is a message of go-i18n's, parsed once (see cachedParser).
+type executer interface {
+	Execute(parser template.Parser, data any) (string, error)
 }
 
 // cachedParser is go-i18n's text/template parser with the catalogue's
@@ -192,13 +231,17 @@ func (c *Catalogue) raw(id string) string {
 // List is a list message split at "|", each item trimmed; empty items
 // are dropped.
 func (c *Catalogue) List(id string) []string {
+	if l, ok := c.lists.Load(id); ok {
+		return slices.Clone(l.([]string))
+	}
 	var out []string
 	for _, item := range strings.Split(c.raw(id), "|") {
 		if item = strings.TrimSpace(item); item != "" {
 			out = append(out, item)
 		}
 	}
-	return out
+	c.lists.Store(id, out)
+	return slices.Clone(out)
 }
 
 // Typography puts the no-break spaces the language wants: French writes
@@ -209,16 +252,28 @@ func (c *Catalogue) Typography(s string) string {
 	if c.spaceBefore == "" && c.spaceAfter == "" {
 		return s
 	}
-	var b strings.Builder
-	rs := []rune(s)
-	for i, r := range rs {
-		if r == ' ' && ((i+1 < len(rs) && strings.ContainsRune(c.spaceBefore, rs[i+1])) ||
-			(i > 0 && strings.ContainsRune(c.spaceAfter, rs[i-1]))) {
-			r = '\u00a0'
+	var b []byte // a copy, begun at the first space to change
+	last := 0    // s is copied into b up to there
+	for i := 0; i < len(s); i++ {
+		if s[i] != ' ' {
+			continue
 		}
-		b.WriteRune(r)
+		next, _ := utf8.DecodeRuneInString(s[i+1:])
+		prev, _ := utf8.DecodeLastRuneInString(s[:i])
+		if !(i+1 < len(s) && strings.ContainsRune(c.spaceBefore, next)) && !(i > 0 && strings.ContainsRune(c.spaceAfter, prev)) {
+			continue
+		}
+		if b == nil {
+			b = make([]byte, 0, len(s)+8)
+		}
+		b = append(b, s[last:i]...)
+		b = utf8.AppendRune(b, '\u00a0')
+		last = i + 1
 	}
-	return b.String()
+	if b == nil {
+		return s
+	}
+	return string(append(b, s[last:]...))
 }
 
 // Date writes t, in its own time zone, as the language writes a date and
@@ -351,6 +406,12 @@ func (c *Catalogue) funcMap() texttemplate.FuncMap {
 	}
 }
 
+// folders holds the transformers Fold uses: one is not safe for two
+// goroutines at once, and making one costs more than using it.
+var folders = sync.Pool{New: func() any {
+	return transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+}}
+
 // Fold reduces a word for matching what a person typed: lower case,
 // accents removed ("SÍ", "si" and "Sì" are all "si"; "AKCEPTUJĘ" is
 // "akceptuje").
@@ -362,7 +423,8 @@ func Fold(s string) string {
 	if ascii {
 		return strings.ToLower(s)
 	}
-	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+	t := folders.Get().(transform.Transformer)
+	defer folders.Put(t)
 	out, _, err := transform.String(t, strings.ToLower(s))
 	if err != nil {
 		return strings.ToLower(s)
