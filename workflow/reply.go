@@ -328,6 +328,13 @@ func (c *replyCase) again(ctx context.Context, req *Request) error {
 	}
 	c.processed(req, c.r.Decision)
 	c.out.Again = true
+	if req.Status == Approved {
+		// The lost answer may have been the one that was to apply it; the
+		// sweep would, later.
+		if st, err := c.s.Apply(ctx, req.ID); err == nil {
+			c.out.Status = st
+		}
+	}
 	return nil
 }
 

@@ -184,48 +184,6 @@ func TestDecideReplyAnswersOnceAnHour(t *testing.T) {
 	}
 }
 
-// loseAnswer lets the server run the first script whose arguments hold
-// all of args, then loses its answer, as a connection cut after the
-// command was sent.
-type loseAnswer struct {
-	args []string
-	lost atomic.Bool
-}
-
-func (h *loseAnswer) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *loseAnswer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if err == nil && h.matches(cmd) && h.lost.CompareAndSwap(false, true) {
-			return &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
-		}
-		return err
-	}
-}
-
-func (h *loseAnswer) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *loseAnswer) matches(cmd redis.Cmder) bool {
-	if name := cmd.Name(); name != "evalsha" && name != "eval" {
-		return false
-	}
-	var args []string
-	for _, a := range cmd.Args() {
-		if s, ok := a.(string); ok {
-			args = append(args, s)
-		}
-	}
-	for _, want := range h.args {
-		if !slices.Contains(args, want) {
-			return false
-		}
-	}
-	return true
-}
-
 // When the store records the decision and its answer is lost, the call
 // fails; called again for the same message, it recognises the decision as
 // that message's: processed, not answered. Another message with the same
@@ -236,7 +194,7 @@ func TestDecideReplyLostAnswer(t *testing.T) {
 			redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 				w := newReplyWorld(t, b)
 				tok := w.tokens["nw1-ovh"]
-				b.Client.AddHook(&loseAnswer{args: []string{workflow.HashToken(tok), "accept", "email"}})
+				b.Client.AddHook(&redistest.LoseAnswer{Args: []string{workflow.HashToken(tok), "accept", "email"}})
 				r := workflow.Reply{Message: "mid:lost@example.net", From: "new1@example.net", Decision: workflow.Accept, SenderMustMatch: true}
 				if how == "token" {
 					r.Token = tok
@@ -247,7 +205,8 @@ func TestDecideReplyLostAnswer(t *testing.T) {
 					t.Fatalf("DecideReply = %+v with the store's answer lost, want an error", *out)
 				}
 				out := w.decide(t, r)
-				if out.Result != workflow.ReplyProcessed || !out.Again || out.Decision != workflow.Accept || out.NIC != "nw1-ovh" {
+				if out.Result != workflow.ReplyProcessed || !out.Again || out.Decision != workflow.Accept || out.NIC != "nw1-ovh" ||
+					out.Status != workflow.Pending {
 					t.Errorf("second attempt: %+v, want processed, recognised as decided before", *out)
 				}
 				other := r
