@@ -22,7 +22,7 @@ func TestActTokenAgainstReference(t *testing.T) {
 		w := newWorld(t, b, 2)
 		w.sent(t, "v1@contactd.example.com", 1)
 		raw := "In-Reply-To: <v1@contactd.example.com>\r\n" + reply(0, w.tokens[0], "accept", "c1@example.com")
-		o, err := newActor(t, w).act(context.Background(), Read([]byte(raw), "contacts@example.com"), false)
+		o, err := newActor(t, w).act(context.Background(), Read([]byte(raw), "contacts@example.com"), "test")
 		if err != nil || o != Rejected {
 			t.Fatalf("act = %q, %v; want rejected", o, err)
 		}
@@ -43,7 +43,7 @@ func TestActTokenMatchingReference(t *testing.T) {
 		w := newWorld(t, b, 1)
 		w.sent(t, "v0@contactd.example.com", 0)
 		raw := "In-Reply-To: <v0@contactd.example.com>\r\n" + reply(0, w.tokens[0], "accept", "c0@example.com")
-		o, err := newActor(t, w).act(context.Background(), Read([]byte(raw), "contacts@example.com"), false)
+		o, err := newActor(t, w).act(context.Background(), Read([]byte(raw), "contacts@example.com"), "test")
 		if err != nil || o != Processed {
 			t.Fatalf("act = %q, %v; want processed", o, err)
 		}

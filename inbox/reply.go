@@ -15,33 +15,26 @@ import (
 
 // Reasons a reply cannot be used, as logged and as named in the Reason
 // of the not_understood email (the templates explain each one; the two
-// marked below are sent as no_decision).
+// marked below are sent as no_decision). They are workflow's, written as
+// strings.
 const (
-	ReasonUnreadable       = "unreadable"    // not a parseable email (sent as no_decision)
-	ReasonTooLarge         = "too_large"     // over inbox.max_message_bytes
-	ReasonNoToken          = "no_token"      // no token anywhere, no reference to our emails
-	ReasonTwoTokens        = "conflict"      // two carriers name different tokens
-	ReasonUnknownToken     = "unknown_token" // a token that never existed
-	ReasonUsedToken        = "dead_token"    // used, revoked, or its request has ended
-	ReasonNoDecision       = "no_decision"   // the first line is not a decision word
-	ReasonTwoDecisions     = "two_decisions" // the first line says both (sent as no_decision)
-	ReasonWrongSender      = "wrong_sender"  // From is not the approver's email on file
-	ReasonNotAuthenticated = "not_authentic" // no dmarc or dkim pass from inbox.authserv_id
+	ReasonUnreadable       = string(workflow.ReplyUnreadable)   // not a parseable email (sent as no_decision)
+	ReasonTooLarge         = string(workflow.ReplyTooLarge)     // over inbox.max_message_bytes
+	ReasonNoToken          = string(workflow.ReplyNoToken)      // no token anywhere, no reference to our emails
+	ReasonTwoTokens        = string(workflow.ReplyConflict)     // two carriers name different tokens
+	ReasonUnknownToken     = string(workflow.ReplyUnknownToken) // a token that never existed
+	ReasonUsedToken        = string(workflow.ReplyDeadToken)    // used, revoked, or its request has ended
+	ReasonNoDecision       = string(workflow.ReplyNoDecision)   // the first line is not a decision word
+	ReasonTwoDecisions     = string(workflow.ReplyTwoDecisions) // the first line says both (sent as no_decision)
+	ReasonWrongSender      = string(workflow.ReplyWrongSender)  // From is not the approver's email on file
+	ReasonNotAuthenticated = string(workflow.ReplyNotAuthentic) // no dmarc or dkim pass from inbox.authserv_id
 	// ReasonBadFrom: no From field, several, several addresses in it, or
 	// none that parses. From is then "": there is nobody to answer.
-	ReasonBadFrom = "bad_from"
+	ReasonBadFrom = string(workflow.ReplyBadFrom)
 )
 
 // mailReason is the reason the not_understood email names.
-func mailReason(reason string) string {
-	switch reason {
-	case ReasonUnreadable, ReasonTwoDecisions:
-		return ReasonNoDecision
-	case ReasonBadFrom: // never sent, there being no sender; worded as the closest
-		return ReasonWrongSender
-	}
-	return reason
-}
+func mailReason(reason string) string { return string(workflow.ReplyReason(reason).Mailed()) }
 
 // Reply is what a received email says, read without trusting any of it.
 type Reply struct {

@@ -48,6 +48,9 @@ type Metrics struct {
 	OutboxTakenBack prometheus.Counter
 	// Panics counts panics recovered, by component.
 	Panics *prometheus.CounterVec
+	// PoisonMessages counts the received messages set aside after every
+	// attempt at acting on them failed.
+	PoisonMessages prometheus.Counter
 }
 
 // New returns a daemon's collectors, registered in a registry of their
@@ -101,6 +104,11 @@ func New() *Metrics {
 			Name: "contactd_panics_recovered_total", Help: "Panics recovered without stopping the daemon, by component.",
 		}, []string{"component"}),
 	}
+	m.PoisonMessages = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "contactd_poison_messages_total",
+		Help: "Received messages set aside in imap.rejected_mailbox after three failed attempts at acting on them.",
+	})
+	m.Registry.MustRegister(m.PoisonMessages)
 	m.Registry.MustRegister(m.Transitions, m.Emails, m.Webhooks, m.Replies, m.SweepSeconds, m.HTTPSeconds,
 		m.SMTPUp, m.SMTPSendSeconds, m.LastSend, m.IMAPUp, m.LastPoll, m.PollInterval, m.OutboxTakenBack, m.Panics,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
