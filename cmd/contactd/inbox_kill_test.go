@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -14,11 +15,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"contactd/config"
-	"contactd/internal/netproxy"
 	"contactd/internal/redistest"
 	"contactd/workflow"
 
@@ -39,10 +40,10 @@ const (
 // TestInboxKill9 runs the real binary (inbox and HTTP only) reading a
 // real Dovecot mailbox (through a TCP proxy) into a real Redis, and kills
 // it with SIGKILL in the middle of its work, again and again: a burst of
-// replies arrives, and as soon as the first of them is decided the proxy
-// stops forwarding (the daemon's STORE and MOVE wait), the daemon is
-// killed, its connection dropped, and a new one started. Replies are so
-// left decided but not moved, claimed but not decided, or not claimed.
+// replies arrives, the proxy holds the first MOVE the daemon sends (and
+// all that follows), and the daemon is killed then, its connection
+// dropped, and a new one started. Replies are so left decided, flagged
+// \Seen and not moved, claimed and not decided, or not yet claimed.
 // After a last restart it checks what SPEC sections 4 and 9 promise:
 //
 //   - every reply is acted on once (one accepted event per request) and
@@ -64,12 +65,8 @@ func TestInboxKill9(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	proxy, err := netproxy.Start(os.Getenv("CONTACTD_TEST_IMAP"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	cfg, conf := inboxConfig(t, dir, be, proxy.Addr())
+	proxy := startMoveTrap(t, os.Getenv("CONTACTD_TEST_IMAP"))
+	cfg, conf := inboxConfig(t, dir, be, proxy.addr())
 	mail := newMailbox(t, cfg, os.Getenv("CONTACTD_TEST_IMAP"))
 	st, err := workflow.NewStore(be.Client, storeOptions(cfg))
 	if err != nil {
@@ -94,6 +91,9 @@ func TestInboxKill9(t *testing.T) {
 	appended := make([]time.Time, inboxReplies)
 	stranded := map[int]bool{} // replies decided before a kill and left in the mailbox by it
 	for k := range inboxKills + 1 {
+		if k < inboxKills {
+			proxy.arm()
+		}
 		burst := make([]int, inboxBurst)
 		for j := range burst {
 			i := k*inboxBurst + j
@@ -106,12 +106,13 @@ func TestInboxKill9(t *testing.T) {
 		if k == inboxKills {
 			break
 		}
-		waitFor(t, 30*time.Second, "a reply of the burst decided", func() bool { return anyDecided(t, st, ids, burst) })
-		proxy.Pause()
-		time.Sleep(30 * time.Millisecond) // the daemon finishes what it was acting on
+		select {
+		case <-proxy.held:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the daemon moved nothing in 30s")
+		}
 		d.kill()
-		proxy.Drop()
-		proxy.Resume()
+		proxy.drop()
 		for _, i := range mail.decidedIn(t, st, ids, cfg.IMAP.Mailbox) {
 			stranded[i] = true
 		}
@@ -254,6 +255,87 @@ func checkInboxDecisions(t *testing.T, st *workflow.Store, ids []string, appende
 		}
 	}
 	t.Logf("longest wait for a reply with a daemon running: %s", worst.Round(time.Millisecond))
+}
+
+// moveTrap forwards IMAP connections to a server; once armed, it holds
+// the first MOVE a client sends, and all the client sends after it, as
+// if the client had been killed just before its MOVE went out.
+type moveTrap struct {
+	ln     net.Listener
+	target string
+	armed  atomic.Bool
+	held   chan struct{}
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startMoveTrap(t *testing.T, target string) *moveTrap {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &moveTrap{ln: ln, target: target, held: make(chan struct{}, 1)}
+	go p.accept()
+	t.Cleanup(func() { _ = ln.Close(); p.drop() })
+	return p
+}
+
+func (p *moveTrap) addr() string { return p.ln.Addr().String() }
+
+// arm makes the trap hold the next MOVE.
+func (p *moveTrap) arm() { p.armed.Store(true) }
+
+// drop closes every connection.
+func (p *moveTrap) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *moveTrap) accept() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = client.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, client, server)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(client, server) }()
+		go p.forward(client, server)
+	}
+}
+
+// forward copies what the client sends until it sends a MOVE while the
+// trap is armed; from then on it reads and drops.
+func (p *moveTrap) forward(client, server net.Conn) {
+	buf := make([]byte, 64<<10)
+	holding := false
+	for {
+		n, err := client.Read(buf)
+		if n > 0 && !holding && bytes.Contains(buf[:n], []byte(" MOVE ")) && p.armed.CompareAndSwap(true, false) {
+			holding = true
+			p.held <- struct{}{}
+		}
+		if n > 0 && !holding {
+			if _, err := server.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			_ = server.Close()
+			return
+		}
+	}
 }
 
 // mailbox is a test's own IMAP connection to Dovecot.
