@@ -1,12 +1,16 @@
 package inbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,19 +39,42 @@ func benchEnv(name string, def int) int {
 //     MOVEs each batch to another mailbox, doing nothing else;
 //   - the rate at which a Reader drains the backlog: fetch, read, claim,
 //     act (each reply approves and applies its request), flag and move;
+//     with the CPU time it cost the reader's process and redis-server,
+//     and the Redis round trips and commands (those run by scripts
+//     included) per reply;
 //   - the delay from APPEND to decided while the Reader IDLEs, one reply
 //     at a time.
 //
 // Run it with -benchtime=1x; CONTACTD_BENCH_REPLIES sets the size of the
 // backlog (300 unless set), CONTACTD_BENCH_IDLE the number of replies
-// timed one at a time (21 unless set).
-func BenchmarkDovecotReplies(b *testing.B) {
+// timed one at a time (21 unless set), CONTACTD_BENCH_WORKERS and
+// CONTACTD_BENCH_BATCH the reader's Workers and BatchSize, and
+// CONTACTD_BENCH_CPUPROFILE a file for a CPU profile of the drain.
+func BenchmarkDovecotReplies(b *testing.B) { benchDovecot(b, true) }
+
+// BenchmarkDovecotRepliesNoDecision is BenchmarkDovecotReplies with a
+// store that answers every reply "processed" at once, without Redis (the
+// claims still go to the real Redis): what the reader itself costs,
+// beside the same baseline. It times no replies one at a time.
+func BenchmarkDovecotRepliesNoDecision(b *testing.B) { benchDovecot(b, false) }
+
+func benchDovecot(b *testing.B, decide bool) {
 	cfg := dovecot(b)
 	n, idles := benchEnv("CONTACTD_BENCH_REPLIES", 300), benchEnv("CONTACTD_BENCH_IDLE", 21)
-	w := newWorld(b, redistest.Real(b), n+idles)
+	var w *world
+	var store Store
+	if decide {
+		w = newWorld(b, redistest.Real(b), n+idles)
+		store = w.store
+	} else {
+		w, idles = newWorld(b, redistest.Real(b), 1), 0
+		store = &wrappedStore{Store: w.store, decide: func(context.Context, workflow.Reply, decideFunc) (*workflow.ReplyOutcome, error) {
+			return &workflow.ReplyOutcome{Result: workflow.ReplyProcessed}, nil
+		}}
+	}
 	c := client(b, cfg)
 	appendMany(b, cfg, n, func(i int) string {
-		return reply(i, w.tokens[i], "ACCEPT", fmt.Sprintf("bench%d@example.com", i))
+		return reply(i%len(w.tokens), w.tokens[i%len(w.tokens)], "ACCEPT", fmt.Sprintf("bench%d@example.com", i))
 	})
 	rawFrom, rawTo := extraMailbox(b, cfg, "raw-src"), extraMailbox(b, cfg, "raw-done")
 	if _, err := c.Select(cfg.IMAP.Mailbox, nil).Wait(); err != nil {
@@ -71,8 +98,10 @@ func BenchmarkDovecotReplies(b *testing.B) {
 	trips := &redistest.RoundTrips{}
 	w.b.Client.AddHook(trips)
 	before := redistest.CommandStats(b, w.b.Client)
+	redisCPU, ownCPU := redisCPUTime(b, w), processCPUTime()
+	stopProfile := profileReader(b)
 	start = time.Now()
-	runReaderWith(b, Params{Store: w.store, Config: cfg, Logger: testLogger(b), Workers: benchEnv("CONTACTD_BENCH_WORKERS", 0),
+	runReaderWith(b, Params{Store: store, Config: cfg, Logger: testLogger(b), Workers: benchEnv("CONTACTD_BENCH_WORKERS", 0),
 		BatchSize: benchEnv("CONTACTD_BENCH_BATCH", 0)})
 	for countIn(b, c, cfg.IMAP.Mailbox) > 0 {
 		if time.Since(start) > time.Duration(n)*10*time.Millisecond+time.Minute {
@@ -82,7 +111,11 @@ func BenchmarkDovecotReplies(b *testing.B) {
 	}
 	handled := time.Since(start)
 	b.StopTimer()
+	stopProfile()
+	redisCPU, ownCPU = redisCPUTime(b, w)-redisCPU, processCPUTime()-ownCPU
 	after := redistest.CommandStats(b, w.b.Client)
+	b.ReportMetric(float64(redisCPU.Microseconds())/float64(n), "redis-cpu-µs/reply")
+	b.ReportMetric(float64(ownCPU.Microseconds())/float64(n), "reader-cpu-µs/reply")
 	b.ReportMetric(float64(trips.N())/float64(n), "redis-trips/reply")
 	b.ReportMetric(float64(commands(after)-commands(before))/float64(n), "redis-commands/reply")
 	if testing.Verbose() {
@@ -92,15 +125,20 @@ func BenchmarkDovecotReplies(b *testing.B) {
 			}
 		}
 	}
+	if got := countIn(b, c, cfg.IMAP.ProcessedMailbox); got != n {
+		b.Fatalf("%d replies filed as processed, want %d", got, n)
+	}
+	b.ReportMetric(float64(n)/raw.Seconds(), "raw-fetch-move/s")
+	b.ReportMetric(float64(n)/handled.Seconds(), "replies/s")
+	b.ReportMetric(raw.Seconds()/handled.Seconds(), "ratio")
+	if !decide {
+		return
+	}
 	for i := range n {
 		if w.request(b, i).Status != workflow.Applied {
 			b.Fatalf("request %d not applied", i)
 		}
 	}
-	if got := countIn(b, c, cfg.IMAP.ProcessedMailbox); got != n {
-		b.Fatalf("%d replies filed as processed, want %d", got, n)
-	}
-
 	delays := make([]time.Duration, 0, idles)
 	for i := n; i < n+idles; i++ {
 		sent := time.Now()
@@ -109,15 +147,56 @@ func BenchmarkDovecotReplies(b *testing.B) {
 		delays = append(delays, time.Since(sent))
 	}
 	slices.Sort(delays)
-
-	b.ReportMetric(float64(n)/raw.Seconds(), "raw-fetch-move/s")
-	b.ReportMetric(float64(n)/handled.Seconds(), "replies/s")
-	b.ReportMetric(raw.Seconds()/handled.Seconds(), "ratio")
 	b.ReportMetric(ms(delays[len(delays)/2]), "idle-p50-ms")
 	b.ReportMetric(ms(delays[(len(delays)*99+99)/100-1]), "idle-p99-ms")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// profileReader writes a CPU profile of the reader's drain to the file
+// CONTACTD_BENCH_CPUPROFILE names, if any; call the function it returns
+// at the end of the drain.
+func profileReader(b *testing.B) func() {
+	name := os.Getenv("CONTACTD_BENCH_CPUPROFILE")
+	if name == "" {
+		return func() {}
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
+// redisCPUTime is the CPU time redis-server has used (INFO cpu).
+func redisCPUTime(b *testing.B, w *world) time.Duration {
+	info, err := w.b.Client.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// processCPUTime is the CPU time this process has used.
+func processCPUTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // commands totals the calls of INFO commandstats, less the INFO calls.
 func commands(stats map[string]int64) int64 {

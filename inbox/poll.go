@@ -318,32 +318,78 @@ func (p *pipeline) work() {
 	}
 }
 
-// file records the outcomes and moves the messages as they come, as
-// many at a time as have come while the previous ones were filed.
+// file records the outcomes and moves the messages in batches: the
+// outcomes once recordBatch of them wait (one round trip), the messages
+// once Params.MoveBatch of them wait; both whenever the workers are done
+// or what waits has waited Params.MoveDelay. Servers pay for a MOVE per
+// command as well as per message (Dovecot rewrites its index of both
+// mailboxes), so a backlog is moved hundreds at a time, while a reply
+// arriving alone is moved at once, its pass being over.
 func (p *pipeline) file() {
-	for h := range p.results {
-		chunk := []handled{h}
-	more:
-		for {
-			select {
-			case h, ok := <-p.results:
-				if !ok {
-					break more
-				}
-				chunk = append(chunk, h)
-			default:
-				break more
+	var waiting []handled // outcomes not recorded yet
+	pending := map[Outcome][]imap.UID{}
+	count, since := 0, time.Time{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for open := true; open; {
+		select {
+		case h, ok := <-p.results:
+			if !ok {
+				open = false
+				break
+			}
+			waiting = append(append(waiting, h), p.drain()...)
+		case <-timer.C:
+		}
+		if len(waiting) > 0 && since.IsZero() {
+			since = time.Now()
+			timer.Reset(p.r.p.MoveDelay)
+		}
+		late := !since.IsZero() && time.Since(since) >= p.r.p.MoveDelay
+		if len(waiting) >= recordBatch || (len(waiting) > 0 && (!open || late)) {
+			for o, uids := range p.record(waiting) {
+				pending[o] = append(pending[o], uids...)
+				count += len(uids)
+			}
+			waiting = nil
+		}
+		if !open || late || count >= p.r.p.MoveBatch {
+			if count > 0 {
+				p.moveAll(pending)
+			}
+			pending, count = map[Outcome][]imap.UID{}, 0
+			if len(waiting) == 0 {
+				since = time.Time{}
 			}
 		}
-		p.fileChunk(chunk)
 	}
 }
 
-// fileChunk records the new outcomes of a chunk, then flags and moves
-// every message with an outcome. Once filing failed (the connection is
-// lost), outcomes are still recorded; the messages are moved by a later
-// pass.
-func (p *pipeline) fileChunk(chunk []handled) {
+// recordBatch is how many outcomes are recorded in one round trip, at
+// most, while a backlog drains.
+const recordBatch = 64
+
+// drain takes the results waiting, without blocking.
+func (p *pipeline) drain() []handled {
+	var chunk []handled
+	for {
+		select {
+		case h, ok := <-p.results:
+			if !ok {
+				return chunk
+			}
+			chunk = append(chunk, h)
+		default:
+			return chunk
+		}
+	}
+}
+
+// record counts a chunk of results, records the new outcomes in one
+// round trip, and returns the messages to move. When the outcomes could
+// not be recorded, their messages stay, and the next pass finds their
+// claims.
+func (p *pipeline) record(chunk []handled) map[Outcome][]imap.UID {
 	r := p.r
 	var claims []*workflow.MessageClaim
 	var outcomes []string
@@ -373,11 +419,15 @@ func (p *pipeline) fileChunk(chunk []handled) {
 			byOutcome[h.outcome] = append(byOutcome[h.outcome], h.uid)
 		}
 	}
-	if len(byOutcome) == 0 {
-		return
-	}
+	return byOutcome
+}
+
+// moveAll flags and moves messages whose outcome is known. Once moving
+// failed (the connection is lost) nothing more is moved: a later pass
+// moves them.
+func (p *pipeline) moveAll(byOutcome map[Outcome][]imap.UID) {
 	if p.fileErr == nil {
-		p.fileErr = r.move(p.s, byOutcome)
+		p.fileErr = p.r.move(p.s, byOutcome)
 	}
 	if p.fileErr != nil {
 		for _, uids := range byOutcome {
@@ -385,7 +435,7 @@ func (p *pipeline) fileChunk(chunk []handled) {
 		}
 		return
 	}
-	r.polled()
+	p.r.polled()
 }
 
 // withoutRecorded drops the messages whose outcome was to be recorded:

@@ -35,6 +35,11 @@ type Params struct {
 	// fewer when inbox.max_message_bytes is large, so that a pass holds
 	// at most 64 MiB of messages counted at that size.
 	BatchSize int
+	// MoveBatch is the most messages one MOVE files (default 500), and
+	// MoveDelay how long an outcome may wait for others to be moved
+	// with (default 250ms): see pipeline.file.
+	MoveBatch int
+	MoveDelay time.Duration
 	// Workers is how many messages are acted on at once (default 8):
 	// acting is mostly waiting for Redis.
 	Workers int
@@ -90,6 +95,8 @@ func New(p Params) (*Reader, error) {
 		p.Now = time.Now
 	}
 	setDefault(&p.BatchSize, 100)
+	setDefault(&p.MoveBatch, 500)
+	setDefault(&p.MoveDelay, 250*time.Millisecond)
 	setDefault(&p.Workers, 8)
 	setDefault(&p.MinBackoff, time.Second)
 	setDefault(&p.MaxBackoff, time.Minute)
