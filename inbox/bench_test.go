@@ -31,8 +31,9 @@ func benchEnv(name string, def int) int {
 }
 
 // BenchmarkDovecotReplies fills a Dovecot mailbox with accepting replies,
-// each to a request of its own in the real Redis, and measures in one
-// run:
+// each to a request of its own in the real Redis (answering its
+// validation email, the token in the reply address), and measures in
+// one run:
 //
 //   - the baseline: one raw IMAP connection (imapclient) that UID FETCHes
 //     a copy of the same messages as the reader fetches them and UID
@@ -73,9 +74,18 @@ func benchDovecot(b *testing.B, decide bool) {
 		}}
 	}
 	c := client(b, cfg)
-	appendMany(b, cfg, n, func(i int) string {
-		return reply(i%len(w.tokens), w.tokens[i%len(w.tokens)], "ACCEPT", fmt.Sprintf("bench%d@example.com", i))
-	})
+	// As mail clients write them: answering the validation email (its
+	// Message-ID in In-Reply-To and References), the token in the address.
+	validation := func(i int) string { return w.ids[i] + ".validation@contactd.example.com" }
+	for i := range w.ids {
+		w.sent(b, validation(i), i)
+	}
+	benchReply := func(i int) string {
+		v := validation(i % len(w.ids))
+		return "In-Reply-To: <" + v + ">\r\nReferences: <" + v + ">\r\n" +
+			reply(i%len(w.ids), w.tokens[i%len(w.ids)], "ACCEPT", fmt.Sprintf("bench%d@example.com", i))
+	}
+	appendMany(b, cfg, n, benchReply)
 	rawFrom, rawTo := extraMailbox(b, cfg, "raw-src"), extraMailbox(b, cfg, "raw-done")
 	if _, err := c.Select(cfg.IMAP.Mailbox, nil).Wait(); err != nil {
 		b.Fatal(err)
@@ -142,7 +152,7 @@ func benchDovecot(b *testing.B, decide bool) {
 	delays := make([]time.Duration, 0, idles)
 	for i := n; i < n+idles; i++ {
 		sent := time.Now()
-		appendMsg(b, c, cfg.IMAP.Mailbox, reply(i, w.tokens[i], "ACCEPT", fmt.Sprintf("idle%d@example.com", i)))
+		appendMsg(b, c, cfg.IMAP.Mailbox, benchReply(i))
 		eventually(b, "reply acted on", func() bool { return w.request(b, i).Status == workflow.Applied })
 		delays = append(delays, time.Since(sent))
 	}

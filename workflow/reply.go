@@ -209,6 +209,11 @@ func (c *replyCase) run(ctx context.Context) error {
 	var req *Request
 	var gone bool
 	switch {
+	case c.ref != nil && c.ref.TokenHash != "":
+		// The email answered names the request and the approver, and its
+		// token is the reply's if it has one: no need to look the token
+		// up (a dead one is found when deciding).
+		c.out.Request, c.out.NIC = c.ref.Request, c.ref.NIC
 	case r.Token != "":
 		var err error
 		req, c.out.NIC, err = c.s.LookupToken(ctx, r.Token)
@@ -221,9 +226,10 @@ func (c *replyCase) run(ctx context.Context) error {
 		default:
 			return err
 		}
-		c.known, c.out.Request = true, req.ID
-	case c.ref != nil && c.ref.TokenHash != "":
-		c.out.Request, c.out.NIC = c.ref.Request, c.ref.NIC
+		c.known = true
+		if req != nil {
+			c.out.Request = req.ID
+		}
 	default:
 		return c.reject(ctx, ReplyNoToken)
 	}

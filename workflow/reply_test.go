@@ -96,6 +96,27 @@ func TestDecideReply(t *testing.T) {
 				t.Errorf("outcome = %+v, want %+v", *out, want)
 			}
 		}},
+		{"accept with the token, answering our email", func(w *replyWorld) workflow.Reply {
+			return workflow.Reply{Message: "mid:a2", From: newTech, Token: w.tokens["nw1-ovh"], References: []string{w.sent["nw1-ovh"]},
+				Decision: workflow.Accept, SenderMustMatch: true}
+		}, func(t *testing.T, w *replyWorld, out *workflow.ReplyOutcome) {
+			want := workflow.ReplyOutcome{Result: workflow.ReplyProcessed, Request: w.id, NIC: "nw1-ovh",
+				Decision: workflow.Accept, Status: workflow.Pending}
+			if *out != want {
+				t.Errorf("outcome = %+v, want %+v", *out, want)
+			}
+		}},
+		{"a used token, answering our email", func(w *replyWorld) workflow.Reply {
+			if _, err := w.s.Decide(context.Background(), w.tokens["nw1-ovh"], workflow.Accept, workflow.Web); err != nil {
+				panic(err)
+			}
+			return workflow.Reply{Message: "mid:a3", From: newTech, Token: w.tokens["nw1-ovh"], References: []string{w.sent["nw1-ovh"]},
+				Decision: workflow.Accept, SenderMustMatch: true}
+		}, func(t *testing.T, w *replyWorld, out *workflow.ReplyOutcome) {
+			if out.Result != workflow.ReplyRejected || out.Reason != workflow.ReplyDeadToken || out.Answer == nil || out.Answer.Language != "fr" {
+				t.Errorf("outcome = %+v, answer %+v; want rejected dead_token, answered in French", *out, out.Answer)
+			}
+		}},
 		{"decline through the email answered", func(w *replyWorld) workflow.Reply {
 			return workflow.Reply{Message: "mid:b", From: newTech, References: []string{"other@x", w.sent["nw1-ovh"]},
 				Decision: workflow.Decline, SenderMustMatch: true}
