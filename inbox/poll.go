@@ -19,9 +19,9 @@ import (
 // A pass reads the mailbox once, as a pipeline: the connection fetches
 // the messages a chunk at a time and claims each chunk in one round
 // trip; Params.Workers goroutines read and act on the messages; a filer
-// records the outcomes (one round trip) and flags and moves what is done
-// while the next messages are fetched and acted on. At most a budget of
-// messages is held in memory (fetched, not yet acted on).
+// records the outcomes and flags and moves the messages, a batch at a
+// time, while the next messages are fetched and acted on. At most a
+// budget of messages is held in memory (fetched, not yet acted on).
 
 // maxAttempts is how many attempts at a message may fail (panic, or their
 // reader stop mid-way) before it is set aside as rejected (SPEC 9).
@@ -61,15 +61,15 @@ const (
 
 // passStats counts what a pass did, for the log.
 type passStats struct {
-	full     bool
-	took     time.Duration
-	found    int
-	acted    map[Outcome]int
-	moved    int // filed from an earlier attempt's outcome
-	left     map[string]int
-	poison   int
-	unfiled  int // acted on, not filed (the connection or the store failed)
-	received time.Time
+	full    bool
+	took    time.Duration
+	found   int
+	acted   map[Outcome]int
+	moved   int // filed from an earlier attempt's outcome
+	left    map[string]int
+	poison  int
+	unfiled int // acted on, not filed (the connection or the store failed)
+	start   time.Time
 }
 
 func (st *passStats) leftCount() int {
@@ -84,7 +84,7 @@ func (st *passStats) leftCount() int {
 // message left in it when full is true. searched is called once the
 // server has answered the search.
 func (r *Reader) pass(ctx context.Context, s *session, full bool, searched func()) (*passStats, error) {
-	st := &passStats{full: full, received: time.Now(), acted: map[Outcome]int{}, left: map[string]int{}}
+	st := &passStats{full: full, start: time.Now(), acted: map[Outcome]int{}, left: map[string]int{}}
 	criteria := &imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}
 	if !full {
 		criteria.NotFlag = append(criteria.NotFlag, imap.FlagSeen)
@@ -107,7 +107,7 @@ func (r *Reader) pass(ctx context.Context, s *session, full bool, searched func(
 	p := r.newPipeline(ctx, s, st, len(uids))
 	err = p.fetchAll(ctx, uids)
 	p.finish()
-	st.took = time.Since(st.received)
+	st.took = time.Since(st.start)
 	if err == nil && p.fileErr == nil && st.left[leftError] == 0 && ctx.Err() == nil {
 		r.polled()
 	}
@@ -175,6 +175,7 @@ func (p *pipeline) fetchAll(ctx context.Context, uids []imap.UID) error {
 			}
 		}
 		batch, err := p.r.fetch(p.s, uids[:n])
+		batch = batch[:min(len(batch), n)]
 		for range n - len(batch) {
 			<-p.slots // not returned by the server (expunged meanwhile)
 		}

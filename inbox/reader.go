@@ -132,8 +132,9 @@ func setDefault[T int | time.Duration](v *T, d T) {
 	}
 }
 
-// LastPoll returns when the mailbox was last read through without error
-// (zero before the first time).
+// LastPoll returns when the mailbox was last read well: a poll that found
+// nothing to do, or a batch of messages flagged and moved (zero before the
+// first time).
 func (r *Reader) LastPoll() time.Time {
 	ms := r.lastPoll.Load()
 	if ms == 0 {
@@ -233,12 +234,13 @@ const catchUpLog = 100
 
 // logPass logs a pass that caught up with a backlog.
 func (r *Reader) logPass(st *passStats, first bool, err error) {
-	if !first && st.found < catchUpLog {
+	if (!first && st.found < catchUpLog) || (err != nil && st.found == 0) {
 		return
 	}
 	args := []any{"mailbox", r.p.Config.IMAP.Mailbox, "found", st.found, "full", st.full,
 		"processed", st.acted[Processed], "rejected", st.acted[Rejected], "ignored", st.acted[Ignored],
-		"moved", st.moved, "left", st.leftCount(), "poison", st.poison, "took", st.took.Round(time.Millisecond).String()}
+		"moved", st.moved, "left", st.leftCount(), "poison", st.poison, "unfiled", st.unfiled,
+		"took", st.took.Round(time.Millisecond).String()}
 	if st.took > 0 {
 		args = append(args, "per_second", int(float64(st.found)/st.took.Seconds()))
 	}
