@@ -270,7 +270,7 @@ func (c *replyCase) approver(ctx context.Context, req *Request, gone bool) error
 // as this message's should the store's answer be lost.
 func (c *replyCase) decide(ctx context.Context) error {
 	hash := c.tokenHash()
-	first, err := c.s.markDecider(ctx, hash, c.r.Message)
+	first, fresh, err := c.s.markDecider(ctx, hash, c.r.Message)
 	if err != nil {
 		return err
 	}
@@ -290,6 +290,10 @@ func (c *replyCase) decide(ctx context.Context) error {
 		c.processed(out.Request, out.Decision)
 		return nil
 	case EGone:
+		if fresh {
+			// Named only now: no earlier attempt of this message decided.
+			return c.reject(ctx, ReplyDeadToken)
+		}
 		return c.again(ctx, nil)
 	case ENotFound:
 		return c.reject(ctx, ReplyUnknownToken)
@@ -444,18 +448,19 @@ func messageHash(message string) string {
 }
 
 // markDecider names message as the decider of the token, unless another
-// message was named first; it reports whether message is (now) named.
-func (s *Store) markDecider(ctx context.Context, hash, message string) (bool, error) {
+// message was named first. It reports whether message is named, and
+// whether it was named only now (not by an earlier attempt).
+func (s *Store) markDecider(ctx context.Context, hash, message string) (named, fresh bool, err error) {
 	key, mine := s.deciderKey(hash), messageHash(message)
 	ok, err := s.rdb.SetNX(ctx, key, mine, InboxClaimTTL).Result()
 	if err != nil || ok {
-		return ok, storeErr(err)
+		return ok, ok, storeErr(err)
 	}
 	v, err := s.rdb.Get(ctx, key).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return false, storeErr(err)
+		return false, false, storeErr(err)
 	}
-	return v == mine, nil
+	return v == mine, false, nil
 }
 
 func (s *Store) setDecider(ctx context.Context, hash, message string) error {

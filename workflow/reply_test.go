@@ -117,6 +117,17 @@ func TestDecideReply(t *testing.T) {
 				t.Errorf("outcome = %+v, answer %+v; want rejected dead_token, answered in French", *out, out.Answer)
 			}
 		}},
+		{"a token used by email by another message, whose record is gone", func(w *replyWorld) workflow.Reply {
+			if _, err := w.s.Decide(context.Background(), w.tokens["nw1-ovh"], workflow.Accept, workflow.Email); err != nil {
+				panic(err)
+			}
+			return workflow.Reply{Message: "mid:a4", From: newTech, Token: w.tokens["nw1-ovh"], References: []string{w.sent["nw1-ovh"]},
+				Decision: workflow.Accept, SenderMustMatch: true}
+		}, func(t *testing.T, w *replyWorld, out *workflow.ReplyOutcome) {
+			if out.Result != workflow.ReplyRejected || out.Reason != workflow.ReplyDeadToken || out.Again {
+				t.Errorf("outcome = %+v, want rejected dead_token: this message never decided", *out)
+			}
+		}},
 		{"decline through the email answered", func(w *replyWorld) workflow.Reply {
 			return workflow.Reply{Message: "mid:b", From: newTech, References: []string{"other@x", w.sent["nw1-ovh"]},
 				Decision: workflow.Decline, SenderMustMatch: true}
