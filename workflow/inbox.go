@@ -152,13 +152,15 @@ func (c *MessageClaimer) Take(ctx context.Context, batch ...[]string) ([]Claimed
 	fresh := c.value("w", 0)
 	pipe := c.s.rdb.Pipeline()
 	set := make([][]*redis.BoolCmd, len(batch))
+	keys := make([][]string, len(batch))
 	for i, ids := range batch {
 		for _, id := range ids {
-			set[i] = append(set[i], pipe.SetNX(ctx, c.key(id), fresh, InboxClaimTTL))
+			keys[i] = append(keys[i], c.key(id))
+			set[i] = append(set[i], pipe.SetNX(ctx, keys[i][len(keys[i])-1], fresh, InboxClaimTTL))
 		}
 	}
 	_, err := pipe.Exec(ctx)
-	t := &taking{c: c, batch: batch, set: set, fresh: fresh, out: make([]Claimed, len(batch))}
+	t := &taking{c: c, keys: keys, set: set, fresh: fresh, out: make([]Claimed, len(batch))}
 	if err == nil {
 		err = t.inspect(ctx)
 	}
@@ -175,13 +177,12 @@ func (c *MessageClaimer) Take(ctx context.Context, batch ...[]string) ([]Claimed
 
 // taking is one Take under way.
 type taking struct {
-	c     *MessageClaimer
-	batch [][]string
+	c *MessageClaimer
+	// keys holds the claim keys of each message, in the order of its ids.
+	keys  [][]string
 	set   [][]*redis.BoolCmd
 	fresh string
 	out   []Claimed
-	// seen holds the value found in each key not set (by message, by id).
-	seen [][]string
 	// over lists the keys to take over, with the value to write.
 	over []takeover
 	// failures is the highest count found for each message.
@@ -200,11 +201,11 @@ type takeover struct {
 // with the keys to take over.
 func (t *taking) inspect(ctx context.Context) error {
 	pipe := t.c.s.rdb.Pipeline()
-	gets := make([][]*redis.StringCmd, len(t.batch))
-	for i, ids := range t.batch {
-		for k, id := range ids {
+	gets := make([][]*redis.StringCmd, len(t.keys))
+	for i, keys := range t.keys {
+		for k, key := range keys {
 			if !t.set[i][k].Val() {
-				gets[i] = append(gets[i], pipe.Get(ctx, t.c.key(id)))
+				gets[i] = append(gets[i], pipe.Get(ctx, key))
 			} else {
 				gets[i] = append(gets[i], nil)
 			}
@@ -215,18 +216,18 @@ func (t *taking) inspect(ctx context.Context) error {
 			return err
 		}
 	}
-	t.failures = make([]int, len(t.batch))
+	t.failures = make([]int, len(t.keys))
 	mine := map[string]bool{} // the keys this Take set
-	for i := range t.batch {
+	for i := range t.keys {
 		for _, k := range t.setKeys(i) {
 			mine[k] = true
 		}
 	}
 	now := t.c.now()
-	for i, ids := range t.batch {
+	for i, keys := range t.keys {
 		t.out[i].State = ClaimMine
-		for k, id := range ids {
-			switch key := t.c.key(id); {
+		for k, key := range keys {
+			switch {
 			case gets[i][k] == nil:
 			case mine[key]: // a copy of the same message in this batch has it
 				t.out[i].State = ClaimBusy
@@ -313,14 +314,13 @@ func (t *taking) finish(ctx context.Context) {
 		}
 	}
 	var release []string
-	for i, ids := range t.batch {
+	for i, keys := range t.keys {
 		if t.out[i].State != ClaimMine {
 			release = append(release, t.setKeys(i)...)
 			continue
 		}
 		cl := &MessageClaim{failures: t.failures[i]}
-		for _, id := range ids {
-			key := t.c.key(id)
+		for _, key := range keys {
 			cl.keys = append(cl.keys, key)
 			cl.vals = append(cl.vals, cmp.Or(vals[key], t.fresh))
 		}
@@ -333,9 +333,9 @@ func (t *taking) finish(ctx context.Context) {
 // setKeys lists the keys of message i that this Take set.
 func (t *taking) setKeys(i int) []string {
 	var keys []string
-	for k, id := range t.batch[i] {
+	for k, key := range t.keys[i] {
 		if t.set[i][k].Val() {
-			keys = append(keys, t.c.key(id))
+			keys = append(keys, key)
 		}
 	}
 	return keys
@@ -343,7 +343,7 @@ func (t *taking) setKeys(i int) []string {
 
 func (t *taking) releaseAll(ctx context.Context) {
 	var keys []string
-	for i := range t.batch {
+	for i := range t.keys {
 		keys = append(keys, t.setKeys(i)...)
 	}
 	t.c.release(ctx, keys, t.fresh)
