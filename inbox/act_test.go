@@ -21,7 +21,7 @@ func TestActTokenAgainstReference(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		w := newWorld(t, b, 2)
 		raw := "In-Reply-To: <" + w.sent(t, 1) + ">\r\n" + reply(0, w.tokens[0], "accept", "c1@example.com")
-		o, err := newActor(t, w).act(context.Background(), Read([]byte(raw), "contacts@example.com"), false)
+		o, err := newActor(t, w).act(context.Background(), Read([]byte(raw), "contacts@example.com"), "test")
 		if err != nil || o != Rejected {
 			t.Fatalf("act = %q, %v; want rejected", o, err)
 		}
@@ -41,7 +41,7 @@ func TestActTokenMatchingReference(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
 		w := newWorld(t, b, 1)
 		raw := "In-Reply-To: <" + w.sent(t, 0) + ">\r\n" + reply(0, w.tokens[0], "accept", "c0@example.com")
-		o, err := newActor(t, w).act(context.Background(), Read([]byte(raw), "contacts@example.com"), false)
+		o, err := newActor(t, w).act(context.Background(), Read([]byte(raw), "contacts@example.com"), "test")
 		if err != nil || o != Processed {
 			t.Fatalf("act = %q, %v; want processed", o, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,11 +31,17 @@ type Params struct {
 	// TLSConfig replaces the default TLS settings of imap.tls: tls and
 	// starttls (a test server's certificate pool, for one).
 	TLSConfig *tls.Config
-	// BatchSize is how many messages are fetched, then flagged and moved,
-	// at a time (default 500).
+	// BatchSize is the most messages one FETCH asks for (default 100);
+	// fewer when inbox.max_message_bytes is large, so that a pass holds
+	// at most 64 MiB of messages counted at that size.
 	BatchSize int
-	// Workers is how many messages of a batch are acted on at once
-	// (default 8): acting is mostly waiting for Redis.
+	// MoveBatch is the most messages one MOVE files (default 500), and
+	// MoveDelay how long an outcome may wait for others to be moved
+	// with (default 250ms): see pipeline.file.
+	MoveBatch int
+	MoveDelay time.Duration
+	// Workers is how many messages are acted on at once (default 8):
+	// acting is mostly waiting for Redis.
 	Workers int
 	// MinBackoff and MaxBackoff bound the wait before reconnecting after a
 	// mailbox error (default 1s and 1m).
@@ -51,9 +58,15 @@ type Params struct {
 	// OutageLogEvery is how often an outage is logged again while it lasts
 	// (default 30s, as for the other dependencies).
 	OutageLogEvery time.Duration
-	// ClaimLease is how long a claim by a reader that has not recorded an
-	// outcome holds other readers off the message (default 2m).
+	// ClaimLease is how long a claim holds other readers off a message
+	// after the last heartbeat of the reader working on it (default 10s;
+	// heartbeats come every third of it): a reader that stopped has its
+	// messages taken over that long after.
 	ClaimLease time.Duration
+	// FullPassEvery is how often every message left in the mailbox is
+	// read, seen or not (default 5m), besides after each connection and
+	// after a pass that left messages to another reader.
+	FullPassEvery time.Duration
 	// Metrics receives the reader's counts (default: a registry of its own).
 	Metrics *metrics.Metrics
 }
@@ -81,11 +94,14 @@ func New(p Params) (*Reader, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	setDefault(&p.BatchSize, 500)
+	setDefault(&p.BatchSize, 100)
+	setDefault(&p.MoveBatch, 500)
+	setDefault(&p.MoveDelay, 250*time.Millisecond)
 	setDefault(&p.Workers, 8)
 	setDefault(&p.MinBackoff, time.Second)
 	setDefault(&p.MaxBackoff, time.Minute)
-	setDefault(&p.ClaimLease, 2*time.Minute)
+	setDefault(&p.ClaimLease, 10*time.Second)
+	setDefault(&p.FullPassEvery, 5*time.Minute)
 	if p.Config.Inbox.MaxMessageBytes <= 0 {
 		p.Config.Inbox.MaxMessageBytes = config.Default().Inbox.MaxMessageBytes
 	}
@@ -116,8 +132,9 @@ func setDefault[T int | time.Duration](v *T, d T) {
 	}
 }
 
-// LastPoll returns when the mailbox was last read through without error
-// (zero before the first time).
+// LastPoll returns when the mailbox was last read well: a poll that found
+// nothing to do, or a batch of messages flagged and moved (zero before the
+// first time).
 func (r *Reader) LastPoll() time.Time {
 	ms := r.lastPoll.Load()
 	if ms == 0 {
@@ -131,6 +148,11 @@ func (r *Reader) LastPoll() time.Time {
 // catches up on everything left in the mailbox. It returns nil when ctx
 // is cancelled.
 func (r *Reader) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	heartbeat, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() { r.claims.KeepAlive(heartbeat) })
 	backoff := r.p.MinBackoff
 	down := outage.New("imap", r.log, r.p.OutageLogEvery)
 	down.OnChange(func(up bool) {
@@ -157,32 +179,76 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 }
 
-// connection connects, catches up, then polls and IDLEs until an error;
-// the first poll through ends an outage under way. It reports whether
-// the mailbox was read through at least once.
+// connection connects, catches up, then reads the mailbox each time the
+// server tells of new mail (IDLE) or imap.poll_interval has passed, until
+// an error. The mailbox counts as up (an outage ends, contactd_imap_up)
+// as soon as the server answers the first search. It reports whether the
+// server answered one.
 func (r *Reader) connection(ctx context.Context, down *outage.Tracker) (bool, error) {
 	s, err := r.connect(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer s.close()
-	if err := r.open(s); err != nil {
+	sel, err := r.open(s)
+	if err != nil {
 		return false, err
 	}
-	all := true // the first poll of a connection reads everything left over
-	for {
-		if err := r.poll(ctx, s, all); err != nil {
-			return !all, err
-		}
-		if all {
+	r.log.Info("inbox connected", "mailbox", r.p.Config.IMAP.Mailbox, "messages", sel.NumMessages, "uidvalidity", sel.UIDValidity)
+	reached := false
+	up := func() {
+		if !reached {
+			reached = true
 			down.OK()
 			r.met.IMAPUp.Set(1)
 		}
-		all = false
-		if err := r.wait(s); err != nil {
+	}
+	full, lastFull := true, time.Time{}
+	for first := true; ; first = false {
+		if full {
+			lastFull = time.Now()
+		}
+		st, err := r.pass(ctx, s, full, up)
+		r.logPass(st, first, err)
+		if err != nil {
+			return reached, err
+		}
+		every := r.p.Config.IMAP.PollInterval.D()
+		// Messages left to another reader are looked at again once its
+		// claim would have lapsed, seen or not: it may have stopped
+		// before moving them.
+		full = st.left[leftBusy]+st.left[leftFailed] > 0
+		if full {
+			every = min(every, r.p.ClaimLease+time.Second)
+		}
+		if err := r.wait(s, every); err != nil {
 			return true, err
 		}
+		full = full || time.Since(lastFull) >= r.p.FullPassEvery
 	}
+}
+
+// catchUpLog is the number of messages a pass must find to be logged as
+// a backlog caught up (the first pass of a connection always is).
+const catchUpLog = 100
+
+// logPass logs a pass that caught up with a backlog.
+func (r *Reader) logPass(st *passStats, first bool, err error) {
+	if (!first && st.found < catchUpLog) || (err != nil && st.found == 0) {
+		return
+	}
+	args := []any{"mailbox", r.p.Config.IMAP.Mailbox, "found", st.found, "full", st.full,
+		"processed", st.acted[Processed], "rejected", st.acted[Rejected], "ignored", st.acted[Ignored],
+		"moved", st.moved, "left", st.leftCount(), "poison", st.poison, "unfiled", st.unfiled,
+		"took", st.took.Round(time.Millisecond).String()}
+	if st.took > 0 {
+		args = append(args, "per_second", int(float64(st.found)/st.took.Seconds()))
+	}
+	if err != nil {
+		r.log.Warn("inbox pass interrupted", append(args, "err", err)...)
+		return
+	}
+	r.log.Info("inbox caught up", args...)
 }
 
 // connect opens a session with the server and logs in.
@@ -226,7 +292,7 @@ func (r *Reader) wake() {
 
 // open creates the outcome mailboxes when missing and selects the one
 // replies arrive in, noting a change of UIDVALIDITY.
-func (r *Reader) open(s *session) error {
+func (r *Reader) open(s *session) (*imap.SelectData, error) {
 	cfg := r.p.Config.IMAP
 	var list []*imap.ListData
 	err := s.exchange("list mailboxes", func() (err error) {
@@ -234,7 +300,7 @@ func (r *Reader) open(s *session) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	have := map[string]bool{}
 	for _, m := range list {
@@ -251,7 +317,7 @@ func (r *Reader) open(s *session) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		have[name] = true
 		r.log.Info("mailbox created", "mailbox", name)
@@ -260,7 +326,7 @@ func (r *Reader) open(s *session) error {
 }
 
 // selectMailbox selects imap.mailbox and notes a change of UIDVALIDITY.
-func (r *Reader) selectMailbox(s *session) error {
+func (r *Reader) selectMailbox(s *session) (*imap.SelectData, error) {
 	cfg := r.p.Config.IMAP
 	var sel *imap.SelectData
 	err := s.exchange(fmt.Sprintf("select %q", cfg.Mailbox), func() (err error) {
@@ -268,14 +334,14 @@ func (r *Reader) selectMailbox(s *session) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if r.validity != 0 && sel.UIDValidity != r.validity {
 		r.log.Warn("mailbox UIDVALIDITY changed; replies already handled are known by Message-ID",
 			"mailbox", cfg.Mailbox, "was", r.validity, "now", sel.UIDValidity)
 	}
 	r.validity = sel.UIDValidity
-	return nil
+	return sel, nil
 }
 
 func alreadyExists(err error) bool {
@@ -283,12 +349,11 @@ func alreadyExists(err error) bool {
 	return errors.As(err, &e) && e.Code == imap.ResponseCodeAlreadyExists
 }
 
-// wait returns after imap.poll_interval, or as soon as new mail arrives
-// when the server can IDLE and imap.idle is on. An IDLE lasts at most
-// IdleRestart, well before a server may log an idle client out (30
-// minutes): the next poll then issues a new one.
-func (r *Reader) wait(s *session) error {
-	every := r.p.Config.IMAP.PollInterval.D()
+// wait returns after every, or as soon as new mail arrives when the
+// server can IDLE and imap.idle is on. An IDLE lasts at most IdleRestart,
+// well before a server may log an idle client out (30 minutes): the next
+// poll then issues a new one.
+func (r *Reader) wait(s *session, every time.Duration) error {
 	if !r.p.Config.IMAP.IDLE || !s.c.Caps().Has(imap.CapIdle) {
 		return r.sleep(s, every)
 	}

@@ -146,8 +146,9 @@ func TestReaderTwoReadersActOnce(t *testing.T) {
 
 // A reader that stopped after deciding but before recording its outcome
 // leaves a stale claim: the next reader takes it over and, finding the
-// decision already made by email, files the message as processed without
-// answering it.
+// decision this very message made, files it as processed without
+// answering it. Another message with the same token is told the token is
+// dead. A message acted on and recorded but not moved is moved.
 func TestReaderCrashAfterActing(t *testing.T) {
 	b := redistest.Mini(t)
 	w := newWorld(t, b, 2)
@@ -155,12 +156,15 @@ func TestReaderCrashAfterActing(t *testing.T) {
 	cfg := imapConfig(t, srv.addr)
 	c := client(t, cfg)
 	ctx := context.Background()
-	if _, err := w.store.Decide(ctx, w.tokens[0], workflow.Accept, workflow.Email); err != nil {
-		t.Fatal(err)
+	out, err := w.store.DecideReply(ctx, workflow.Reply{Message: "mid:crash@example.com", From: "admin0@example.com",
+		Token: w.tokens[0], Decision: workflow.Accept, SenderMustMatch: true})
+	if err != nil || out.Result != workflow.ReplyProcessed {
+		t.Fatalf("DecideReply = %+v, %v", out, err)
 	}
 	stale := fmt.Sprintf("w:gone:%d", time.Now().Add(-time.Hour).UnixMilli())
 	b.Client.Set(ctx, workflow.Keys{Prefix: b.Prefix}.InboxClaim("mid:crash@example.com"), stale, time.Hour)
 	appendMsg(t, c, "INBOX", reply(0, w.tokens[0], "yes", "crash@example.com"))
+	appendMsg(t, c, "INBOX", reply(0, w.tokens[0], "yes", "second-reply@example.com"))
 	// Another one acted on and recorded, but not moved before the crash.
 	if _, err := w.store.Decide(ctx, w.tokens[1], workflow.Decline, workflow.Email); err != nil {
 		t.Fatal(err)
@@ -169,9 +173,16 @@ func TestReaderCrashAfterActing(t *testing.T) {
 	appendMsg(t, c, "INBOX", reply(1, w.tokens[1], "no", "moved@example.com"))
 
 	runReader(t, w, cfg)
-	eventually(t, "both filed as processed", func() bool { return countIn(t, c, "Processed") == 2 })
-	if nu := outboxOf(t, w, "not_understood"); len(nu) != 0 {
-		t.Errorf("answered a reply already acted on: %+v", nu)
+	eventually(t, "all filed", func() bool { return countIn(t, c, "INBOX") == 0 })
+	if got := countIn(t, c, "Processed"); got != 2 {
+		t.Errorf("Processed holds %d, want the reply acted on before the crash and the one recorded", got)
+	}
+	if got := countIn(t, c, "Rejected"); got != 1 {
+		t.Errorf("Rejected holds %d, want the second reply with the used token", got)
+	}
+	nu := outboxOf(t, w, "not_understood")
+	if len(nu) != 1 || nu[0].Reason != ReasonUsedToken || nu[0].InReplyTo != "<second-reply@example.com>" {
+		t.Errorf("not_understood = %+v, want one dead_token answer to the second reply only", nu)
 	}
 	if got := historyCount(w.request(t, 0), "accepted"); got != 1 {
 		t.Errorf("request 0 has %d accepts, want 1", got)

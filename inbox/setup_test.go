@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +37,22 @@ type memIMAP struct {
 	mem    *imapmemserver.Server
 	server *imapserver.Server
 	addr   string
+	// refuseMove makes every MOVE fail while set, as when a reader is
+	// stopped after flagging its messages and before moving them.
+	refuseMove atomic.Bool
+}
+
+// moveSwitch is a session whose MOVE fails while its server says so.
+type moveSwitch struct {
+	imapserver.SessionIMAP4rev2
+	m *memIMAP
+}
+
+func (s moveSwitch) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	if s.m.refuseMove.Load() {
+		return errors.New("test: MOVE refused")
+	}
+	return s.SessionIMAP4rev2.Move(w, numSet, dest)
 }
 
 func startMemIMAP(t testing.TB) *memIMAP {
@@ -54,7 +72,7 @@ func (m *memIMAP) listen(t testing.TB, addr string) {
 	t.Helper()
 	m.server = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return m.mem.NewSession(), nil, nil
+			return moveSwitch{SessionIMAP4rev2: m.mem.NewSession().(imapserver.SessionIMAP4rev2), m: m}, nil, nil
 		},
 		InsecureAuth: true,
 		Logger:       log.New(io.Discard, "", 0),
@@ -123,17 +141,24 @@ func dial(cfg config.Config) (*imapclient.Client, error) {
 
 func appendMsg(t testing.TB, c *imapclient.Client, mailbox, raw string) {
 	t.Helper()
+	if err := tryAppend(c, mailbox, raw); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryAppend appends a message written with any line endings; it may be
+// called from any goroutine.
+func tryAppend(c *imapclient.Client, mailbox, raw string) error {
 	raw = strings.ReplaceAll(strings.ReplaceAll(raw, "\r\n", "\n"), "\n", "\r\n")
 	cmd := c.Append(mailbox, int64(len(raw)), nil)
 	if _, err := io.WriteString(cmd, raw); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := cmd.Close(); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if _, err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	_, err := cmd.Wait()
+	return err
 }
 
 // countIn returns the number of messages in a mailbox: 0 if the server
@@ -309,6 +334,48 @@ func runReaderWith(t testing.TB, p Params) *Reader {
 		}
 	})
 	return r
+}
+
+// startReaderWith runs a Reader of p until stop is called (or the test
+// ends); stop returns once Run has.
+func startReaderWith(t testing.TB, p Params) (r *Reader, stop func()) {
+	t.Helper()
+	r, err := New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run returned %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return r, stop
+}
+
+// wrappedStore is the world's store with DecideReply replaced by decide,
+// which may call the store's own (next).
+type wrappedStore struct {
+	*workflow.Store
+	decide func(ctx context.Context, r workflow.Reply, next decideFunc) (*workflow.ReplyOutcome, error)
+}
+
+type decideFunc = func(ctx context.Context, r workflow.Reply) (*workflow.ReplyOutcome, error)
+
+func (s *wrappedStore) DecideReply(ctx context.Context, r workflow.Reply) (*workflow.ReplyOutcome, error) {
+	return s.decide(ctx, r, s.Store.DecideReply)
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -41,7 +41,7 @@ func TestOnlyRealBouncesCount(t *testing.T) {
 			if !strings.Contains(c.msg, "\r\n") {
 				c.msg = strings.ReplaceAll(c.msg, "\n", "\r\n")
 			}
-			o, err := newActor(t, w).act(context.Background(), Read([]byte(c.msg), "contacts@example.com"), false)
+			o, err := newActor(t, w).act(context.Background(), Read([]byte(c.msg), "contacts@example.com"), "test")
 			if err != nil || o != Ignored {
 				t.Fatalf("act = %q, %v; want ignored", o, err)
 			}
@@ -69,7 +69,7 @@ func TestNoBackscatter(t *testing.T) {
 		for i := 0; i < 20; i++ {
 			spam := fmt.Sprintf("From: Winner <winner%d@spam.example>\r\nTo: contacts@example.com\r\n"+
 				"Subject: You won\r\nMessage-ID: <spam%d@spam.example>\r\n\r\nClick here\r\n", i, i)
-			o, err := a.act(ctx, Read([]byte(spam), "contacts@example.com"), false)
+			o, err := a.act(ctx, Read([]byte(spam), "contacts@example.com"), "test")
 			if err != nil || o != Rejected {
 				t.Fatalf("spam %d: act = %q, %v; want rejected", i, o, err)
 			}
@@ -80,13 +80,13 @@ func TestNoBackscatter(t *testing.T) {
 		// A contact of the directory writing without a token is told.
 		known := "From: Tech 0 <TECH0@example.com>\r\nTo: contacts@example.com\r\nSubject: hello\r\n" +
 			"Message-ID: <k1@example.com>\r\n\r\nyes\r\n"
-		if o, err := a.act(ctx, Read([]byte(known), "contacts@example.com"), false); err != nil || o != Rejected {
+		if o, err := a.act(ctx, Read([]byte(known), "contacts@example.com"), "test"); err != nil || o != Rejected {
 			t.Fatalf("known sender: act = %q, %v", o, err)
 		}
 		// A stranger who names one of our tokens is told too (wrong sender).
 		stranger := reply(0, w.tokens[0], "yes", "s1@example.org")
 		stranger = strings.Replace(stranger, "Admin 0 <admin0@example.com>", "Mallory <mallory@example.org>", 1)
-		if o, err := a.act(ctx, Read([]byte(stranger), "contacts@example.com"), false); err != nil || o != Rejected {
+		if o, err := a.act(ctx, Read([]byte(stranger), "contacts@example.com"), "test"); err != nil || o != Rejected {
 			t.Fatalf("stranger with a token: act = %q, %v", o, err)
 		}
 		nu := outboxOf(t, w, "not_understood")

@@ -62,6 +62,9 @@ type Metrics struct {
 	OutboxClaimsLost prometheus.Counter
 	// Panics counts panics recovered, by component.
 	Panics *prometheus.CounterVec
+	// PoisonMessages counts the received messages set aside after every
+	// attempt at acting on them failed.
+	PoisonMessages prometheus.Counter
 
 	// components are those whose metrics the registry exports.
 	components []Component
@@ -154,13 +157,17 @@ func New(components ...Component) *Metrics {
 			Name: "contactd_panics_recovered_total", Help: "Panics recovered without stopping the daemon, by component.",
 		}, []string{"component"}),
 	}
+	m.PoisonMessages = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "contactd_poison_messages_total",
+		Help: "Received messages set aside in imap.rejected_mailbox after three failed attempts at acting on them.",
+	})
 	m.store = newStoreFigures()
 	m.Registry.MustRegister(m.Transitions, m.Panics, m.store,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for c, cs := range map[Component][]prometheus.Collector{
 		HTTP:      {m.HTTPSeconds},
 		Mailer:    {m.Emails, m.Webhooks, m.SMTPUp, m.SMTPSendSeconds, m.LastSend, m.OutboxTakenBack, m.OutboxClaimsLost},
-		Inbox:     {m.Replies, m.IMAPUp, m.LastPoll, m.PollInterval},
+		Inbox:     {m.Replies, m.IMAPUp, m.LastPoll, m.PollInterval, m.PoisonMessages},
 		Scheduler: {m.SweepSeconds},
 	} {
 		if m.Runs(c) {

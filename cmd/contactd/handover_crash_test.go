@@ -217,14 +217,14 @@ func (c *child) kill() {
 	c.kills++
 }
 
-// mailbox keeps every email the sink received.
-type mailbox struct {
+// sinkMail keeps every email the sink received.
+type sinkMail struct {
 	mu   sync.Mutex
 	msgs []*mail.Message
 }
 
-func collect(s *crashSink) *mailbox {
-	m := &mailbox{}
+func collect(s *crashSink) *sinkMail {
+	m := &sinkMail{}
 	go func() {
 		for e := range s.ch {
 			msg, err := mail.ReadMessage(bytes.NewReader(e.data))
@@ -242,7 +242,7 @@ func collect(s *crashSink) *mailbox {
 var replyToken = regexp.MustCompile(`\+([a-z2-7]{33})@`)
 
 // tokens maps the recipient of each email of kind to its token.
-func (m *mailbox) tokens(kind string) map[string]string {
+func (m *sinkMail) tokens(kind string) map[string]string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[string]string{}
@@ -259,7 +259,7 @@ func (m *mailbox) tokens(kind string) map[string]string {
 }
 
 // counts counts the emails received by "to kind".
-func (m *mailbox) counts() map[string]int {
+func (m *sinkMail) counts() map[string]int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[string]int{}
