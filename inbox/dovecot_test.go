@@ -1,6 +1,7 @@
 package inbox
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"contactd/config"
+	"contactd/internal/outboxtest"
 	"contactd/internal/redistest"
 	"contactd/workflow"
 )
@@ -143,5 +145,73 @@ func TestDovecotTwoReadersActOnce(t *testing.T) {
 	}
 	if nu := outboxOf(t, w, "not_understood"); len(nu) != 0 {
 		t.Errorf("%d replies answered as not understood", len(nu))
+	}
+}
+
+// TestDovecotHandoverReplies: the two approvers of a hand-over of three
+// services answer its emails through Dovecot, one with the token in the
+// address the reply goes to ("JA", in German), the other answering the
+// email by its Message-ID alone ("ACCEPT"). Each reply decides the whole
+// hand-over for its sender, and the second applies every request.
+func TestDovecotHandoverReplies(t *testing.T) {
+	cfg := dovecot(t)
+	b := redistest.Real(t)
+	ctx := context.Background()
+	s, err := workflow.NewStore(b.Client, workflow.Options{KeyPrefix: b.Prefix, NICPattern: `^[a-z]{2}[0-9]+-ovh$`,
+		RequestTTL: 336 * time.Hour, RemindAfter: 48 * time.Hour, MaxReminders: 2, ReportWindow: 720 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := "contacts:\n  - {nic: ag1-ovh, email: agency@example.com}\n  - {nic: te1-ovh, email: tech@example.com}\n" +
+		"  - {nic: nw1-ovh, email: neu@example.de, language: de}\nservices:\n"
+	for i := range 3 {
+		dir += fmt.Sprintf("  - {id: site%d.example, kind: domain, admin: ag1-ovh, tech: te1-ovh, billing: ag1-ovh}\n", i)
+	}
+	if _, err := s.Import(ctx, []byte(dir)); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.CreateHandover(ctx, workflow.HandoverAsk{Requester: "ag1-ovh", Changes: map[string]string{"tech": "nw1-ovh"}}, workflow.API, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mailer's work: the two validation emails sent, each Message-ID
+	// naming its token.
+	es := outboxtest.Claim(t, s, outboxtest.Of(h.ID, "", workflow.KindValidation))
+	toks := outboxtest.Issue(t, s, es)
+	outboxtest.Settle(t, s, es, workflow.ActSent)
+	token, sent := map[string]string{}, map[string]string{}
+	for i, e := range es {
+		e.TokenRef = workflow.HashToken(toks[i])
+		token[e.NIC], sent[e.NIC] = toks[i], workflow.MessageID(e, workflow.KindValidation, "contactd.example.com")
+	}
+	c := client(t, cfg)
+	appendMsg(t, c, cfg.IMAP.Mailbox, "From: Neu <neu@example.de>\r\nTo: contacts+"+token["nw1-ovh"]+"@example.com\r\n"+
+		"Subject: AW: Kontaktänderung\r\nMessage-ID: <ho-de@example.de>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+
+		"JA\r\n\r\nAm Montag schrieb Contacts:\r\n> Antworten Sie mit JA oder NEIN\r\n")
+	appendMsg(t, c, cfg.IMAP.Mailbox, "From: Agency <agency@example.com>\r\nTo: contacts@example.com\r\n"+
+		"Subject: Re: Change of contacts for 3 services\r\nMessage-ID: <ho-en@example.com>\r\n"+
+		"In-Reply-To: <"+sent["ag1-ovh"]+">\r\nReferences: <"+sent["ag1-ovh"]+">\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+
+		"ACCEPT\r\n\r\nOn Monday, Contacts wrote:\r\n> reply ACCEPT or DECLINE\r\n")
+	runReader(t, &world{store: s, b: b}, cfg)
+	eventually(t, "both replies filed", func() bool { return countIn(t, c, cfg.IMAP.Mailbox) == 0 })
+	if got := countIn(t, c, cfg.IMAP.ProcessedMailbox); got != 2 {
+		t.Errorf("%d replies processed, want 2", got)
+	}
+	got, err := s.GetHandover(ctx, h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nic := range []string{"ag1-ovh", "nw1-ovh"} {
+		if a := got.Approvals[nic]; a.Status != workflow.ApprovalAccepted || a.Channel != workflow.Email {
+			t.Errorf("%s: %+v, want accepted by email", nic, a)
+		}
+	}
+	if got.Status != "applied" {
+		t.Errorf("hand-over %s, want applied", got.Status)
+	}
+	for _, r := range got.Requests {
+		if svc, _ := s.GetService(ctx, r.Service); r.Status != workflow.Applied || svc.Tech != "nw1-ovh" {
+			t.Errorf("%s: request %s, tech %s", r.Service, r.Status, svc.Tech)
+		}
 	}
 }
