@@ -3,6 +3,7 @@ package web
 import (
 	"html/template"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -52,25 +53,48 @@ func roleName(lang workflow.Language, r workflow.Role) string {
 // "ab1234-ovh" must never break at its dash.
 func unbroken(s string, words []string) template.HTML {
 	esc := template.HTMLEscapeString(s)
-	// Longest first, so a NIC that contains another is wrapped whole.
-	sort.Slice(words, func(i, j int) bool { return len(words[i]) > len(words[j]) })
-	var parts []string
-	for _, w := range words {
-		if w != "" {
-			parts = append(parts, regexp.QuoteMeta(template.HTMLEscapeString(w)))
+	// Where each word and each code occurs; at one place the longest word
+	// is taken, and a word before a code (as an alternation tried in
+	// that order would).
+	type match struct{ at, end, rank int }
+	var ms []match
+	ws := slices.Clone(words)
+	sort.SliceStable(ws, func(i, j int) bool { return len(ws[i]) > len(ws[j]) })
+	for rank, w := range ws {
+		if w = template.HTMLEscapeString(w); w == "" {
+			continue
+		}
+		for from := 0; ; {
+			k := strings.Index(esc[from:], w)
+			if k < 0 {
+				break
+			}
+			ms = append(ms, match{from + k, from + k + len(w), rank})
+			from += k + 1
 		}
 	}
-	parts = append(parts, codeShape)
-	re := regexp.MustCompile(strings.Join(parts, "|"))
+	for _, m := range codeRe.FindAllStringIndex(esc, -1) {
+		ms = append(ms, match{m[0], m[1], len(ws)})
+	}
+	sort.Slice(ms, func(i, j int) bool {
+		if ms[i].at != ms[j].at {
+			return ms[i].at < ms[j].at
+		}
+		return ms[i].rank < ms[j].rank
+	})
 	var b strings.Builder
-	last := 0
-	for _, m := range re.FindAllStringIndex(esc, -1) {
-		if wordByte(esc, m[0]-1) || wordByte(esc, m[1]) {
+	last, pos := 0, 0
+	for _, m := range ms {
+		if m.at < pos {
+			continue // inside what was taken
+		}
+		pos = m.end
+		if wordByte(esc, m.at-1) || wordByte(esc, m.end) {
 			continue // part of a longer word
 		}
-		b.WriteString(esc[last:m[0]])
-		b.WriteString(`<span class="nic">` + esc[m[0]:m[1]] + `</span>`)
-		last = m[1]
+		b.WriteString(esc[last:m.at])
+		b.WriteString(`<span class="nic">` + esc[m.at:m.end] + `</span>`)
+		last = m.end
 	}
 	b.WriteString(esc[last:])
 	return template.HTML(b.String())
@@ -88,3 +112,5 @@ func wordByte(s string, i int) bool {
 // codeShape is a validation code as pages show or quote it
 // ("abcd-efgh-ijkl-…").
 const codeShape = `[a-z0-9]{4}(?:-[a-z0-9]{4,5})+(?:-…)?`
+
+var codeRe = regexp.MustCompile(codeShape)
