@@ -269,24 +269,7 @@ if NOW >= tonumber(F.x) then
   commit()
   return {'notpending', 'expired'}
 end
-local targets = {}
-if only ~= '' then
-  local st = F['s:' .. only]
-  if not st then return {'notapprover'} end
-  if st ~= 'pending' then return {'answered'} end
-  targets = {only}
-else
-  for _, a in ipairs(split(F.apv)) do
-    if F['s:' .. a] == 'pending' then targets[#targets + 1] = a end
-  end
-end
-for _, a in ipairs(targets) do
-  if F['u:' .. a] then hdel(R.k, 'u:' .. a) end
-  zadd(HK.rem, NOW + tonumber(ARGV[5]), R.id .. ' ' .. a)
-  mail({kinds = {'resend'}, handover = R.id, nic = a})
-end
-commit()
-return {'ok', tostring(#targets)}
+return resendTo('handover', HK.rem, only, tonumber(ARGV[5]))
 `)
 
 // hoUndeliverableScript records that an email to an approver of a
@@ -299,16 +282,7 @@ handover(1, ARGV[3])
 local nic = ARGV[4]
 local why = loadH()
 if why then return {why} end
-if not F['s:' .. nic] then return {'unknown'} end
-if F['u:' .. nic] == '1' then return {'already'} end
-hset(R.k, 'u:' .. nic, '1')
-zrem(HK.rem, R.id .. ' ' .. nic)
-hist('undeliverable', nic, 'email')
-if F.st == 'pending' then
-  mail({kinds = {'undeliverable'}, handover = R.id, nic = F.req, about = nic})
-end
-commit()
-return {'ok'}
+return undeliverableTo('handover', HK.rem, nic)
 `)
 
 // hoDisputeScript records a "this wasn't me" report on a hand-over, made

@@ -585,3 +585,46 @@ func TestHandoverDisputed(t *testing.T) {
 		wantCode(t, err, workflow.EGone)
 	})
 }
+
+// A bounce of a hand-over's email to an approver stops that approver's
+// reminders and tells the requester once; a resend to the approver takes
+// the mark away.
+func TestHandoverUndeliverable(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		c := newClock()
+		s := newStore(t, b, c)
+		if _, err := s.Import(ctx, []byte(agencyYAML(3))); err != nil {
+			t.Fatal(err)
+		}
+		h := createHandover(t, s, "ag1-ovh", map[string]string{"tech": "nw1-ovh"})
+		outboxtest.Deliver(t, s, outboxtest.Of(h.ID, "", ""))
+		for range 2 {
+			if err := s.MarkUndeliverable(ctx, h.ID, "nw1-ovh"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantCode(t, s.MarkUndeliverable(ctx, h.ID, "ow1-ovh"), workflow.ENotFound)
+		got, _ := s.GetHandover(ctx, h.ID)
+		if !got.Approvals["nw1-ovh"].Undeliverable || got.Approvals["ag1-ovh"].Undeliverable {
+			t.Errorf("approvals %+v: want nw1-ovh alone undeliverable", got.Approvals)
+		}
+		if diff := cmp.Diff([]string{"undeliverable ag1-ovh"}, handoverMails(t, b, h.ID)); diff != "" {
+			t.Errorf("emails queued (-want +got):\n%s", diff)
+		}
+		outboxtest.Deliver(t, s, outboxtest.Of(h.ID, "", ""))
+		c.Advance(remindAfter)
+		if _, err := s.Sweep(ctx, 100); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"reminder ag1-ovh"}, handoverMails(t, b, h.ID)); diff != "" {
+			t.Errorf("reminders (-want +got):\n%s", diff)
+		}
+		if n, err := s.ResendHandover(ctx, h.ID, "nw1-ovh"); err != nil || n != 1 {
+			t.Fatalf("resend = %d, %v", n, err)
+		}
+		if got, _ := s.GetHandover(ctx, h.ID); got.Approvals["nw1-ovh"].Undeliverable {
+			t.Error("nw1-ovh is still undeliverable after a resend to it")
+		}
+	})
+}

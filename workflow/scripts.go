@@ -352,6 +352,47 @@ local function approve()
   end
   if F.ho == nil then zrem(R.exp, R.id) end
 end
+
+-- resendTo queues a fresh email to approver only, or to every approver
+-- who has not answered (only ""), of the record in F (a request or a
+-- hand-over, named so in the entries by field), their reminders due
+-- delay ms from now (on the due set rem). It ends the script.
+local function resendTo(field, rem, only, delay)
+  local targets = {}
+  if only ~= '' then
+    local st = F['s:' .. only]
+    if not st then return {'notapprover'} end
+    if st ~= 'pending' then return {'answered'} end
+    targets = {only}
+  else
+    for _, a in ipairs(split(F.apv)) do
+      if F['s:' .. a] == 'pending' then targets[#targets + 1] = a end
+    end
+  end
+  for _, a in ipairs(targets) do
+    if F['u:' .. a] then hdel(R.k, 'u:' .. a) end
+    zadd(rem, NOW + delay, R.id .. ' ' .. a)
+    mail({kinds = {'resend'}, [field] = R.id, nic = a})
+  end
+  commit()
+  return {'ok', tostring(#targets)}
+end
+
+-- undeliverableTo records that an email to approver nic of the record in
+-- F bounced: its reminders stop (due set rem) and, while the record is
+-- pending, its requester is told. It ends the script.
+local function undeliverableTo(field, rem, nic)
+  if not F['s:' .. nic] then return {'unknown'} end
+  if F['u:' .. nic] == '1' then return {'already'} end
+  hset(R.k, 'u:' .. nic, '1')
+  zrem(rem, R.id .. ' ' .. nic)
+  hist('undeliverable', nic, 'email')
+  if F.st == 'pending' then
+    mail({kinds = {'undeliverable'}, [field] = R.id, nic = F.req, about = nic})
+  end
+  commit()
+  return {'ok'}
+end
 `
 
 // script prepends luaLib to a script's body.
@@ -557,24 +598,7 @@ local only = ARGV[5]
 if F.ho and F.st == 'pending' then return {'handover', F.ho} end
 if F.st ~= 'pending' then return {'notpending', F.st} end
 if expired() then commit(); return {'notpending', 'expired'} end
-local targets = {}
-if only ~= '' then
-  local st = F['s:' .. only]
-  if not st then return {'notapprover'} end
-  if st ~= 'pending' then return {'answered'} end
-  targets = {only}
-else
-  for _, a in ipairs(split(F.apv)) do
-    if F['s:' .. a] == 'pending' then targets[#targets + 1] = a end
-  end
-end
-for _, a in ipairs(targets) do
-  if F['u:' .. a] then hdel(R.k, 'u:' .. a) end
-  zadd(R.rem, NOW + tonumber(ARGV[6]), R.id .. ' ' .. a)
-  mail({kinds = {'resend'}, request = R.id, nic = a})
-end
-commit()
-return {'ok', tostring(#targets)}
+return resendTo('request', R.rem, only, tonumber(ARGV[6]))
 `)
 
 // undeliverableScript records that an email to an approver bounced: its
@@ -587,16 +611,7 @@ request(1, ARGV[3])
 local nic = ARGV[5]
 local why = load(ARGV[4])
 if why then return {why} end
-if not F['s:' .. nic] then return {'unknown'} end
-if F['u:' .. nic] == '1' then return {'already'} end
-hset(R.k, 'u:' .. nic, '1')
-zrem(R.rem, R.id .. ' ' .. nic)
-hist('undeliverable', nic, 'email')
-if F.st == 'pending' then
-  mail({kinds = {'undeliverable'}, request = R.id, nic = F.req, about = nic})
-end
-commit()
-return {'ok'}
+return undeliverableTo('request', R.rem, nic)
 `)
 
 // disputeScript records a "this wasn't me" report made with a report
