@@ -281,32 +281,7 @@ func (m *Mailer) compose(j *job, kind workflow.Kind, b *batch) (*letter, error) 
 			d.Changes = append(d.Changes, templates.Change{Role: string(r), From: people.get(c.From), To: people.get(c.To)})
 		}
 	}
-	for _, nic := range req.Approvers() {
-		switch req.Approvals[nic].Status {
-		case workflow.ApprovalPending:
-			d.Awaited = append(d.Awaited, people.get(nic))
-		case workflow.ApprovalDeclined:
-			d.Decliners = append(d.Decliners, people.get(nic))
-		}
-	}
-	if kind == workflow.KindDisputed {
-		d.About = people.get(e.NIC)
-		d.Language = m.language("")
-		l.to, l.nic = m.cfg.Workflow.SecurityContact, ""
-		l.data = d
-		return l, nil
-	}
-	c := b.contacts[e.NIC]
-	if c == nil || strings.TrimSpace(c.Email) == "" {
-		return nil, permanent(fmt.Errorf("mailer: contact %s has no email address", e.NIC))
-	}
-	l.to, l.toName = c.Email, c.Name
-	d.Recipient, d.Language = people.get(e.NIC), m.language(c.Language)
-	d.Answer = string(req.Approvals[e.NIC].Status)
-	d.About = people.get(e.About)
-	m.attachToken(l, &d, j, kind)
-	l.data = d
-	return l, nil
+	return m.address(l, d, j, kind, b, people, req.Approvers(), req.Approvals)
 }
 
 // attachToken shows the token and link of the kinds that carry one.
@@ -433,8 +408,17 @@ func (m *Mailer) composeHandover(j *job, kind workflow.Kind, b *batch) (*letter,
 		}
 		d.Items = append(d.Items, ti)
 	}
-	for _, nic := range h.Approvers() {
-		switch h.Approvals[nic].Status {
+	return m.address(l, d, j, kind, b, people, h.Approvers(), h.Approvals)
+}
+
+// address ends the composition of a request's or a hand-over's email: who
+// is still awaited and who declined, then the recipient (the security
+// contact for a dispute), their language and answer, and the token.
+func (m *Mailer) address(l *letter, d templates.Data, j *job, kind workflow.Kind, b *batch, people directory,
+	approvers []string, approvals map[string]workflow.Approval) (*letter, error) {
+	e := j.e
+	for _, nic := range approvers {
+		switch approvals[nic].Status {
 		case workflow.ApprovalPending:
 			d.Awaited = append(d.Awaited, people.get(nic))
 		case workflow.ApprovalDeclined:
@@ -454,7 +438,7 @@ func (m *Mailer) composeHandover(j *job, kind workflow.Kind, b *batch) (*letter,
 	}
 	l.to, l.toName = c.Email, c.Name
 	d.Recipient, d.Language = people.get(e.NIC), m.language(c.Language)
-	d.Answer = string(h.Approvals[e.NIC].Status)
+	d.Answer = string(approvals[e.NIC].Status)
 	d.About = people.get(e.About)
 	m.attachToken(l, &d, j, kind)
 	l.data = d

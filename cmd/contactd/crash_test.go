@@ -336,16 +336,21 @@ func minTime(a, b time.Time) time.Time {
 
 // child is the daemon process, restarted after each kill.
 type child struct {
-	t          *testing.T
-	bin, conf  string
-	addr, log  string
+	t         *testing.T
+	bin, conf string
+	addr, log string
+	// components is serve's --components ("http,mailer,scheduler" when
+	// empty).
+	components string
 	mu         sync.Mutex
 	cmd        *exec.Cmd
 	down       []span
 	kills      int
 	killsDone  chan struct{}
 	stopped    bool
-	lastKilled time.Time
+	// killedAt is when kill last stopped the daemon, until start runs it
+	// again: that span is time no daemon ran.
+	killedAt time.Time
 }
 
 // start runs the daemon and waits until it answers /healthz.
@@ -355,7 +360,11 @@ func (c *child) start() error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(c.bin, "serve", "--config", c.conf, "--components", "http,mailer,scheduler")
+	components := c.components
+	if components == "" {
+		components = "http,mailer,scheduler"
+	}
+	cmd := exec.Command(c.bin, "serve", "--config", c.conf, "--components", components)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
@@ -363,6 +372,14 @@ func (c *child) start() error {
 	c.mu.Lock()
 	c.cmd = cmd
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if !c.killedAt.IsZero() {
+			c.down = append(c.down, span{c.killedAt, time.Now()})
+			c.killedAt = time.Time{}
+		}
+		c.mu.Unlock()
+	}()
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get("http://" + c.addr + "/healthz"); err == nil {
 			resp.Body.Close()
@@ -395,6 +412,17 @@ func (c *child) killLoop(n int) {
 		c.kills++
 		c.mu.Unlock()
 	}
+}
+
+// kill ends the daemon with SIGKILL, to be started again; the time until
+// then counts as time no daemon ran.
+func (c *child) kill() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+	c.killedAt = time.Now()
+	c.kills++
 }
 
 func (c *child) waitKills() { <-c.killsDone }

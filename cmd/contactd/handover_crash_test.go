@@ -208,15 +208,6 @@ func countApplied(t *testing.T, st *workflow.Store, id string) int {
 	return n
 }
 
-// kill ends the daemon with SIGKILL, to be started again.
-func (c *child) kill() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_ = c.cmd.Process.Kill()
-	_ = c.cmd.Wait()
-	c.kills++
-}
-
 // sinkMail keeps every email the sink received.
 type sinkMail struct {
 	mu   sync.Mutex

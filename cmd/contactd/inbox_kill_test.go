@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -77,8 +75,8 @@ func TestInboxKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids, tokens := inboxRequests(t, st)
-	d := &inboxDaemon{t: t, bin: bin, conf: conf, addr: strings.TrimPrefix(cfg.HTTP.BaseURL, "http://"),
-		log: filepath.Join(dir, "daemon.log")}
+	d := &child{t: t, bin: bin, conf: conf, addr: strings.TrimPrefix(cfg.HTTP.BaseURL, "http://"),
+		log: filepath.Join(dir, "daemon.log"), components: "http,inbox"}
 	if err := d.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -424,94 +422,4 @@ func (m *mailbox) count(t *testing.T, box string) int {
 		t.Fatalf("counting %s: %v", box, err)
 	}
 	return int(*st.NumMessages)
-}
-
-// inboxDaemon is `contactd serve --components http,inbox`, restarted
-// after each kill.
-type inboxDaemon struct {
-	t         *testing.T
-	bin, conf string
-	addr, log string
-	mu        sync.Mutex
-	cmd       *exec.Cmd
-	down      []span
-	kills     int
-	killedAt  time.Time
-	stopped   bool
-}
-
-// start runs the daemon and waits until it answers /healthz.
-func (d *inboxDaemon) start() error {
-	logf, err := os.OpenFile(d.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(d.bin, "serve", "--config", d.conf, "--components", "http,inbox")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.cmd = cmd
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		if !d.killedAt.IsZero() {
-			d.down = append(d.down, span{d.killedAt, time.Now()})
-			d.killedAt = time.Time{}
-		}
-		d.mu.Unlock()
-	}()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get("http://" + d.addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-	}
-	return errors.New("the daemon did not answer /healthz within 15s")
-}
-
-// kill kills the daemon with SIGKILL; the time until the next start is
-// recorded as time no daemon ran.
-func (d *inboxDaemon) kill() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_ = d.cmd.Process.Kill()
-	_ = d.cmd.Wait()
-	d.killedAt = time.Now()
-	d.kills++
-}
-
-func (d *inboxDaemon) downtimes() []span {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]span(nil), d.down...)
-}
-
-func (d *inboxDaemon) stop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped || d.cmd == nil {
-		return
-	}
-	d.stopped = true
-	_ = d.cmd.Process.Kill()
-	_ = d.cmd.Wait()
-}
-
-// logCount counts the daemon log lines holding s.
-func (d *inboxDaemon) logCount(s string) int {
-	b, _ := os.ReadFile(d.log)
-	return strings.Count(string(b), s)
-}
-
-func (d *inboxDaemon) dumpLog() {
-	b, _ := os.ReadFile(d.log)
-	if len(b) > 20000 {
-		b = b[len(b)-20000:]
-	}
-	d.t.Logf("daemon log (end):\n%s", b)
 }
