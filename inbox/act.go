@@ -74,17 +74,22 @@ func (a *actor) ours(from string) bool {
 
 // logOutcome writes one line per reply: never its token.
 func (a *actor) logOutcome(r *Reply, out *workflow.ReplyOutcome) {
+	// What the reply is about: a request, or a hand-over.
+	about := []any{"request_id", out.Request}
+	if out.Handover != "" {
+		about = []any{"handover_id", out.Handover}
+	}
 	switch out.Result {
 	case Processed:
-		args := []any{"request_id", out.Request, "nic", out.NIC, "decision", string(out.Decision), "message_id", r.MessageID}
+		args := append(about, "nic", out.NIC, "decision", string(out.Decision), "message_id", r.MessageID)
 		if out.Again {
 			args = append(args, "recorded_by", "an earlier attempt at this message")
 		}
 		a.log.Info("reply acted on", args...)
 	case Rejected:
 		args := []any{"reason", string(out.Reason), "message_id", r.MessageID}
-		if out.Request != "" {
-			args = append(args, "request_id", out.Request, "nic", out.NIC)
+		if out.Request != "" || out.Handover != "" {
+			args = append(append(args, about...), "nic", out.NIC)
 		}
 		switch {
 		case out.Answer != nil:
@@ -96,7 +101,7 @@ func (a *actor) logOutcome(r *Reply, out *workflow.ReplyOutcome) {
 	default:
 		switch {
 		case out.Undeliverable:
-			a.log.Info("email undeliverable", "request_id", out.Request, "nic", out.NIC, "message_id", r.MessageID)
+			a.log.Info("email undeliverable", append(about, "nic", out.NIC, "message_id", r.MessageID)...)
 		case out.Note != "":
 			a.log.Info("automatic message ignored: "+out.Note, "message_id", r.MessageID)
 		default:

@@ -74,6 +74,10 @@ const carryLease = 15 * time.Second
 // the answer shows the requests done; the mailer finds them so. A failure
 // is left for the job to overcome.
 func (s *Store) carryOut(ctx context.Context, id, job, op, nic string, ch Channel) {
+	// A caller that goes away (a closed connection) does not cut the job
+	// short: it is the caller's decision being carried out.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), carryLease/2)
+	defer cancel()
 	h, err := s.readHandover(ctx, id)
 	if err != nil || len(h.Items) > handoverInline {
 		return
