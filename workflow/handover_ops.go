@@ -34,7 +34,7 @@ func (s *Store) Lookup(ctx context.Context, token string) (*Lookup, error) {
 	}
 	switch t.Type {
 	case "v":
-		r, nic, err := s.LookupToken(ctx, token)
+		r, nic, err := s.requestOfToken(ctx, shard, ref, t)
 		return &Lookup{Request: r, NIC: nic}, err
 	case "h":
 		h, f, err := s.handoverFields(ctx, t.ID)

@@ -85,6 +85,12 @@ func (s *Store) LookupToken(ctx context.Context, token string) (*Request, string
 	if t.Type != "v" {
 		return nil, "", errLinkInvalid()
 	}
+	return s.requestOfToken(ctx, shard, ref, t)
+}
+
+// requestOfToken reads the request of an approver's token whose record t
+// (under reference ref) was read already.
+func (s *Store) requestOfToken(ctx context.Context, shard int, ref string, t tokenRecord) (*Request, string, error) {
 	h, err := s.readRequest(ctx, shard, t.ID)
 	if err != nil {
 		return nil, "", err
